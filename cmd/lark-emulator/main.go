@@ -1,0 +1,208 @@
+// Command lark-emulator runs the in-memory Lark of package larkemu as a process, for `make dev` and
+// the end-to-end tests, which need a Lark beside a real Vault and cannot reach the real one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
+)
+
+const usageText = `Usage: lark-emulator [flags]
+
+Serves the Lark endpoints the Vault plugin uses (both the "open" and the "accounts" host):
+  POST /open-apis/auth/v3/app_access_token/internal
+  POST /open-apis/auth/v3/tenant_access_token/internal
+  GET  /open-apis/authen/v1/authorize
+  POST /open-apis/authen/v2/oauth/token   and   POST /oauth/v3/token
+  POST /oauth/v1/revoke
+  GET  /open-apis/authen/v1/user_info
+  POST /open-apis/im/v1/messages?receive_id_type=open_id
+
+Control API (JSON in and out; see the larkemu package documentation for every field):
+  POST   /_emulator/apps              {"app_id","app_secret","refresh_disabled","scopes"}
+  GET    /_emulator/apps
+  DELETE /_emulator/apps/{app_id}
+  GET    /_emulator/clock             -> {"now","offset_seconds"}
+  POST   /_emulator/clock/advance     {"seconds":N}   (N > 0, may be fractional)
+  POST   /_emulator/failures          {"endpoint","mode","count","delay_ms","status","reset_seconds","code","msg"}
+  GET    /_emulator/failures
+  DELETE /_emulator/failures
+  GET    /_emulator/counters
+  POST   /_emulator/reset             (counters, failures, tokens, grants, messages; keeps apps and users)
+  POST   /_emulator/users             {"user_id","name","en_name","email","open_id","union_id"}
+  GET    /_emulator/users
+  GET    /_emulator/authorize-mode
+  POST   /_emulator/authorize-mode    {"mode":"approve"|"deny"}
+  GET    /_emulator/grants
+  POST   /_emulator/grants            {"app_id","user_id","scopes","authorized_days_ago"}
+  POST   /_emulator/grants/revoke     {"grant_id"} or {"app_id","user_id"}
+  POST   /_emulator/grants/expire     {"grant_id"} or {"app_id","user_id"}
+  GET    /_emulator/messages
+  DELETE /_emulator/messages
+
+Endpoint names for counters and failures: app_access_token, tenant_access_token, authorize,
+oauth_token, code_exchange, refresh, refresh_reuse (counter only), revoke, user_info, messages, "*".
+Failure modes: 5xx, timeout, slow, 429, garbage, truncated, huge, lost_response, error.
+
+Flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+// appFlags collects repeated -app id:secret flags.
+type appFlags map[string]string
+
+func (a appFlags) String() string {
+	ids := make([]string, 0, len(a))
+	for id := range a {
+		ids = append(ids, id) // never print the secrets
+	}
+	return strings.Join(ids, ",")
+}
+
+func (a appFlags) Set(v string) error {
+	id, secret, ok := strings.Cut(v, ":")
+	if !ok || id == "" || secret == "" {
+		return errors.New("want app_id:app_secret")
+	}
+	a[id] = secret
+	return nil
+}
+
+// run is main without the process exit, so tests can start and stop the emulator in-process.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lark-emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	apps := appFlags{}
+	var opts larkemu.Options
+	listen := fs.String("listen", "127.0.0.1:8787", "address to listen on; port 0 picks a free port")
+	addrFile := fs.String("addr-file", "", "write the base URL (http://host:port) to this file once listening")
+	verbose := fs.Bool("verbose", false, "log one line per Lark request to stderr (never secrets or tokens)")
+	fs.Var(apps, "app", "register an app as app_id:app_secret (repeatable)")
+	fs.DurationVar(&opts.AppTokenTTL, "app-token-ttl", larkemu.DefaultAppTokenTTL, "lifetime of app/tenant access tokens")
+	fs.DurationVar(&opts.ReuseWindow, "reuse-window", larkemu.DefaultReuseWindow, "an app/tenant token with at least this much life left is handed out again")
+	fs.DurationVar(&opts.UserTokenTTL, "user-token-ttl", larkemu.DefaultUserTokenTTL, "lifetime of user access tokens")
+	fs.DurationVar(&opts.RefreshTokenTTL, "refresh-token-ttl", larkemu.DefaultRefreshTokenTTL, "lifetime of user refresh tokens")
+	fs.DurationVar(&opts.GrantMaxAge, "grant-max-age", larkemu.DefaultGrantMaxAge, "how long after authorization a grant can be refreshed")
+	fs.DurationVar(&opts.CodeTTL, "code-ttl", larkemu.DefaultCodeTTL, "lifetime of authorization codes")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lark-emulator: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *verbose {
+		opts.Logger = log.New(stderr, "lark-emulator: ", log.LstdFlags|log.Lmicroseconds)
+	}
+	emu := larkemu.New(opts)
+	for id, secret := range apps {
+		if err := emu.AddApp(id, secret); err != nil {
+			fmt.Fprintf(stderr, "lark-emulator: -app: %v\n", err)
+			return 2
+		}
+	}
+	if err := serve(ctx, emu, *listen, *addrFile, stderr); err != nil {
+		fmt.Fprintf(stderr, "lark-emulator: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, emu *larkemu.Server, listen, addrFile string, stderr io.Writer) error {
+	if addrFile != "" {
+		// A file left over from an earlier run would send waiting scripts to a dead port.
+		if err := os.Remove(addrFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	baseURL := "http://" + displayAddr(ln.Addr().(*net.TCPAddr))
+	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	if addrFile != "" {
+		if err := writeFileAtomic(addrFile, baseURL); err != nil {
+			_ = srv.Close()
+			return err
+		}
+		defer os.Remove(addrFile)
+	}
+	fmt.Fprintf(stderr, "lark-emulator listening on %s\n", baseURL)
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	emu.Close() // let go of requests held by injected timeouts, or Shutdown would wait for them
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// displayAddr turns a wildcard listen address into one a client can dial.
+func displayAddr(a *net.TCPAddr) string {
+	host := a.IP.String()
+	if a.IP == nil || a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+// writeFileAtomic renames a complete temporary file into place, so a script polling for the file
+// never reads half a URL.
+func writeFileAtomic(path, content string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".lark-emulator-addr-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // no-op after a successful rename
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -1,0 +1,48 @@
+package larksecrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
+)
+
+// operatorError turns a failure into an error whose HTTP status says whose problem it is (404: the
+// app is not configured here; 502: Lark refused or answered nonsense; 503: Lark could not be
+// reached or is rate-limiting) and whose message says what to do. Messages never contain secrets:
+// the Lark client's errors are built without them.
+func (b *backend) operatorError(req *logical.Request, appID string, err error) error {
+	mount := req.MountPoint
+	if mount == "" {
+		mount = "lark/"
+	}
+	var le *lark.Error
+	switch {
+	case errors.Is(err, errAppNotConfigured):
+		return logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+			"app %s is not configured in this mount; add it with: vault write %sapps/%s app_secret=...", appID, mount, appID))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
+			"gave up waiting for Lark to issue a token for %s: %v", appID, err))
+	case errors.As(err, &le):
+		switch le.Kind {
+		case lark.KindAppSecretRejected:
+			return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+				"Lark rejected the app secret of %s (%v). Check the App Secret in the developer console and store it with: vault write %sapps/%s app_secret=...", appID, le, mount, appID))
+		case lark.KindAppNotFound:
+			return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+				"Lark does not know app %s (%v). Check the app id and the brand (feishu or lark) in %sapps/%s", appID, le, mount, appID))
+		case lark.KindRateLimited, lark.KindUnavailable:
+			return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
+				"Lark unreachable while fetching a token for %s: %v", appID, le))
+		default:
+			return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+				"Lark failed to issue a token for %s: %v", appID, le))
+		}
+	}
+	return err
+}

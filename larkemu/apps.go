@@ -1,0 +1,80 @@
+package larkemu
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+)
+
+// App is a self-built Lark app as the emulator knows it.
+type App struct {
+	ID     string `json:"app_id"`
+	Secret string `json:"app_secret"`
+	// RefreshDisabled turns off the "refresh user_access_token" security switch: refreshes fail with 20074.
+	RefreshDisabled bool `json:"refresh_disabled,omitempty"`
+	// Scopes, when not empty, are the only scopes the authorize page accepts for this app (others: 20027).
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+type app struct {
+	App
+}
+
+// appIDPattern is what Lark treats as a well-formed app id: a malformed one gets 10003 rather than
+// "app id not exists". Real ids are cli_ plus 16 hex digits; tests like readable ones, so allow more.
+var appIDPattern = regexp.MustCompile(`^cli_[A-Za-z0-9_-]{1,60}$`)
+
+func wellFormedAppID(id string) bool { return appIDPattern.MatchString(id) }
+
+// AddApp registers a self-built app, or replaces the secret of an existing one. Tokens already
+// issued to the app stay valid, as they do on Lark when a secret is reset.
+func (s *Server) AddApp(appID, appSecret string) error {
+	return s.RegisterApp(App{ID: appID, Secret: appSecret})
+}
+
+// RegisterApp registers or replaces an app with all its settings.
+func (s *Server) RegisterApp(a App) error {
+	if !wellFormedAppID(a.ID) {
+		return fmt.Errorf("app_id %q is not well-formed (want cli_ followed by letters, digits, '_' or '-')", a.ID)
+	}
+	if a.Secret == "" {
+		return fmt.Errorf("app %s: app_secret is empty", a.ID)
+	}
+	a.Scopes = slices.Clone(a.Scopes)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apps[a.ID] = &app{App: a}
+	return nil
+}
+
+// RemoveApp forgets an app and invalidates its app and tenant tokens. It reports whether the app existed.
+func (s *Server) RemoveApp(appID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.apps[appID]; !ok {
+		return false
+	}
+	delete(s.apps, appID)
+	delete(s.currentToken, appID)
+	for tok, t := range s.tenantTokens {
+		if t.appID == appID {
+			delete(s.tenantTokens, tok)
+		}
+	}
+	return true
+}
+
+// Apps lists the registered apps, sorted by id.
+func (s *Server) Apps() []App {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]App, 0, len(s.apps))
+	for _, a := range s.apps {
+		c := a.App
+		c.Scopes = slices.Clone(c.Scopes)
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b App) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}

@@ -1,0 +1,74 @@
+package larkemu
+
+// Endpoint names key the counters and failure injection. They are part of the control API (JSON
+// clients use the same strings), so they never change once published.
+const (
+	// EndpointAppAccessToken is POST /open-apis/auth/v3/app_access_token/internal.
+	EndpointAppAccessToken = "app_access_token"
+	// EndpointTenantAccessToken is POST /open-apis/auth/v3/tenant_access_token/internal.
+	EndpointTenantAccessToken = "tenant_access_token"
+	// EndpointAuthorize is GET /open-apis/authen/v1/authorize (the browser-facing consent page).
+	EndpointAuthorize = "authorize"
+	// EndpointOAuthToken is POST /open-apis/authen/v2/oauth/token and POST /oauth/v3/token, any grant.
+	EndpointOAuthToken = "oauth_token"
+	// EndpointCodeExchange counts token calls with grant_type=authorization_code. It is a subset of
+	// EndpointOAuthToken, so a failure can target code exchanges without touching refreshes.
+	EndpointCodeExchange = "code_exchange"
+	// EndpointRefresh counts token calls with grant_type=refresh_token (a subset of EndpointOAuthToken).
+	EndpointRefresh = "refresh"
+	// EndpointRefreshReuse counts refresh calls that presented an already used refresh token. It is a
+	// counter only; failures cannot target it.
+	EndpointRefreshReuse = "refresh_reuse"
+	// EndpointRevoke is POST /oauth/v1/revoke.
+	EndpointRevoke = "revoke"
+	// EndpointUserInfo is GET /open-apis/authen/v1/user_info.
+	EndpointUserInfo = "user_info"
+	// EndpointMessages is POST /open-apis/im/v1/messages.
+	EndpointMessages = "messages"
+	// EndpointAll makes an injected failure match every endpoint (except the grant-specific subsets
+	// EndpointCodeExchange and EndpointRefresh, which a wildcard already hit at EndpointOAuthToken).
+	EndpointAll = "*"
+)
+
+// counterNames lists every counter, so GET /_emulator/counters always has the same keys.
+var counterNames = []string{
+	EndpointAppAccessToken,
+	EndpointTenantAccessToken,
+	EndpointAuthorize,
+	EndpointOAuthToken,
+	EndpointCodeExchange,
+	EndpointRefresh,
+	EndpointRefreshReuse,
+	EndpointRevoke,
+	EndpointUserInfo,
+	EndpointMessages,
+}
+
+// failureTargets are the endpoint names a Failure may name.
+var failureTargets = map[string]bool{
+	EndpointAll:               true,
+	EndpointAppAccessToken:    true,
+	EndpointTenantAccessToken: true,
+	EndpointAuthorize:         true,
+	EndpointOAuthToken:        true,
+	EndpointCodeExchange:      true,
+	EndpointRefresh:           true,
+	EndpointRevoke:            true,
+	EndpointUserInfo:          true,
+	EndpointMessages:          true,
+}
+
+// Paths served by the emulator. The "open" and the "accounts" hosts of real Lark are both this server.
+const (
+	PathAppAccessToken    = "/open-apis/auth/v3/app_access_token/internal"
+	PathTenantAccessToken = "/open-apis/auth/v3/tenant_access_token/internal"
+	PathAuthorize         = "/open-apis/authen/v1/authorize"
+	PathOAuthTokenV2      = "/open-apis/authen/v2/oauth/token"
+	PathOAuthTokenV3      = "/oauth/v3/token"
+	PathRevoke            = "/oauth/v1/revoke"
+	PathUserInfo          = "/open-apis/authen/v1/user_info"
+	PathMessages          = "/open-apis/im/v1/messages"
+
+	// ControlPrefix is reserved for the test control API; real Lark has nothing there.
+	ControlPrefix = "/_emulator/"
+)

@@ -1,0 +1,301 @@
+package larksecrets
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
+)
+
+const (
+	appStoragePrefix = "apps/"
+	appEntryVersion  = 1
+	operationPrefix  = "lark"
+	maxSecretBytes   = 256
+)
+
+// appEntry is one Lark app as stored. AppSecret never leaves the backend except in the request
+// body sent to Lark.
+type appEntry struct {
+	Version         int       `json:"version"`
+	AppID           string    `json:"app_id"`
+	AppSecret       string    `json:"app_secret"`
+	Brand           string    `json:"brand"`
+	BaseURL         string    `json:"base_url,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	SecretUpdatedAt time.Time `json:"secret_updated_at"`
+}
+
+// openBaseURL is where this app's OpenAPI calls go: the override if set, else the brand's host.
+func (a *appEntry) openBaseURL() string {
+	if a.BaseURL != "" {
+		return a.BaseURL
+	}
+	return lark.Brand(a.Brand).OpenBaseURL()
+}
+
+// secretFingerprint lets an operator check which secret is stored without reading it: the first 8
+// hex digits of its SHA-256, comparable with `printf %s "$SECRET" | sha256sum | cut -c1-8`.
+func secretFingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:])[:8]
+}
+
+var appFields = map[string]*framework.FieldSchema{
+	"app_id": {
+		Type:        framework.TypeString,
+		Description: `The Lark app's App ID, as shown in the developer console (e.g. "cli_a1b2c3d4e5f6a7b8").`,
+		Required:    true,
+	},
+	"app_secret": {
+		Type:        framework.TypeString,
+		Description: "The app's App Secret. Required when the app is created; write-only: reads show only whether it is set and a short SHA-256 fingerprint.",
+		DisplayAttrs: &framework.DisplayAttributes{
+			Sensitive: true,
+		},
+	},
+	"brand": {
+		Type:          framework.TypeString,
+		Description:   `Which Lark the app lives in: "feishu" (open.feishu.cn, China) or "lark" (open.larksuite.com, international). Defaults to "feishu" when the app is created.`,
+		AllowedValues: []interface{}{string(lark.BrandFeishu), string(lark.BrandLark)},
+	},
+	"base_url": {
+		Type:        framework.TypeString,
+		Description: `Optional override of the OpenAPI host, such as "http://127.0.0.1:8787" for the Lark emulator or an egress proxy. Scheme and host only; empty restores the brand's host.`,
+	},
+}
+
+func pathApps(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern:      "apps/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "apps"},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathAppsList,
+					Summary:  "List the configured Lark apps.",
+				},
+			},
+			HelpSynopsis:    "List the Lark apps configured in this mount.",
+			HelpDescription: "Returns the app ids. Reading an app shows its settings; its secret is never shown.",
+		},
+		{
+			// ".+" rather than a strict pattern, so a malformed id reaches the handler and gets a
+			// clear error instead of "unsupported path".
+			Pattern:        "apps/(?P<app_id>.+)",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "app"},
+			Fields:         appFields,
+			ExistenceCheck: b.appExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.CreateOperation: &framework.PathOperation{
+					Callback: b.pathAppWrite,
+					Summary:  "Register a Lark app and its secret.",
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathAppWrite,
+					Summary:  "Change an app's settings or rotate its secret; fields left out keep their value.",
+				},
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathAppRead,
+					Summary:  "Show an app's settings (never its secret).",
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback: b.pathAppDelete,
+					Summary:  "Forget an app, its secret and its cached tokens.",
+				},
+			},
+			HelpSynopsis: "One Lark app: its secret, brand and endpoint.",
+			HelpDescription: `Create the app once with its App Secret:
+
+    vault write lark/apps/cli_a1b2c3d4e5f6a7b8 app_secret=... brand=feishu
+
+The secret is write-only. A read shows "app_secret_set" and "app_secret_fingerprint"
+(the first 8 hex digits of its SHA-256). Writing a new secret, brand or base_url drops the
+app's cached tokens, so the next read fetches them with the new settings.`,
+		},
+	}
+}
+
+func (b *backend) appExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	appID := d.Get("app_id").(string)
+	if validateAppID(appID) != nil {
+		// Let the handler produce the error message.
+		return false, nil
+	}
+	app, err := b.getApp(ctx, req.Storage, appID)
+	return app != nil, err
+}
+
+func (b *backend) getApp(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
+	entry, err := s.Get(ctx, appStoragePrefix+appID)
+	if err != nil {
+		return nil, fmt.Errorf("reading app %s: %w", appID, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	var app appEntry
+	if err := entry.DecodeJSON(&app); err != nil {
+		return nil, fmt.Errorf("decoding app %s: %w", appID, err)
+	}
+	return &app, nil
+}
+
+func (b *backend) pathAppsList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	ids, err := req.Storage.List(ctx, appStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(ids), nil
+}
+
+func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	appID := d.Get("app_id").(string)
+	if err := validateAppID(appID); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	app, err := b.getApp(ctx, req.Storage, appID)
+	if err != nil {
+		return nil, err
+	}
+	if app == nil {
+		return nil, nil
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		"app_id":                 app.AppID,
+		"brand":                  app.Brand,
+		"base_url":               app.BaseURL,
+		"effective_base_url":     app.openBaseURL(),
+		"app_secret_set":         app.AppSecret != "",
+		"app_secret_fingerprint": secretFingerprint(app.AppSecret),
+		"created_at":             app.CreatedAt.Format(time.RFC3339),
+		"updated_at":             app.UpdatedAt.Format(time.RFC3339),
+		"secret_updated_at":      app.SecretUpdatedAt.Format(time.RFC3339),
+	}}, nil
+}
+
+func validateSecret(secret string) error {
+	if secret == "" {
+		return fmt.Errorf("app_secret must not be empty")
+	}
+	if len(secret) > maxSecretBytes {
+		return fmt.Errorf("app_secret is too long (%d bytes, at most %d)", len(secret), maxSecretBytes)
+	}
+	for _, r := range secret {
+		// Whitespace is the usual sign of a copy-paste accident (a trailing newline); Lark
+		// secrets are printable ASCII.
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("app_secret contains whitespace or non-printable characters; Lark app secrets are printable ASCII without spaces (check for a trailing newline)")
+		}
+	}
+	return nil
+}
+
+func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	appID := d.Get("app_id").(string)
+	if err := validateAppID(appID); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	existing, err := b.getApp(ctx, req.Storage, appID)
+	if err != nil {
+		return nil, err
+	}
+
+	now := b.clock.Now().UTC()
+	app := appEntry{AppID: appID, Brand: string(lark.BrandFeishu), CreatedAt: now}
+	if existing != nil {
+		app = *existing
+	}
+	app.Version = appEntryVersion
+
+	if raw, ok := d.GetOk("app_secret"); ok {
+		secret := raw.(string)
+		if err := validateSecret(secret); err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		if secret != app.AppSecret {
+			app.AppSecret = secret
+			app.SecretUpdatedAt = now
+		}
+	} else if existing == nil {
+		return logical.ErrorResponse("app_secret is required when creating an app"), nil
+	}
+	if raw, ok := d.GetOk("brand"); ok {
+		brand, err := lark.ParseBrand(raw.(string))
+		if err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		app.Brand = string(brand)
+	}
+	if raw, ok := d.GetOk("base_url"); ok {
+		u := raw.(string)
+		if len(u) > maxFieldBytes {
+			return logical.ErrorResponse("base_url is too long (%d bytes)", len(u)), nil
+		}
+		if u != "" {
+			if err := lark.ValidateBaseURL(u); err != nil {
+				return logical.ErrorResponse("base_url: %s", err.Error()), nil
+			}
+		}
+		app.BaseURL = u
+	}
+
+	endpointChanged := existing == nil || existing.AppSecret != app.AppSecret ||
+		existing.Brand != app.Brand || existing.BaseURL != app.BaseURL
+	app.UpdatedAt = now
+
+	entry, err := logical.StorageEntryJSON(appStoragePrefix+appID, &app)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, err
+	}
+	if endpointChanged && existing != nil {
+		// Tokens fetched with the old secret or from another host must not outlive the change.
+		if err := b.dropTokens(ctx, req.Storage, appID); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	appID := d.Get("app_id").(string)
+	if err := validateAppID(appID); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	// Tokens first: if deleting them fails the app stays and the delete can simply be repeated.
+	if err := b.dropTokens(ctx, req.Storage, appID); err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Delete(ctx, appStoragePrefix+appID); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// dropTokens forgets an app's cached tokens in storage and memory.
+func (b *backend) dropTokens(ctx context.Context, s logical.Storage, appID string) error {
+	for _, kind := range allTokenKinds {
+		if err := s.Delete(ctx, tokenStorageKey(appID, kind)); err != nil {
+			return fmt.Errorf("dropping cached %s token of %s: %w", kind, appID, err)
+		}
+	}
+	b.tokens.forgetApp(appID)
+	return nil
+}
