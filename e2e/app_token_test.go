@@ -14,8 +14,8 @@ import (
 )
 
 func TestPluginRegisteredBySHA256AndVersion(t *testing.T) {
-	info := vaultJSON(t, rootToken, "plugin", "info", "secret", pluginName)
-	data := info["data"].(map[string]any)
+	info := vaultJSON(t, rootToken, "plugin", "info", "-version="+pluginVersion, "secret", pluginName)
+	data := info // `vault plugin info` prints the catalog entry itself, not wrapped in "data"
 	if data["sha256"] != env.pluginSHA {
 		t.Fatalf("catalog sha256 = %v, want %s", data["sha256"], env.pluginSHA)
 	}
