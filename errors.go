@@ -11,7 +11,7 @@ import (
 	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
 )
 
-// operatorError turns a failure into an error whose HTTP status says whose problem it is (404: the
+// operatorError turns a failure into an error whose HTTP status says whose problem it is (400: the
 // app is not configured here; 502: Lark refused or answered nonsense; 503: Lark could not be
 // reached or is rate-limiting) and whose message says what to do. Messages never contain secrets:
 // the Lark client's errors are built without them.
@@ -23,7 +23,8 @@ func (b *backend) operatorError(req *logical.Request, appID string, err error) e
 	var le *lark.Error
 	switch {
 	case errors.Is(err, errAppNotConfigured):
-		return logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+		// 400 rather than 404: the vault CLI prints "No value found" for a 404 and drops the message.
+		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
 			"app %s is not configured in this mount; add it with: vault write %sapps/%s app_secret=...", appID, mount, appID))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
@@ -32,10 +33,10 @@ func (b *backend) operatorError(req *logical.Request, appID string, err error) e
 		switch le.Kind {
 		case lark.KindAppSecretRejected:
 			return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
-				"Lark rejected the app secret of %s (%v). Check the App Secret in the developer console and store it with: vault write %sapps/%s app_secret=...", appID, le, mount, appID))
+				"Lark rejected the app secret of %s (%s). Check the App Secret in the developer console and store it with: vault write %sapps/%s app_secret=...", appID, larkDetail(le), mount, appID))
 		case lark.KindAppNotFound:
 			return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
-				"Lark does not know app %s (%v). Check the app id and the brand (feishu or lark) in %sapps/%s", appID, le, mount, appID))
+				"Lark does not know app %s (%s). Check the app id and the brand (feishu or lark) in %sapps/%s", appID, larkDetail(le), mount, appID))
 		case lark.KindRateLimited, lark.KindUnavailable:
 			return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
 				"Lark unreachable while fetching a token for %s: %v", appID, le))
@@ -45,4 +46,13 @@ func (b *backend) operatorError(req *logical.Request, appID string, err error) e
 		}
 	}
 	return err
+}
+
+// larkDetail is the part of a Lark error an operator quotes to Lark support: code, message, log id.
+func larkDetail(le *lark.Error) string {
+	d := fmt.Sprintf("code %d: %s", le.Code, le.Msg)
+	if le.LogID != "" {
+		d += ", log_id " + le.LogID
+	}
+	return d
 }

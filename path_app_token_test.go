@@ -195,7 +195,7 @@ func TestUnknownAppAndBadIDs(t *testing.T) {
 	_, err := env.read("app-token/cli_nothere")
 	var coded logical.HTTPCodedError
 	require.True(t, errors.As(err, &coded))
-	require.Equal(t, http.StatusNotFound, coded.Code())
+	require.Equal(t, http.StatusBadRequest, coded.Code())
 	require.Contains(t, err.Error(), "vault write lark/apps/cli_nothere")
 	require.Zero(t, env.emu.Calls(larkemu.EndpointAppAccessToken))
 

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -230,6 +231,8 @@ func startProcess(logFile, bin string, args ...string) (*exec.Cmd, error) {
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.Env = append(os.Environ(), "VAULT_DISABLE_MLOCK=true")
+	// If the test binary dies (a panic, a timeout), the kernel stops Vault and the emulator too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err

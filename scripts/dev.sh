@@ -53,7 +53,7 @@ unset demo_secret
 
 cat <<MSG
 
-Vault $("$vault_bin" version | cut -d' ' -f2) is running with vault-plugin-secrets-lark $version mounted at lark/
+Vault $("$vault_bin" version | awk '{print $2}' | tr -d ,) is running with vault-plugin-secrets-lark $version mounted at lark/
 (sha256 $sha), and the Lark emulator at $emu_url.
 
 In another shell:
