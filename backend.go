@@ -23,7 +23,8 @@ The Lark secrets engine keeps Feishu / Lark app secrets inside Vault and hands o
 fresh app and tenant access tokens as non-renewable leases.
 
 Register an app with "apps/<app_id>", then read "app-token/<app_id>" or
-"tenant-token/<app_id>". Mount-wide settings live in "config".
+"tenant-token/<app_id>". People authorize once through "oauth/<app_id>/authorize";
+services then read "user-token/<app_id>/<user>". Mount-wide settings live in "config".
 `
 
 // Factory is what Vault calls to create one backend per mount.
@@ -47,6 +48,10 @@ type backend struct {
 	config   *configEntry // cached; nil until first read, reset by Invalidate
 
 	tokens *tokenCache
+	grants *grantLocks
+
+	// stateMu makes redeeming an OAuth state (read, then delete) one step.
+	stateMu sync.Mutex
 }
 
 // newBackend builds a backend with an injectable clock and HTTP client (nil: a pooled default), so
@@ -59,28 +64,36 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		clock:      clk,
 		httpClient: httpClient,
 		tokens:     newTokenCache(),
+		grants:     newGrantLocks(),
 	}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
 		RunningVersion: Version,
 		PathsSpecial: &logical.Paths{
+			// Lark redirects a browser, which has no Vault token, to the callback; the single-use
+			// state it carries is what authorizes the request.
+			Unauthenticated: []string{callbackPath},
 			// Seal wrap (Enterprise) adds a second layer over the barrier for the entries that hold
 			// secrets: app secrets, cached access tokens and user grants.
 			SealWrapStorage: []string{
 				appStoragePrefix,
 				tokenStoragePrefix,
-				"users/",
+				grantStoragePrefix,
+				oauthStatePrefix,
 			},
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathApps(b),
 			pathAccessTokens(b),
+			pathUserTokens(b),
+			pathOAuth(b),
 		),
 		Secrets: []*framework.Secret{
 			secretAccessToken(b, kindApp),
 			secretAccessToken(b, kindTenant),
+			secretUserToken(),
 		},
 		Invalidate: b.invalidate,
 	}

@@ -2,6 +2,7 @@ package larksecrets
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -65,4 +66,67 @@ func truncateForMessage(s string) string {
 		return clean[:max] + "…"
 	}
 	return clean
+}
+
+// User slots name one Lark user's grant under an app. They appear in paths and in identity-templated
+// policies (entity or alias names), so they allow what such names usually hold and nothing that
+// could change the meaning of a path.
+var slotPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+func validateSlot(slot string) error {
+	switch {
+	case slot == "":
+		return fmt.Errorf("user is required: the name of the slot that will hold this user's grant")
+	case len(slot) > 64:
+		return fmt.Errorf("user %q is too long (%d characters, at most 64)", truncateForMessage(slot), len(slot))
+	case !slotPattern.MatchString(slot) || strings.Contains(slot, ".."):
+		return fmt.Errorf("user %q is not a valid slot name: use 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit, without '..'", truncateForMessage(slot))
+	}
+	return nil
+}
+
+// Scopes are space-separated in Lark's authorize URL, so a scope with a space would smuggle in
+// another; Lark allows at most 50 and rejects duplicates.
+var scopePattern = regexp.MustCompile(`^[A-Za-z0-9_.:\-]{1,128}$`)
+
+const offlineAccessScope = "offline_access"
+
+// normalizeScopes merges scope lists, drops duplicates and empty entries, and checks each scope.
+func normalizeScopes(lists ...[]string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, list := range lists {
+		for _, s := range list {
+			s = strings.TrimSpace(s)
+			if s == "" || seen[s] {
+				continue
+			}
+			if !scopePattern.MatchString(s) {
+				return nil, fmt.Errorf("scope %q is not a Lark scope name (letters, digits, '.', ':', '_' and '-')", truncateForMessage(s))
+			}
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if len(out) > 50 {
+		return nil, fmt.Errorf("%d scopes requested; Lark accepts at most 50", len(out))
+	}
+	return out, nil
+}
+
+func validateRedirectURI(raw string) error {
+	if len(raw) > 2048 {
+		return fmt.Errorf("too long (%d bytes, at most 2048)", len(raw))
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("must be an absolute http or https URL")
+	}
+	if u.User != nil || u.Fragment != "" || u.RawQuery != "" {
+		return fmt.Errorf("must not carry user info, a query or a fragment: Lark appends code and state")
+	}
+	return nil
 }

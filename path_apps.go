@@ -29,9 +29,28 @@ type appEntry struct {
 	AppSecret       string    `json:"app_secret"`
 	Brand           string    `json:"brand"`
 	BaseURL         string    `json:"base_url,omitempty"`
+	AccountsBaseURL string    `json:"accounts_base_url,omitempty"`
+	RedirectURI     string    `json:"redirect_uri,omitempty"`
+	Scopes          []string  `json:"scopes,omitempty"`
+	TokenEndpoint   string    `json:"token_endpoint,omitempty"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	SecretUpdatedAt time.Time `json:"secret_updated_at"`
+}
+
+// accountsBaseURL is where the authorize page, the v3 token endpoint and revoke live.
+func (a *appEntry) accountsBaseURL() string {
+	if a.AccountsBaseURL != "" {
+		return a.AccountsBaseURL
+	}
+	return lark.Brand(a.Brand).AccountsBaseURL()
+}
+
+func (a *appEntry) tokenEndpoint() lark.TokenEndpoint {
+	if a.TokenEndpoint == "" {
+		return lark.TokenEndpointV3
+	}
+	return lark.TokenEndpoint(a.TokenEndpoint)
 }
 
 // openBaseURL is where this app's OpenAPI calls go: the override if set, else the brand's host.
@@ -70,6 +89,23 @@ var appFields = map[string]*framework.FieldSchema{
 	"base_url": {
 		Type:        framework.TypeString,
 		Description: `Optional override of the OpenAPI host, such as "http://127.0.0.1:8787" for the Lark emulator or an egress proxy. Scheme and host only; empty restores the brand's host.`,
+	},
+	"accounts_base_url": {
+		Type:        framework.TypeString,
+		Description: `Optional override of the accounts host (authorize page, v3 token endpoint, revoke), such as the emulator's address. Scheme and host only; empty restores the brand's host (accounts.feishu.cn or accounts.larksuite.com).`,
+	},
+	"redirect_uri": {
+		Type:        framework.TypeString,
+		Description: `Where Lark sends the user's browser after authorization. Use Vault's own callback, "https://<vault address>/v1/<mount>/oauth/callback", or your app's page that then writes the code to oauth/<app_id>/exchange. It must be listed under Security Settings → Redirect URLs in the developer console. Required before users can authorize.`,
+	},
+	"scopes": {
+		Type:        framework.TypeCommaStringSlice,
+		Description: `Scopes requested from every user of this app (comma-separated), e.g. "contact:user.base:readonly,im:message". "offline_access" is always added: without it Lark issues no refresh token.`,
+	},
+	"token_endpoint": {
+		Type:          framework.TypeString,
+		Description:   `Which OAuth token endpoint to use for user tokens: "v3" (accounts.*/oauth/v3/token, the newest docs; default) or "v2" (open.*/open-apis/authen/v2/oauth/token).`,
+		AllowedValues: []interface{}{"v3", "v2"},
 	},
 }
 
@@ -177,6 +213,10 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 		"brand":                  app.Brand,
 		"base_url":               app.BaseURL,
 		"effective_base_url":     app.openBaseURL(),
+		"accounts_base_url":      app.AccountsBaseURL,
+		"redirect_uri":           app.RedirectURI,
+		"scopes":                 app.Scopes,
+		"token_endpoint":         string(app.tokenEndpoint()),
 		"app_secret_set":         app.AppSecret != "",
 		"app_secret_fingerprint": secretFingerprint(app.AppSecret),
 		"created_at":             app.CreatedAt.Format(time.RFC3339),
@@ -253,9 +293,45 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 		}
 		app.BaseURL = u
 	}
+	if raw, ok := d.GetOk("accounts_base_url"); ok {
+		u := raw.(string)
+		if len(u) > maxFieldBytes {
+			return logical.ErrorResponse("accounts_base_url is too long (%d bytes)", len(u)), nil
+		}
+		if u != "" {
+			if err := lark.ValidateBaseURL(u); err != nil {
+				return logical.ErrorResponse("accounts_base_url: %s", err.Error()), nil
+			}
+		}
+		app.AccountsBaseURL = u
+	}
+	if raw, ok := d.GetOk("redirect_uri"); ok {
+		u := raw.(string)
+		if u != "" {
+			if err := validateRedirectURI(u); err != nil {
+				return logical.ErrorResponse("redirect_uri: %s", err.Error()), nil
+			}
+		}
+		app.RedirectURI = u
+	}
+	if raw, ok := d.GetOk("scopes"); ok {
+		scopes, err := normalizeScopes(raw.([]string), nil)
+		if err != nil {
+			return logical.ErrorResponse("scopes: %s", err.Error()), nil
+		}
+		app.Scopes = scopes
+	}
+	if raw, ok := d.GetOk("token_endpoint"); ok {
+		ep, err := lark.ParseTokenEndpoint(raw.(string))
+		if err != nil {
+			return logical.ErrorResponse("token_endpoint: %s", err.Error()), nil
+		}
+		app.TokenEndpoint = string(ep)
+	}
 
 	endpointChanged := existing == nil || existing.AppSecret != app.AppSecret ||
-		existing.Brand != app.Brand || existing.BaseURL != app.BaseURL
+		existing.Brand != app.Brand || existing.BaseURL != app.BaseURL ||
+		existing.AccountsBaseURL != app.AccountsBaseURL
 	app.UpdatedAt = now
 
 	entry, err := logical.StorageEntryJSON(appStoragePrefix+appID, &app)
@@ -278,6 +354,15 @@ func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *fr
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
+	}
+	// User grants cannot be re-created without every user authorizing again: refuse rather than
+	// lose them.
+	slots, err := req.Storage.List(ctx, grantStoragePrefix+appID+"/")
+	if err != nil {
+		return nil, err
+	}
+	if len(slots) > 0 {
+		return logical.ErrorResponse("app %s still holds %d user grant(s); delete them first (vault delete %suser-token/%s/<user>), which also revokes them at Lark", appID, len(slots), mountOf(req), appID), nil
 	}
 	// Tokens first: if deleting them fails the app stays and the delete can simply be repeated.
 	if err := b.dropTokens(ctx, req.Storage, appID); err != nil {

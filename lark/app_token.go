@@ -130,12 +130,16 @@ func checkToken(field, tok string, required bool) error {
 	return nil
 }
 
-func checkExpire(expire int64) error {
+func checkExpire(expire int64) error { return checkSeconds("expire", expire) }
+
+// checkSeconds checks a lifetime in seconds before it becomes a time.Duration, where an absurd value
+// would overflow into a negative (already expired) duration.
+func checkSeconds(field string, v int64) error {
 	switch {
-	case expire <= 0:
-		return errors.New("expire is missing or not positive")
-	case expire > math.MaxInt64/int64(time.Second):
-		return errors.New("expire is out of range")
+	case v <= 0:
+		return errors.New(field + " is missing or not positive")
+	case v > math.MaxInt64/int64(time.Second):
+		return errors.New(field + " is out of range")
 	}
 	return nil
 }

@@ -59,6 +59,10 @@ type Config struct {
 	MaxBodyBytes int64
 	UserAgent    string
 	Observe      func(Call) // called synchronously once per HTTP attempt; keep it cheap
+
+	// AccountsBaseURL overrides the accounts host (authorize page, v3 token, revoke), under the same
+	// rules as BaseURL. It is separate because Lark serves those from a host of their own.
+	AccountsBaseURL string
 }
 
 // Client calls Lark. It is immutable after New and safe for concurrent use. Create one per app
@@ -73,6 +77,8 @@ type Client struct {
 	maxBody     int64
 	userAgent   string
 	observe     func(Call)
+
+	accountsBase string
 }
 
 // New validates cfg and returns a client.
@@ -90,12 +96,21 @@ func New(cfg Config) (*Client, error) {
 		maxBody:     cfg.MaxBodyBytes,
 		userAgent:   cfg.UserAgent,
 		observe:     cfg.Observe,
+
+		accountsBase: cfg.Brand.AccountsBaseURL(),
 	}
 	if cfg.BaseURL != "" {
 		if err := ValidateBaseURL(cfg.BaseURL); err != nil {
 			return nil, err
 		}
 		c.openBase = strings.TrimSuffix(cfg.BaseURL, "/")
+	}
+	if cfg.AccountsBaseURL != "" {
+		if err := ValidateBaseURL(cfg.AccountsBaseURL); err != nil {
+			// Say which of the two overrides is wrong; both share ValidateBaseURL's wording.
+			return nil, errors.New("lark: accounts " + strings.TrimPrefix(err.Error(), "lark: "))
+		}
+		c.accountsBase = strings.TrimSuffix(cfg.AccountsBaseURL, "/")
 	}
 	if c.timeout <= 0 {
 		c.timeout = defaultTimeout
@@ -135,6 +150,9 @@ func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // openAPI builds a URL on the OpenAPI host; path starts with "/open-apis/".
 func (c *Client) openAPI(path string) string { return c.openBase + path }
+
+// accounts builds a URL on the accounts host; path starts with "/".
+func (c *Client) accounts(path string) string { return c.accountsBase + path }
 
 func defaultHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{

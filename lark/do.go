@@ -29,9 +29,10 @@ type request struct {
 	// maxAttempts overrides Config.MaxAttempts. A call that must not be repeated blindly, such as an
 	// OAuth refresh whose refresh token is single use, sets 1.
 	maxAttempts int
-	// classify maps codes that mean something only on this endpoint (OAuth's 20002, say). Returning ""
+	// classify maps codes that mean something only on this endpoint (OAuth's 20002, say). errName is
+	// the OAuth "error" string ("invalid_client"), which may come without a code. Returning ""
 	// falls back to classifyCode.
-	classify func(httpStatus, code int, msg string) ErrorKind
+	classify func(code int, errName string) ErrorKind
 }
 
 // validator lets a response struct reject a well-formed but unusable answer (missing token,
@@ -49,6 +50,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		maxAttempts = c.maxAttempts
 	}
 	var last *Error
+	consumedMaybe := false
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			if last == nil {
@@ -64,6 +66,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return nil
 		}
 		last.Attempts = attempt
+		// One uncertain attempt is enough to make the whole call uncertain.
+		consumedMaybe = consumedMaybe || last.consumedMaybe
+		last.consumedMaybe = consumedMaybe
 		if !last.retry || attempt >= maxAttempts || ctx.Err() != nil {
 			return last
 		}
@@ -98,6 +103,8 @@ func (c *Client) attempt(ctx context.Context, r request, payload []byte, content
 func (c *Client) roundTrip(ctx context.Context, r request, payload []byte, contentType string, out any) *Error {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	var sent sendTrace
+	actx = sent.attach(actx)
 	var body io.Reader
 	if payload != nil {
 		body = bytes.NewReader(payload)
@@ -118,7 +125,9 @@ func (c *Client) roundTrip(ctx context.Context, r request, payload []byte, conte
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return transportError(ctx, r, err)
+		e := transportError(ctx, r, err)
+		e.consumedMaybe = sent.maybeSent(err)
+		return e
 	}
 	defer resp.Body.Close()
 	logID := cleanField(resp.Header.Get("X-Tt-Logid"), 128)
@@ -133,7 +142,8 @@ func (c *Client) roundTrip(ctx context.Context, r request, payload []byte, conte
 		default:
 			e = transportError(ctx, r, err)
 		}
-		e.Endpoint, e.HTTPStatus, e.LogID = r.endpoint, resp.StatusCode, logID
+		// Lark started answering, so it had the whole request; the answer is what got lost.
+		e.Endpoint, e.HTTPStatus, e.LogID, e.consumedMaybe = r.endpoint, resp.StatusCode, logID, true
 		return e
 	}
 	return interpret(r, resp, data, logID, out)

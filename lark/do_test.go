@@ -67,11 +67,11 @@ func TestDoSingleAttemptOverride(t *testing.T) {
 }
 
 func TestDoEndpointClassifier(t *testing.T) {
-	classify := func(_, code int, _ string) ErrorKind {
-		switch code {
-		case 20002:
+	classify := func(code int, errName string) ErrorKind {
+		switch {
+		case code == 20002 || errName == "invalid_client":
 			return KindAppSecretRejected
-		case 20072:
+		case code == 20072:
 			return KindUnavailable
 		}
 		return ""
@@ -88,6 +88,7 @@ func TestDoEndpointClassifier(t *testing.T) {
 		{"falls back to common codes", `{"code":10003,"msg":"invalid param"}`, 200, KindInvalidRequest, "invalid param", 1},
 		{"error name when no description", `{"code":20999,"error":"weird"}`, 400, KindLarkError, "weird", 1},
 		{"classifier may ask for a retry", `{"code":20072,"error":"temporarily_unavailable"}`, 200, KindUnavailable, "temporarily_unavailable", 3},
+		{"error name without a code", `{"error":"invalid_client","error_description":"bad secret"}`, 401, KindAppSecretRejected, "bad secret", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,12 @@ const (
 	KindUnavailable       ErrorKind = "unavailable"         // Lark or the network is down; retry later
 	KindBadResponse       ErrorKind = "bad_response"        // something that is not Lark answered, or Lark broke its contract
 	KindLarkError         ErrorKind = "lark_error"          // any other Lark code
+
+	// User grants (oauth_*.go, user_info.go, messages.go).
+	KindReauthRequired     ErrorKind = "reauth_required"      // the refresh token is dead; see Reason
+	KindCodeInvalid        ErrorKind = "code_invalid"         // the authorization code (or its PKCE/redirect binding) was refused
+	KindUserTokenInvalid   ErrorKind = "user_token_invalid"   // refresh the user token, or re-authorize if that fails too
+	KindTenantTokenInvalid ErrorKind = "tenant_token_invalid" // fetch a new tenant token
 )
 
 // Error is the only error type the client returns (apart from none). Its text is meant for operators
@@ -43,6 +49,8 @@ type Error struct {
 	retry bool
 	// status is the Observe label of the attempt that produced this error.
 	status string
+	// consumedMaybe: see ConsumedMaybe.
+	consumedMaybe bool
 }
 
 // Error renders e.g.
@@ -73,6 +81,14 @@ func (e *Error) Error() string {
 		}
 	case KindBadResponse:
 		b.WriteString("unexpected response from Lark")
+	case KindReauthRequired:
+		b.WriteString(reauthHeadline(e.Code))
+	case KindCodeInvalid:
+		b.WriteString("Lark refused the authorization code; start the authorization again")
+	case KindUserTokenInvalid:
+		b.WriteString("Lark rejected the user access token (expired, revoked or not a user token)")
+	case KindTenantTokenInvalid:
+		b.WriteString("Lark rejected the tenant access token (expired or invalid)")
 	default:
 		b.WriteString("Lark returned an error")
 	}

@@ -1,6 +1,7 @@
 package lark
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,6 +36,7 @@ func newFake(t *testing.T, steps ...http.HandlerFunc) *fakeLark {
 	f := &fakeLark{steps: steps}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body)) // steps may read it again, e.g. to echo it
 		f.mu.Lock()
 		i := len(f.reqs)
 		f.reqs = append(f.reqs, recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})

@@ -28,6 +28,13 @@ func interpret(r request, resp *http.Response, data []byte, logID string, out an
 		// A rejected response may carry tokens; treat them like the request's secrets.
 		e.Code, e.Msg = env.code, cleanMsg(env.message(), allSecrets(r, data))
 	}
+	// Only an error in Lark's own shape proves that Lark handled the request and refused it. Anything
+	// else (a proxy's page, a cut-off body, a success we cannot use) may follow Lark acting on it.
+	e.consumedMaybe = envErr != nil || (env.code == 0 && env.errName == "")
+	var kind ErrorKind
+	if r.classify != nil && envErr == nil && (env.code != 0 || env.errName != "" && (status < 200 || status > 299)) {
+		kind = r.classify(env.code, env.errName)
+	}
 	switch {
 	case status == http.StatusTooManyRequests || e.Code == codeRateLimited:
 		e.Kind, e.status, e.retry = KindRateLimited, StatusRateLimited, true
@@ -38,7 +45,7 @@ func interpret(r request, resp *http.Response, data []byte, logID string, out an
 			e.detail = fmt.Sprintf("HTTP %d", status)
 		}
 	case status >= 300 && status < 400:
-		e.Kind, e.status, e.Code, e.Msg = KindBadResponse, StatusBadResponse, 0, ""
+		e.Kind, e.status, e.Code, e.Msg, e.consumedMaybe = KindBadResponse, StatusBadResponse, 0, "", true
 		e.detail = fmt.Sprintf("unexpected redirect (HTTP %d); check the base URL", status)
 	// HTML, even on 200, comes from a proxy, a captive portal or a wrong base URL, not from Lark. It
 	// is not retried: repeating the request a few milliseconds later will not change the answer,
@@ -53,16 +60,16 @@ func interpret(r request, resp *http.Response, data []byte, logID string, out an
 		} else {
 			e.detail = fmt.Sprintf("invalid JSON (HTTP %d)", status)
 		}
-	case e.Code != 0:
-		var kind ErrorKind
-		if r.classify != nil {
-			kind = r.classify(status, e.Code, env.message())
-		}
+	case kind != "" || e.Code != 0:
 		if kind == "" {
 			kind = classifyCode(e.Code, env.message())
 		}
 		e.Kind, e.status = kind, StatusLarkError
 		e.retry = kind == KindUnavailable || kind == KindRateLimited
+		if kind == KindRateLimited {
+			// An endpoint's own limit (im's 230020 per user) comes with the same reset header.
+			e.status, e.RetryAfter = StatusRateLimited, parseReset(resp.Header.Get("X-Ogw-Ratelimit-Reset"))
+		}
 	case status < 200 || status > 299:
 		e.Kind, e.status = KindLarkError, StatusLarkError
 		if status == http.StatusBadRequest {
