@@ -172,12 +172,13 @@ func fetchFromLark(ctx context.Context, client *lark.Client, app *appEntry, kind
 
 func (b *backend) larkClient(app *appEntry, cfg *configEntry) (*lark.Client, error) {
 	return lark.New(lark.Config{
-		Brand:       lark.Brand(app.Brand),
-		BaseURL:     app.BaseURL,
-		HTTPClient:  b.httpClient,
-		Timeout:     cfg.LarkRequestTimeout,
-		MaxAttempts: cfg.LarkMaxAttempts,
-		UserAgent:   "vault-plugin-secrets-lark/" + Version,
+		Brand:           lark.Brand(app.Brand),
+		BaseURL:         app.BaseURL,
+		AccountsBaseURL: app.AccountsBaseURL,
+		HTTPClient:      b.httpClient,
+		Timeout:         cfg.LarkRequestTimeout,
+		MaxAttempts:     cfg.LarkMaxAttempts,
+		UserAgent:       "vault-plugin-secrets-lark/" + Version,
 	})
 }
 

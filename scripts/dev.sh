@@ -48,7 +48,9 @@ for _ in $(seq 150); do "$vault_bin" status >/dev/null 2>&1 && break; sleep 0.2;
 demo_secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 curl -fsS -X POST "$emu_url/_emulator/apps" -H 'Content-Type: application/json' \
   -d "{\"app_id\":\"cli_demo\",\"app_secret\":\"$demo_secret\"}" >/dev/null
-"$vault_bin" write lark/apps/cli_demo app_secret="$demo_secret" brand=feishu base_url="$emu_url" >/dev/null
+"$vault_bin" write lark/apps/cli_demo app_secret="$demo_secret" brand=feishu base_url="$emu_url" \
+  accounts_base_url="$emu_url" redirect_uri="$VAULT_ADDR/v1/lark/oauth/callback" \
+  scopes=auth:user.id:read >/dev/null
 unset demo_secret
 
 cat <<MSG
@@ -66,6 +68,14 @@ Then try:
     vault read lark/app-token/cli_demo
     vault read lark/tenant-token/cli_demo
     vault read lark/apps/cli_demo
+
+Authorize a user (the emulator approves at once as its demo user; open the URL in a
+browser, or follow it with curl -L), then read their token:
+
+    vault write lark/oauth/cli_demo/authorize user=demo
+    curl -sL "<authorize_url from above>"
+    vault read lark/user-token/cli_demo/demo
+    vault list -detailed lark/user-token/cli_demo/
 
 Logs: $work/vault.log and $work/emulator.log. Press Ctrl-C to stop.
 MSG
