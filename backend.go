@@ -47,6 +47,9 @@ type backend struct {
 	configMu sync.RWMutex
 	config   *configEntry // cached; nil until first read, reset by Invalidate
 
+	appsMu sync.RWMutex
+	apps   map[string]*appEntry // cached app entries, dropped on write, delete and Invalidate
+
 	tokens *tokenCache
 	grants *grantLocks
 
@@ -65,6 +68,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		httpClient: httpClient,
 		tokens:     newTokenCache(),
 		grants:     newGrantLocks(),
+		apps:       map[string]*appEntry{},
 	}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
@@ -127,7 +131,9 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.config = nil
 		b.configMu.Unlock()
 	case strings.HasPrefix(key, appStoragePrefix):
-		b.tokens.forgetApp(strings.TrimPrefix(key, appStoragePrefix))
+		appID := strings.TrimPrefix(key, appStoragePrefix)
+		b.forgetApp(appID)
+		b.tokens.forgetApp(appID)
 	case strings.HasPrefix(key, tokenStoragePrefix):
 		rest := strings.TrimPrefix(key, tokenStoragePrefix)
 		if appID, kind, ok := strings.Cut(rest, "/"); ok {

@@ -87,32 +87,20 @@ func (b *backend) pathAccessTokenRead(ctx context.Context, req *logical.Request,
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	cfg, err := b.getConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
 	tok, warning, err := b.accessToken(ctx, req.Storage, appID, kind)
 	if err != nil {
 		return nil, b.operatorError(req, appID, err)
 	}
-
-	now := b.clock.Now()
-	ttl := tok.ExpiresAt.Sub(now) - cfg.LeaseSafetyMargin
-	if ttl < time.Second {
-		// A TTL of 0 would mean "the mount default" (32 days), so never hand one out.
-		ttl = time.Second
-	}
-	resp := b.Secret(kind.secretType()).Response(map[string]interface{}{
+	resp, err := b.tokenResponse(ctx, req.Storage, appID, kind.secretType(), map[string]interface{}{
 		"app_id":       appID,
 		"token_type":   kind.larkName(),
 		"access_token": tok.Token,
 		"expires_at":   tok.ExpiresAt.UTC().Format(time.RFC3339),
-		"expires_in":   int64(tok.ExpiresAt.Sub(now).Seconds()),
-	}, map[string]interface{}{
-		"app_id": appID,
-	})
-	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = ttl
+		"expires_in":   int64(tok.ExpiresAt.Sub(b.clock.Now()).Seconds()),
+	}, map[string]interface{}{"app_id": appID}, tok.ExpiresAt, tok.FetchedAt)
+	if err != nil {
+		return nil, err
+	}
 	if warning != "" {
 		resp.AddWarning(warning)
 	}

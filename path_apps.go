@@ -33,6 +33,7 @@ type appEntry struct {
 	RedirectURI     string    `json:"redirect_uri,omitempty"`
 	Scopes          []string  `json:"scopes,omitempty"`
 	TokenEndpoint   string    `json:"token_endpoint,omitempty"`
+	LeaseMode       string    `json:"lease_mode,omitempty"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	SecretUpdatedAt time.Time `json:"secret_updated_at"`
@@ -51,6 +52,14 @@ func (a *appEntry) tokenEndpoint() lark.TokenEndpoint {
 		return lark.TokenEndpointV3
 	}
 	return lark.TokenEndpoint(a.TokenEndpoint)
+}
+
+// leaseMode is the app's override, or the mount's setting.
+func (a *appEntry) leaseMode(cfg *configEntry) string {
+	if a != nil && a.LeaseMode != "" {
+		return a.LeaseMode
+	}
+	return cfg.LeaseMode
 }
 
 // openBaseURL is where this app's OpenAPI calls go: the override if set, else the brand's host.
@@ -101,6 +110,11 @@ var appFields = map[string]*framework.FieldSchema{
 	"scopes": {
 		Type:        framework.TypeCommaStringSlice,
 		Description: `Scopes requested from every user of this app (comma-separated), e.g. "contact:user.base:readonly,im:message". "offline_access" is always added: without it Lark issues no refresh token.`,
+	},
+	"lease_mode": {
+		Type:          framework.TypeString,
+		Description:   `Overrides the mount's lease_mode for this app's tokens: "lease", "none", or "" to follow the mount.`,
+		AllowedValues: []interface{}{"", leaseModeLease, leaseModeNone},
 	},
 	"token_endpoint": {
 		Type:          framework.TypeString,
@@ -170,7 +184,32 @@ func (b *backend) appExists(ctx context.Context, req *logical.Request, d *framew
 	return app != nil, err
 }
 
+// getApp returns the app, from memory when possible: every token read needs it. The cached entry is
+// shared, so callers copy before changing it.
 func (b *backend) getApp(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
+	b.appsMu.RLock()
+	cached, ok := b.apps[appID]
+	b.appsMu.RUnlock()
+	if ok {
+		return cached, nil
+	}
+	app, err := b.loadApp(ctx, s, appID)
+	if err != nil || app == nil {
+		return app, err
+	}
+	b.appsMu.Lock()
+	b.apps[appID] = app
+	b.appsMu.Unlock()
+	return app, nil
+}
+
+func (b *backend) forgetApp(appID string) {
+	b.appsMu.Lock()
+	delete(b.apps, appID)
+	b.appsMu.Unlock()
+}
+
+func (b *backend) loadApp(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
 	entry, err := s.Get(ctx, appStoragePrefix+appID)
 	if err != nil {
 		return nil, fmt.Errorf("reading app %s: %w", appID, err)
@@ -217,6 +256,7 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 		"redirect_uri":           app.RedirectURI,
 		"scopes":                 app.Scopes,
 		"token_endpoint":         string(app.tokenEndpoint()),
+		"lease_mode":             app.LeaseMode,
 		"app_secret_set":         app.AppSecret != "",
 		"app_secret_fingerprint": secretFingerprint(app.AppSecret),
 		"created_at":             app.CreatedAt.Format(time.RFC3339),
@@ -250,7 +290,7 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	existing, err := b.getApp(ctx, req.Storage, appID)
+	existing, err := b.loadApp(ctx, req.Storage, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -321,6 +361,13 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 		}
 		app.Scopes = scopes
 	}
+	if raw, ok := d.GetOk("lease_mode"); ok {
+		m := raw.(string)
+		if m != "" && !validLeaseMode(m) {
+			return logical.ErrorResponse(`lease_mode must be "lease", "none" or "" (follow the mount), got %q`, truncateForMessage(m)), nil
+		}
+		app.LeaseMode = m
+	}
 	if raw, ok := d.GetOk("token_endpoint"); ok {
 		ep, err := lark.ParseTokenEndpoint(raw.(string))
 		if err != nil {
@@ -341,6 +388,7 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, err
 	}
+	b.forgetApp(appID)
 	if endpointChanged && existing != nil {
 		// Tokens fetched with the old secret or from another host must not outlive the change.
 		if err := b.dropTokens(ctx, req.Storage, appID); err != nil {
@@ -371,6 +419,7 @@ func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *fr
 	if err := req.Storage.Delete(ctx, appStoragePrefix+appID); err != nil {
 		return nil, err
 	}
+	b.forgetApp(appID)
 	return nil, nil
 }
 

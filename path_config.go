@@ -30,7 +30,15 @@ type configEntry struct {
 	TokenRefreshWindow time.Duration `json:"token_refresh_window"`
 	LarkRequestTimeout time.Duration `json:"lark_request_timeout"`
 	LarkMaxAttempts    int           `json:"lark_max_attempts"`
+	LeaseMode          string        `json:"lease_mode,omitempty"`
 }
+
+const (
+	leaseModeLease = "lease"
+	leaseModeNone  = "none"
+)
+
+func validLeaseMode(m string) bool { return m == leaseModeLease || m == leaseModeNone }
 
 func defaultConfig() *configEntry {
 	return &configEntry{
@@ -39,6 +47,7 @@ func defaultConfig() *configEntry {
 		TokenRefreshWindow: defaultRefreshWindow,
 		LarkRequestTimeout: defaultLarkTimeout,
 		LarkMaxAttempts:    defaultLarkAttempts,
+		LeaseMode:          leaseModeLease,
 	}
 }
 
@@ -54,6 +63,8 @@ func (c *configEntry) validate() error {
 		return fmt.Errorf("lark_request_timeout must be between 1s and 1m, got %s", c.LarkRequestTimeout)
 	case c.LarkMaxAttempts < 1 || c.LarkMaxAttempts > 10:
 		return fmt.Errorf("lark_max_attempts must be between 1 and 10, got %d", c.LarkMaxAttempts)
+	case !validLeaseMode(c.LeaseMode):
+		return fmt.Errorf(`lease_mode must be "lease" or "none", got %q`, c.LeaseMode)
 	}
 	return nil
 }
@@ -73,6 +84,12 @@ var configFields = map[string]*framework.FieldSchema{
 		Type:        framework.TypeDurationSecond,
 		Description: "Timeout of one HTTP request to Lark. Between 1s and 1m.",
 		Default:     int(defaultLarkTimeout.Seconds()),
+	},
+	"lease_mode": {
+		Type:          framework.TypeString,
+		Description:   `"lease" (default): every token read creates a non-renewable Vault lease. "none": reads create no lease and carry numeric "ttl" and "rotation_period" fields instead, which Vault Agent uses to re-read just in time; use it for heavy readers, since every lease lives in Vault until its TTL ends. Apps can override it.`,
+		Default:       leaseModeLease,
+		AllowedValues: []interface{}{leaseModeLease, leaseModeNone},
 	},
 	"lark_max_attempts": {
 		Type:        framework.TypeInt,
@@ -114,6 +131,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 		"token_refresh_window": int64(cfg.TokenRefreshWindow.Seconds()),
 		"lark_request_timeout": int64(cfg.LarkRequestTimeout.Seconds()),
 		"lark_max_attempts":    cfg.LarkMaxAttempts,
+		"lease_mode":           cfg.LeaseMode,
 	}}, nil
 }
 
@@ -137,6 +155,12 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if v, ok := d.GetOk("lark_max_attempts"); ok {
 		next.LarkMaxAttempts = v.(int)
+	}
+	if v, ok := d.GetOk("lease_mode"); ok {
+		next.LeaseMode = v.(string)
+	}
+	if next.LeaseMode == "" {
+		next.LeaseMode = leaseModeLease
 	}
 	if err := next.validate(); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
@@ -171,6 +195,9 @@ func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configEntr
 	if entry != nil {
 		if err := entry.DecodeJSON(cfg); err != nil {
 			return nil, fmt.Errorf("decoding config: %w", err)
+		}
+		if cfg.LeaseMode == "" {
+			cfg.LeaseMode = leaseModeLease
 		}
 	}
 	b.configMu.Lock()

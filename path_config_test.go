@@ -15,6 +15,7 @@ func TestConfigDefaultsAndPartialUpdates(t *testing.T) {
 		"token_refresh_window": int64(1500),
 		"lark_request_timeout": int64(10),
 		"lark_max_attempts":    3,
+		"lease_mode":           "lease",
 	}, resp.Data)
 
 	env.mustWrite("config", map[string]interface{}{"lease_safety_margin": "1m"})

@@ -131,26 +131,17 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 			return logical.ErrorResponse("%s is only accepted when importing (write)", k), nil
 		}
 	}
-	cfg, err := b.getConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
 	g, warnings, err := b.userToken(ctx, req.Storage, appID, slot)
 	if err != nil {
 		return nil, b.userTokenError(req, appID, slot, err)
 	}
-	now := b.clock.Now()
-	ttl := g.AccessExpiresAt.Sub(now) - cfg.LeaseSafetyMargin
-	if ttl < time.Second {
-		ttl = time.Second
-	}
-	resp := b.Secret(secretTypeUserToken).Response(map[string]interface{}{
+	resp, err := b.tokenResponse(ctx, req.Storage, appID, secretTypeUserToken, map[string]interface{}{
 		"app_id":             appID,
 		"user":               slot,
 		"token_type":         "user_access_token",
 		"access_token":       g.AccessToken,
 		"expires_at":         formatTime(g.AccessExpiresAt),
-		"expires_in":         int64(g.AccessExpiresAt.Sub(now).Seconds()),
+		"expires_in":         int64(g.AccessExpiresAt.Sub(b.clock.Now()).Seconds()),
 		"open_id":            g.OpenID,
 		"union_id":           g.UnionID,
 		"name":               g.Name,
@@ -158,9 +149,10 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 		"authorized_at":      formatTime(g.AuthorizedAt),
 		"grant_expires_at":   formatTime(g.GrantExpiresAt),
 		"refresh_expires_at": formatTime(g.RefreshExpiresAt),
-	}, map[string]interface{}{"app_id": appID, "user": slot})
-	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = ttl
+	}, map[string]interface{}{"app_id": appID, "user": slot}, g.AccessExpiresAt, g.LastRefreshAt)
+	if err != nil {
+		return nil, err
+	}
 	for _, w := range warnings {
 		resp.AddWarning(w)
 	}
