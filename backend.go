@@ -55,6 +55,9 @@ type backend struct {
 
 	// stateMu makes redeeming an OAuth state (read, then delete) one step.
 	stateMu sync.Mutex
+
+	sweeper *sweeper
+	metrics *metrics
 }
 
 // newBackend builds a backend with an injectable clock and HTTP client (nil: a pooled default), so
@@ -69,6 +72,8 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		tokens:     newTokenCache(),
 		grants:     newGrantLocks(),
 		apps:       map[string]*appEntry{},
+		sweeper:    newSweeper(),
+		metrics:    newMetrics(),
 	}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
@@ -85,6 +90,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 				tokenStoragePrefix,
 				grantStoragePrefix,
 				oauthStatePrefix,
+				noticePrefix,
 			},
 		},
 		Paths: framework.PathAppend(
@@ -93,13 +99,17 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 			pathAccessTokens(b),
 			pathUserTokens(b),
 			pathOAuth(b),
+			pathReauth(b),
+			pathSweep(b),
+			pathMetrics(b),
 		),
 		Secrets: []*framework.Secret{
 			secretAccessToken(b, kindApp),
 			secretAccessToken(b, kindTenant),
 			secretUserToken(),
 		},
-		Invalidate: b.invalidate,
+		Invalidate:   b.invalidate,
+		PeriodicFunc: b.periodic,
 	}
 	return b
 }

@@ -118,7 +118,7 @@ func TestBackendHasHelpForEveryPathAndField(t *testing.T) {
 func TestSecretPrefixesAreSealWrapped(t *testing.T) {
 	env := newTestEnv(t)
 	special := env.b.SpecialPaths()
-	require.ElementsMatch(t, []string{"apps/", "tokens/", "users/", "oauth-state/"}, special.SealWrapStorage)
+	require.ElementsMatch(t, []string{"apps/", "tokens/", "users/", "oauth-state/", "notify/"}, special.SealWrapStorage)
 	require.Equal(t, []string{"oauth/callback"}, special.Unauthenticated)
 }
 

@@ -130,3 +130,5 @@ func validateRedirectURI(raw string) error {
 	}
 	return nil
 }
+
+var openIDPattern = regexp.MustCompile(`^ou_[A-Za-z0-9]{1,64}$`)

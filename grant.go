@@ -56,6 +56,10 @@ type grantEntry struct {
 	ReauthCode   int       `json:"reauth_code,omitempty"`
 	ReauthSince  time.Time `json:"reauth_since,omitempty"`
 
+	// Notified records when each level's notice was sent, so each is sent once per grant, across
+	// restarts and leader changes.
+	Notified map[string]time.Time `json:"notified,omitempty"`
+
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitempty"`
 	FailuresInRow int       `json:"failures_in_row,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 	"unicode"
 
@@ -34,6 +35,8 @@ type appEntry struct {
 	Scopes          []string  `json:"scopes,omitempty"`
 	TokenEndpoint   string    `json:"token_endpoint,omitempty"`
 	LeaseMode       string    `json:"lease_mode,omitempty"`
+	NotifyOpenIDs   []string  `json:"notify_open_ids,omitempty"`
+	NotifyUsers     bool      `json:"notify_users,omitempty"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	SecretUpdatedAt time.Time `json:"secret_updated_at"`
@@ -115,6 +118,14 @@ var appFields = map[string]*framework.FieldSchema{
 		Type:          framework.TypeString,
 		Description:   `Overrides the mount's lease_mode for this app's tokens: "lease", "none", or "" to follow the mount.`,
 		AllowedValues: []interface{}{"", leaseModeLease, leaseModeNone},
+	},
+	"notify_open_ids": {
+		Type:        framework.TypeCommaStringSlice,
+		Description: "Lark open_ids (ou_...) of the people told, by a Lark message from this app's bot, when one of the app's user grants nears its end (7 and 3 days ahead) or has ended. The app needs the im:message:send_as_bot scope and these people must be within its availability.",
+	},
+	"notify_users": {
+		Type:        framework.TypeBool,
+		Description: "Also message the user whose grant nears its end, with a fresh authorize link for their own slot (valid 24 hours, usable only by them).",
 	},
 	"token_endpoint": {
 		Type:          framework.TypeString,
@@ -257,6 +268,8 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 		"scopes":                 app.Scopes,
 		"token_endpoint":         string(app.tokenEndpoint()),
 		"lease_mode":             app.LeaseMode,
+		"notify_open_ids":        app.NotifyOpenIDs,
+		"notify_users":           app.NotifyUsers,
 		"app_secret_set":         app.AppSecret != "",
 		"app_secret_fingerprint": secretFingerprint(app.AppSecret),
 		"created_at":             app.CreatedAt.Format(time.RFC3339),
@@ -360,6 +373,26 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 			return logical.ErrorResponse("scopes: %s", err.Error()), nil
 		}
 		app.Scopes = scopes
+	}
+	if raw, ok := d.GetOk("notify_open_ids"); ok {
+		ids := []string{}
+		for _, id := range raw.([]string) {
+			id = strings.TrimSpace(id)
+			if id == "" {
+				continue
+			}
+			if !openIDPattern.MatchString(id) {
+				return logical.ErrorResponse("notify_open_ids: %q is not a Lark open_id (ou_...)", truncateForMessage(id)), nil
+			}
+			ids = append(ids, id)
+		}
+		if len(ids) > 50 {
+			return logical.ErrorResponse("notify_open_ids: at most 50 recipients"), nil
+		}
+		app.NotifyOpenIDs = ids
+	}
+	if raw, ok := d.GetOk("notify_users"); ok {
+		app.NotifyUsers = raw.(bool)
 	}
 	if raw, ok := d.GetOk("lease_mode"); ok {
 		m := raw.(string)

@@ -31,6 +31,47 @@ type configEntry struct {
 	LarkRequestTimeout time.Duration `json:"lark_request_timeout"`
 	LarkMaxAttempts    int           `json:"lark_max_attempts"`
 	LeaseMode          string        `json:"lease_mode,omitempty"`
+
+	WarningDays    int           `json:"warning_days,omitempty"`
+	CriticalDays   int           `json:"critical_days,omitempty"`
+	NotifySchedule string        `json:"notify_schedule,omitempty"`
+	NotifyTimezone string        `json:"notify_timezone,omitempty"`
+	KeepaliveRate  int           `json:"keepalive_rate,omitempty"`
+	SweepBudget    time.Duration `json:"sweep_budget,omitempty"`
+}
+
+const (
+	defaultWarningDays    = 7
+	defaultCriticalDays   = 3
+	defaultNotifySchedule = "0 9,21 * * *"
+	defaultNotifyTimezone = "UTC"
+	defaultKeepaliveRate  = 5
+	defaultSweepBudget    = 20 * time.Second
+)
+
+// fillDefaults gives entries stored by older versions the settings they did not have yet.
+func (c *configEntry) fillDefaults() {
+	if c.LeaseMode == "" {
+		c.LeaseMode = leaseModeLease
+	}
+	if c.WarningDays == 0 {
+		c.WarningDays = defaultWarningDays
+	}
+	if c.CriticalDays == 0 {
+		c.CriticalDays = defaultCriticalDays
+	}
+	if c.NotifySchedule == "" {
+		c.NotifySchedule = defaultNotifySchedule
+	}
+	if c.NotifyTimezone == "" {
+		c.NotifyTimezone = defaultNotifyTimezone
+	}
+	if c.KeepaliveRate == 0 {
+		c.KeepaliveRate = defaultKeepaliveRate
+	}
+	if c.SweepBudget == 0 {
+		c.SweepBudget = defaultSweepBudget
+	}
 }
 
 const (
@@ -41,14 +82,15 @@ const (
 func validLeaseMode(m string) bool { return m == leaseModeLease || m == leaseModeNone }
 
 func defaultConfig() *configEntry {
-	return &configEntry{
+	c := &configEntry{
 		Version:            configEntryVersion,
 		LeaseSafetyMargin:  defaultLeaseMargin,
 		TokenRefreshWindow: defaultRefreshWindow,
 		LarkRequestTimeout: defaultLarkTimeout,
 		LarkMaxAttempts:    defaultLarkAttempts,
-		LeaseMode:          leaseModeLease,
 	}
+	c.fillDefaults()
+	return c
 }
 
 func (c *configEntry) validate() error {
@@ -65,6 +107,15 @@ func (c *configEntry) validate() error {
 		return fmt.Errorf("lark_max_attempts must be between 1 and 10, got %d", c.LarkMaxAttempts)
 	case !validLeaseMode(c.LeaseMode):
 		return fmt.Errorf(`lease_mode must be "lease" or "none", got %q`, c.LeaseMode)
+	case c.CriticalDays < 1 || c.WarningDays > 60 || c.CriticalDays >= c.WarningDays:
+		return fmt.Errorf("need 1 <= critical_days < warning_days <= 60, got critical_days=%d warning_days=%d", c.CriticalDays, c.WarningDays)
+	case c.KeepaliveRate < 1 || c.KeepaliveRate > 40:
+		return fmt.Errorf("keepalive_rate must be between 1 and 40 refreshes per second per app (Lark allows 50), got %d", c.KeepaliveRate)
+	case c.SweepBudget < time.Second || c.SweepBudget > time.Minute:
+		return fmt.Errorf("sweep_budget must be between 1s and 1m (Vault cancels periodic work after 90s), got %s", c.SweepBudget)
+	}
+	if _, err := parseSchedule(c.NotifySchedule, c.NotifyTimezone); err != nil {
+		return err
 	}
 	return nil
 }
@@ -90,6 +141,36 @@ var configFields = map[string]*framework.FieldSchema{
 		Description:   `"lease" (default): every token read creates a non-renewable Vault lease. "none": reads create no lease and carry numeric "ttl" and "rotation_period" fields instead, which Vault Agent uses to re-read just in time; use it for heavy readers, since every lease lives in Vault until its TTL ends. Apps can override it.`,
 		Default:       leaseModeLease,
 		AllowedValues: []interface{}{leaseModeLease, leaseModeNone},
+	},
+	"warning_days": {
+		Type:        framework.TypeInt,
+		Description: "A user grant with this many days or fewer left is at level \"warning\" (reads warn, reauth lists it, admins are notified once).",
+		Default:     defaultWarningDays,
+	},
+	"critical_days": {
+		Type:        framework.TypeInt,
+		Description: "A user grant with this many days or fewer left is at level \"critical\". Must be below warning_days.",
+		Default:     defaultCriticalDays,
+	},
+	"notify_schedule": {
+		Type:        framework.TypeString,
+		Description: "When re-authorization notices are sent as Lark messages: a 5-field cron expression (minute hour day month weekday) in notify_timezone. Each level is sent once per grant, at the first scheduled time after it is reached.",
+		Default:     defaultNotifySchedule,
+	},
+	"notify_timezone": {
+		Type:        framework.TypeString,
+		Description: `IANA time zone of notify_schedule, e.g. "Asia/Shanghai".`,
+		Default:     defaultNotifyTimezone,
+	},
+	"keepalive_rate": {
+		Type:        framework.TypeInt,
+		Description: "At most this many keep-alive refreshes per second per app (Lark allows 50 token requests per second). Between 1 and 40.",
+		Default:     defaultKeepaliveRate,
+	},
+	"sweep_budget": {
+		Type:        framework.TypeDurationSecond,
+		Description: "How long one sweep (run every minute by Vault, or by writing to sweep) may work before it stops and leaves the rest for the next run. Between 1s and 1m; Vault cancels periodic work after 90s.",
+		Default:     int(defaultSweepBudget.Seconds()),
 	},
 	"lark_max_attempts": {
 		Type:        framework.TypeInt,
@@ -132,6 +213,12 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 		"lark_request_timeout": int64(cfg.LarkRequestTimeout.Seconds()),
 		"lark_max_attempts":    cfg.LarkMaxAttempts,
 		"lease_mode":           cfg.LeaseMode,
+		"warning_days":         cfg.WarningDays,
+		"critical_days":        cfg.CriticalDays,
+		"notify_schedule":      cfg.NotifySchedule,
+		"notify_timezone":      cfg.NotifyTimezone,
+		"keepalive_rate":       cfg.KeepaliveRate,
+		"sweep_budget":         int64(cfg.SweepBudget.Seconds()),
 	}}, nil
 }
 
@@ -159,8 +246,23 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if v, ok := d.GetOk("lease_mode"); ok {
 		next.LeaseMode = v.(string)
 	}
-	if next.LeaseMode == "" {
-		next.LeaseMode = leaseModeLease
+	if v, ok := d.GetOk("warning_days"); ok {
+		next.WarningDays = v.(int)
+	}
+	if v, ok := d.GetOk("critical_days"); ok {
+		next.CriticalDays = v.(int)
+	}
+	if v, ok := d.GetOk("notify_schedule"); ok {
+		next.NotifySchedule = v.(string)
+	}
+	if v, ok := d.GetOk("notify_timezone"); ok {
+		next.NotifyTimezone = v.(string)
+	}
+	if v, ok := d.GetOk("keepalive_rate"); ok {
+		next.KeepaliveRate = v.(int)
+	}
+	if v, ok := d.GetOk("sweep_budget"); ok {
+		next.SweepBudget = time.Duration(v.(int)) * time.Second
 	}
 	if err := next.validate(); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
@@ -196,9 +298,7 @@ func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configEntr
 		if err := entry.DecodeJSON(cfg); err != nil {
 			return nil, fmt.Errorf("decoding config: %w", err)
 		}
-		if cfg.LeaseMode == "" {
-			cfg.LeaseMode = leaseModeLease
-		}
+		cfg.fillDefaults()
 	}
 	b.configMu.Lock()
 	b.config = cfg

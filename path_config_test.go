@@ -16,6 +16,12 @@ func TestConfigDefaultsAndPartialUpdates(t *testing.T) {
 		"lark_request_timeout": int64(10),
 		"lark_max_attempts":    3,
 		"lease_mode":           "lease",
+		"warning_days":         7,
+		"critical_days":        3,
+		"notify_schedule":      "0 9,21 * * *",
+		"notify_timezone":      "UTC",
+		"keepalive_rate":       5,
+		"sweep_budget":         int64(20),
 	}, resp.Data)
 
 	env.mustWrite("config", map[string]interface{}{"lease_safety_margin": "1m"})

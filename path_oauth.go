@@ -155,7 +155,7 @@ func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *f
 		return logical.ErrorResponse("user in the path (%q) and in the request (%q) differ", slot, truncateForMessage(body)), nil
 	}
 	expected := d.Get("expected_open_id").(string)
-	if expected != "" && !regexp.MustCompile(`^ou_[A-Za-z0-9]{1,64}$`).MatchString(expected) {
+	if expected != "" && !openIDPattern.MatchString(expected) {
 		return logical.ErrorResponse("expected_open_id %q is not a Lark open_id (ou_...)", truncateForMessage(expected)), nil
 	}
 	app, err := b.getApp(ctx, req.Storage, appID)

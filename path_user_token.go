@@ -153,6 +153,17 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
+	// The grant's level travels with every read: the warning lands in the audit log in plain text,
+	// the numbers and booleans too.
+	if cfg, err := b.getConfig(ctx, req.Storage); err == nil {
+		h := g.health(b.clock.Now(), cfg)
+		b.metrics.setLevel(appID+"/"+slot, h.Level)
+		resp.Data["days_left"] = h.DaysLeft
+		resp.Data["reauth_required"] = false
+		if w := h.warning(appID, slot, mountOf(req)); w != "" {
+			resp.AddWarning(w)
+		}
+	}
 	for _, w := range warnings {
 		resp.AddWarning(w)
 	}

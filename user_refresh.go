@@ -216,6 +216,7 @@ func (b *backend) refreshGrantLocked(ctx context.Context, s logical.Storage, g *
 			"app_id", g.AppID, "user", g.Slot, "error", err)
 		return nil, nil, fmt.Errorf("Lark rotated the refresh token of %s/%s but Vault could not store it (kept in memory, stored on the next read): %w", g.AppID, g.Slot, err)
 	}
+	b.metrics.refresh("ok", "")
 	b.Logger().Debug("refreshed user token", "app_id", g.AppID, "user", g.Slot, "refresh_count", g.RefreshCount)
 	return g, nil, nil
 }
@@ -231,10 +232,16 @@ func (b *backend) refreshFailed(ctx context.Context, s logical.Storage, g *grant
 			reason = "Lark's answer to a refresh was lost in transit after Lark had used the refresh token"
 		}
 		g.markReauth(now, le.Code, reason)
+		b.metrics.refresh("reauth_required", fmt.Sprint(le.Code))
 		b.Logger().Error("user grant needs re-authorization", "app_id", g.AppID, "user", g.Slot, "code", le.Code, "reason", reason)
 		return nil, nil, b.storeReauth(ctx, s, g)
 	}
 
+	kind := "error"
+	if le != nil {
+		kind = string(le.Kind)
+	}
+	b.metrics.refresh("failed", kind)
 	// Lark certainly did not take the token (or we do not know yet): keep the grant as it is.
 	if le == nil || !le.ConsumedMaybe() {
 		g.InFlight = nil

@@ -1,0 +1,42 @@
+package larksecrets
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+
+// notifySchedule is a cron schedule in a time zone.
+type notifySchedule struct {
+	sched cron.Schedule
+	loc   *time.Location
+}
+
+func parseSchedule(expr, tz string) (*notifySchedule, error) {
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, fmt.Errorf("notify_timezone %q is not an IANA time zone (such as UTC or Asia/Shanghai)", truncateForMessage(tz))
+	}
+	sched, err := cronParser.Parse(expr)
+	if err != nil {
+		return nil, fmt.Errorf("notify_schedule %q is not a 5-field cron expression (minute hour day month weekday): %v", truncateForMessage(expr), err)
+	}
+	return &notifySchedule{sched: sched, loc: loc}, nil
+}
+
+// firedBetween reports the latest scheduled time in (after, until], if any.
+func (s *notifySchedule) firedBetween(after, until time.Time) (time.Time, bool) {
+	var last time.Time
+	t := after.In(s.loc)
+	for i := 0; i < 10000; i++ {
+		next := s.sched.Next(t)
+		if next.IsZero() || next.After(until) {
+			break
+		}
+		last, t = next, next
+	}
+	return last, !last.IsZero()
+}

@@ -1,0 +1,287 @@
+package larksecrets
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
+)
+
+func (e *testEnv) sweep() *sweepReport {
+	e.t.Helper()
+	r, err := e.b.sweep(context.Background(), e.storage)
+	require.NoError(e.t, err)
+	return r
+}
+
+// importGrant mints a grant at the emulator authorized daysAgo and imports it into slot.
+func (e *testEnv) importGrant(slot, userID string, daysAgo int) {
+	e.t.Helper()
+	minted, err := e.emu.MintGrant(larkemu.MintRequest{AppID: testAppID, UserID: userID, AuthorizedAgo: time.Duration(daysAgo) * 24 * time.Hour})
+	require.NoError(e.t, err)
+	resp, err := e.write("user-token/"+testAppID+"/"+slot, map[string]interface{}{
+		"refresh_token": minted.RefreshToken,
+		"authorized_at": e.clock.Now().Add(-time.Duration(daysAgo) * 24 * time.Hour).Format(time.RFC3339),
+	})
+	require.NoError(e.t, err)
+	require.False(e.t, resp.IsError(), "%v", resp.Error())
+}
+
+func TestSweepKeepsAnUnreadGrantAliveFor60Days(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	env.grantUser("idle")
+	rotations := 0
+	var lastRefresh time.Time
+	for hour := 0; hour < 60*24; hour++ {
+		env.clock.Advance(time.Hour)
+		r := env.sweep()
+		require.Empty(t, r.RefreshFailed, "hour %d", hour)
+		if len(r.Refreshed) > 0 {
+			g, err := env.b.loadGrant(context.Background(), env.storage, testAppID, "idle")
+			require.NoError(t, err)
+			// Rotated before the refresh token's own expiry, never after.
+			require.True(t, lastRefresh.IsZero() || env.clock.Now().Before(lastRefresh.Add(7*24*time.Hour)))
+			lastRefresh = g.LastRefreshAt
+			rotations++
+		}
+	}
+	// A 7-day refresh token is renewed at about half its life: 60 days need about 17 rotations.
+	require.GreaterOrEqual(t, rotations, 15)
+	require.LessOrEqual(t, rotations, 20)
+	require.Zero(t, env.emu.Calls(larkemu.EndpointRefreshReuse))
+	resp, err := env.read("user-token/" + testAppID + "/idle")
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Data["access_token"])
+	require.Greater(t, resp.Data["days_left"].(float64), 300.0)
+}
+
+func TestLevelsWarningsAndReauth(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "u358"}))
+	env.importGrant("w", "u358", 358)
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "u362"}))
+	env.importGrant("c", "u362", 362)
+	env.grantUser("fine")
+
+	resp, err := env.read("user-token/" + testAppID + "/w")
+	require.NoError(t, err)
+	require.Len(t, resp.Warnings, 1)
+	require.Contains(t, resp.Warnings[0], "level warning")
+	require.Equal(t, 7.0, resp.Data["days_left"])
+
+	resp, err = env.read("reauth")
+	require.NoError(t, err)
+	require.Equal(t, 2, resp.Data["count"])
+	require.Equal(t, 1, resp.Data["count_warning"])
+	require.Equal(t, 1, resp.Data["count_critical"])
+	require.Len(t, resp.Warnings, 2)
+	require.Contains(t, resp.Warnings[0], "cli_a1b2c3d4e5f6a7b8/c is at level critical", "worst first")
+	c := resp.Data["grants"].(map[string]interface{})[testAppID+"/c"].(map[string]interface{})
+	require.Equal(t, 3.0, c["days_left"])
+	require.Equal(t, false, c["reauth_required"])
+
+	// Past the cap: the next keep-alive or read ends it, and reauth says so.
+	for day := 0; day < 8; day++ {
+		env.clock.Advance(24 * time.Hour)
+		env.sweep()
+	}
+	list, err := env.do(logical.ListOperation, "reauth", nil)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{testAppID + "/w", testAppID + "/c"}, list.Data["keys"])
+	for _, k := range []string{testAppID + "/w", testAppID + "/c"} {
+		info := list.Data["key_info"].(map[string]interface{})[k].(map[string]interface{})
+		require.Equal(t, true, info["reauth_required"], k)
+	}
+}
+
+func TestNoticesFollowTheScheduleToTheMinuteAndAreSentOnce(t *testing.T) {
+	env := newTestEnv(t)
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "admin"}))
+	admin := env.emu.OpenID(testAppID, "admin")
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "u358"}))
+	env.addOAuthApp()
+	env.mustWrite("apps/"+testAppID, map[string]interface{}{"notify_open_ids": admin})
+	env.mustWrite("config", map[string]interface{}{"notify_timezone": "Asia/Shanghai"})
+	env.importGrant("w", "u358", 358) // 7 days left: warning now; critical 4 days later
+
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	require.NoError(t, err)
+	var sentAt []time.Time
+	seen := 0
+	// Minute by minute for 5 days (the test clock starts at 17:00 Shanghai time).
+	for minute := 0; minute < 5*24*60; minute++ {
+		env.clock.Advance(time.Minute)
+		if minute == 3*24*60 {
+			env.b = env.newBackend(nil) // a restart in the middle changes nothing
+		}
+		env.sweep()
+		if msgs := env.emu.Messages(); len(msgs) > seen {
+			for _, m := range msgs[seen:] {
+				require.Equal(t, admin, m.ReceiveID)
+				sentAt = append(sentAt, env.clock.Now())
+				require.NotContains(t, m.Content, "eyJ", "a notice must not carry a token")
+			}
+			seen = len(msgs)
+		}
+	}
+	msgs := env.emu.Messages()
+	require.Len(t, msgs, 2, "one warning and one critical notice, each once")
+	require.Contains(t, msgs[0].Content, "(warning)")
+	require.Contains(t, msgs[0].Content, "not an app_secret problem")
+	require.Contains(t, msgs[1].Content, "(critical)")
+	for _, at := range sentAt {
+		local := at.In(shanghai)
+		require.Contains(t, []int{9, 21}, local.Hour(), "sent at %s", local)
+		require.Zero(t, local.Minute(), "sent at %s", local)
+	}
+	require.Equal(t, 21, sentAt[0].In(shanghai).Hour(), "the first scheduled time after the grant reached warning")
+}
+
+func TestFailedNoticeStaysQueuedAndWrongSecretSendsNothing(t *testing.T) {
+	env := newTestEnv(t)
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "admin"}))
+	admin := env.emu.OpenID(testAppID, "admin")
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "u362"}))
+	env.addOAuthApp()
+	env.mustWrite("apps/"+testAppID, map[string]interface{}{"notify_open_ids": admin})
+	env.mustWrite("config", map[string]interface{}{"notify_schedule": "* * * * *"})
+	env.importGrant("c", "u362", 362)
+
+	// The app's secret goes wrong: no tenant token, so no message, and the notice waits.
+	require.NoError(t, env.emu.AddApp(testAppID, "rotatedInConsole"))
+	env.sweep()
+	env.clock.Advance(time.Minute)
+	r := env.sweep()
+	require.Equal(t, []string{testAppID + "/c/critical"}, r.NotifyFailed)
+	require.Empty(t, env.emu.Messages())
+	queued, err := listRecursive(context.Background(), env.storage, noticePrefix)
+	require.NoError(t, err)
+	require.Equal(t, []string{testAppID + "/c/critical"}, queued)
+
+	// Fixed: the next scheduled run sends it, once.
+	require.NoError(t, env.emu.AddApp(testAppID, testSecret))
+	env.clock.Advance(time.Minute)
+	r = env.sweep()
+	require.Equal(t, []string{testAppID + "/c/critical"}, r.Notified)
+	for i := 0; i < 3; i++ {
+		env.clock.Advance(time.Minute)
+		env.sweep()
+	}
+	require.Len(t, env.emu.Messages(), 1)
+}
+
+func TestNoticeToTheUserCarriesAPinnedLink(t *testing.T) {
+	env := newTestEnv(t)
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "u362"}))
+	env.addOAuthApp()
+	env.mustWrite("apps/"+testAppID, map[string]interface{}{"notify_users": true})
+	env.mustWrite("config", map[string]interface{}{"notify_schedule": "* * * * *"})
+	env.importGrant("c", "u362", 362)
+	env.sweep()
+	env.clock.Advance(time.Minute)
+	env.sweep()
+	msgs := env.emu.Messages()
+	require.Len(t, msgs, 1)
+	require.Equal(t, env.emu.OpenID(testAppID, "u362"), msgs[0].ReceiveID)
+	require.Contains(t, msgs[0].Content, "/open-apis/authen/v1/authorize?")
+
+	// Someone else cannot use the link: it is pinned to the user's open_id.
+	start := strings.Index(msgs[0].Content, "http")
+	link := msgs[0].Content[start:]
+	link = link[:strings.IndexAny(link, "\\\n \"")]
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "other"}))
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := client.Get(link)
+	require.NoError(t, err)
+	r.Body.Close()
+	loc, err := r.Location()
+	require.NoError(t, err)
+	status, page := env.callback(map[string]interface{}{"code": loc.Query().Get("code"), "state": loc.Query().Get("state")})
+	require.Equal(t, http.StatusForbidden, status, page)
+}
+
+// rateRecorder wraps the emulator to record when refresh requests arrive.
+type rateRecorder struct {
+	next http.Handler
+	mu   sync.Mutex
+	at   []time.Time
+}
+
+func (rr *rateRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/oauth/v3/token") {
+		rr.mu.Lock()
+		rr.at = append(rr.at, time.Now())
+		rr.mu.Unlock()
+	}
+	rr.next.ServeHTTP(w, r)
+}
+
+func TestSweepOfTenThousandGrantsStaysInBudgetAndRespectsTheRateLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of real time")
+	}
+	env := newTestEnv(t)
+	rec := &rateRecorder{next: env.emu}
+	ts := httptestServer(t, rec)
+	env.emuURL = ts
+	env.addOAuthApp()
+	env.mustWrite("config", map[string]interface{}{"sweep_budget": 1, "keepalive_rate": 20})
+	ctx := context.Background()
+
+	// 10,000 grants: 60 due for keep-alive (real ones at the emulator), the rest fresh.
+	now := env.clock.Now()
+	for i := 0; i < 10000; i++ {
+		slot := "s" + strings.Repeat("0", 5-len(itoa(i))) + itoa(i)
+		g := &grantEntry{AppID: testAppID, Slot: slot, State: grantStateOK, AccessToken: "x", AccessExpiresAt: now.Add(2 * time.Hour),
+			RefreshToken: "unused", LastRefreshAt: now, RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
+			AuthorizedAt: now, GrantExpiresAt: now.Add(grantMaxAge)}
+		if i%166 == 0 {
+			minted, err := env.emu.MintGrant(larkemu.MintRequest{AppID: testAppID})
+			require.NoError(t, err)
+			g.RefreshToken = minted.RefreshToken
+			g.LastRefreshAt = now.Add(-6 * 24 * time.Hour)
+			g.RefreshExpiresAt = now.Add(24 * time.Hour)
+		}
+		require.NoError(t, env.b.storeGrant(ctx, env.storage, g))
+	}
+	visited, refreshed := 0, 0
+	for run := 0; run < 10 && refreshed < 61; run++ {
+		r := env.sweep()
+		require.Less(t, r.Took, 1500*time.Millisecond, "run %d took %s with a 1s budget", run, r.Took)
+		require.Empty(t, r.RefreshFailed)
+		visited += r.GrantsVisited
+		refreshed += len(r.Refreshed)
+	}
+	require.Equal(t, 61, refreshed, "every due grant was refreshed, over several runs")
+	require.GreaterOrEqual(t, visited, 10000, "the cursor covered every grant")
+
+	// Never more than keepalive_rate refreshes in any one-second window.
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for i := range rec.at {
+		n := 0
+		for j := i; j < len(rec.at) && rec.at[j].Sub(rec.at[i]) < time.Second; j++ {
+			n++
+		}
+		require.LessOrEqual(t, n, 21, "refreshes in one second")
+	}
+}
+
+func httptestServer(t *testing.T, h http.Handler) string {
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
