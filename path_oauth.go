@@ -388,6 +388,7 @@ func (b *backend) completeAuthorization(ctx context.Context, s logical.Storage, 
 		return nil, fmt.Errorf("storing the new grant: %w", err)
 	}
 	b.Logger().Info("user authorized", "app_id", g.AppID, "user", g.Slot, "open_id", g.OpenID)
+	b.sendEvent(ctx, "lark/user-authorized", g.AppID, g.Slot, "authorize")
 	return g, nil
 }
 

@@ -233,6 +233,7 @@ func (b *backend) refreshFailed(ctx context.Context, s logical.Storage, g *grant
 		}
 		g.markReauth(now, le.Code, reason)
 		b.metrics.refresh("reauth_required", fmt.Sprint(le.Code))
+		b.sendEvent(ctx, "lark/reauth-required", g.AppID, g.Slot, "refresh")
 		b.Logger().Error("user grant needs re-authorization", "app_id", g.AppID, "user", g.Slot, "code", le.Code, "reason", reason)
 		return nil, nil, b.storeReauth(ctx, s, g)
 	}

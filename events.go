@@ -1,0 +1,21 @@
+package larksecrets
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// sendEvent publishes an event on Vault's event bus where Vault delivers them (Enterprise 1.16+).
+// Nothing depends on it: the same facts are in storage, on reads, on reauth and in the log.
+func (b *backend) sendEvent(ctx context.Context, eventType, appID, slot, operation string) {
+	err := logical.SendEvent(ctx, b, eventType,
+		logical.EventMetadataPath, "user-token/"+appID+"/"+slot,
+		logical.EventMetadataOperation, operation,
+		"app_id", appID, "user", slot)
+	if err != nil && !errors.Is(err, framework.ErrNoEvents) {
+		b.Logger().Debug("event not sent", "type", eventType, "error", err)
+	}
+}
