@@ -179,6 +179,7 @@ func (b *backend) larkClient(app *appEntry, cfg *configEntry) (*lark.Client, err
 		Timeout:         cfg.LarkRequestTimeout,
 		MaxAttempts:     cfg.LarkMaxAttempts,
 		UserAgent:       "vault-plugin-secrets-lark/" + Version,
+		Observe:         b.metrics.observeCall,
 	})
 }
 
