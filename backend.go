@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -58,6 +59,23 @@ type backend struct {
 
 	sweeper *sweeper
 	metrics *metrics
+
+	// mount is the path this backend is mounted at, as last seen on a request; notices sent by the
+	// periodic sweep use it in the commands they suggest.
+	mount atomic.Value
+}
+
+func (b *backend) noteMount(req *logical.Request) {
+	if req != nil && req.MountPoint != "" {
+		b.mount.Store(req.MountPoint)
+	}
+}
+
+func (b *backend) mountName() string {
+	if m, ok := b.mount.Load().(string); ok && m != "" {
+		return m
+	}
+	return "<mount>/"
 }
 
 // newBackend builds a backend with an injectable clock and HTTP client (nil: a pooled default), so

@@ -172,7 +172,7 @@ func (b *backend) sendNotice(ctx context.Context, s logical.Storage, cfg *config
 			if n.SentTo[openID] {
 				continue
 			}
-			text := noticeText(app, g, &n, openID == g.OpenID, b.userLink(ctx, s, app, g, openID))
+			text := noticeText(app, g, &n, b.mountName(), openID == g.OpenID, b.userLink(ctx, s, app, g, openID))
 			// Lark keeps at most one message per uuid per hour: a retry after a lost answer cannot
 			// deliver the notice twice.
 			if _, err := client.SendText(ctx, tok.Token, openID, text, noticeUUID(key, openID)); err != nil {
@@ -249,7 +249,7 @@ func (b *backend) userLink(ctx context.Context, s logical.Storage, app *appEntry
 	return link
 }
 
-func noticeText(app *appEntry, g *grantEntry, n *notice, toUser bool, link string) string {
+func noticeText(app *appEntry, g *grantEntry, n *notice, mount string, toUser bool, link string) string {
 	who := g.Name
 	if who == "" {
 		who = g.OpenID
@@ -267,7 +267,7 @@ func noticeText(app *appEntry, g *grantEntry, n *notice, toUser bool, link strin
 	if toUser && link != "" {
 		fmt.Fprintf(&b, "What to do: open this link and approve (valid for 24 hours, only for you): %s\n", link)
 	} else {
-		fmt.Fprintf(&b, "What to do: the user authorizes again; start it with: vault write <mount>/oauth/%s/authorize user=%s\n", app.AppID, g.Slot)
+		fmt.Fprintf(&b, "What to do: the user authorizes again; start it with: vault write %soauth/%s/authorize user=%s\n", mount, app.AppID, g.Slot)
 	}
 	b.WriteString("This is not an app_secret problem: the app's secret works; only this user's grant needs renewing.")
 	return b.String()

@@ -64,6 +64,7 @@ var errSweepRunning = errors.New("a sweep is already running")
 // periodic is Vault's once-a-minute hook. Only a node that may write does the work: refreshing
 // spends single-use tokens whose successors must be stored.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	b.noteMount(req)
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}

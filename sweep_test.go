@@ -139,6 +139,7 @@ func TestNoticesFollowTheScheduleToTheMinuteAndAreSentOnce(t *testing.T) {
 	require.Len(t, msgs, 2, "one warning and one critical notice, each once")
 	require.Contains(t, msgs[0].Content, "(warning)")
 	require.Contains(t, msgs[0].Content, "not an app_secret problem")
+	require.Contains(t, msgs[0].Content, "vault write lark/oauth/"+testAppID+"/authorize user=w")
 	require.Contains(t, msgs[1].Content, "(critical)")
 	for _, at := range sentAt {
 		local := at.In(shanghai)
