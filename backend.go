@@ -65,6 +65,12 @@ type backend struct {
 	mount atomic.Value
 }
 
+// HandleRequest notes the mount path of every request before the framework routes it.
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	b.noteMount(req)
+	return b.Backend.HandleRequest(ctx, req)
+}
+
 func (b *backend) noteMount(req *logical.Request) {
 	if req != nil && req.MountPoint != "" {
 		b.mount.Store(req.MountPoint)

@@ -143,7 +143,6 @@ as a different Lark user is refused. Use oauth/<app_id>/replace (admins) to hand
 slot to someone else.`
 
 func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *framework.FieldData, replace bool) (*logical.Response, error) {
-	b.noteMount(req)
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}

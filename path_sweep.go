@@ -29,7 +29,6 @@ notified. It stops after sweep_budget and resumes from a stored cursor next time
 }
 
 func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	b.noteMount(req)
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}

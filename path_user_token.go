@@ -119,7 +119,6 @@ func validateAppAndSlot(d *framework.FieldData) (string, string, *logical.Respon
 }
 
 func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.noteMount(req)
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
