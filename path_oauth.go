@@ -58,12 +58,9 @@ func pathOAuth(b *backend) []*framework.Path {
 		{
 			Pattern:      callbackPath + "$",
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "oauth-callback"},
-			Fields: map[string]*framework.FieldSchema{
-				"code":              {Type: framework.TypeString, Description: "The authorization code Lark appends to the redirect."},
-				"state":             {Type: framework.TypeString, Description: "The state value from the authorize URL, echoed by Lark."},
-				"error":             {Type: framework.TypeString, Description: `Set by Lark instead of code when the user declined ("access_denied").`},
-				"error_description": {Type: framework.TypeString, Description: "Lark's explanation when error is set."},
-			},
+			// No Fields: the framework would answer a repeated parameter (a list) with a JSON
+			// validation error that quotes the values; the handler reads the query itself and
+			// always answers the browser with a page. The parameters are described below.
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: b.pathOAuthCallback,
@@ -74,7 +71,13 @@ func pathOAuth(b *backend) []*framework.Path {
 			HelpDescription: `Lark redirects the user's browser here with code and state. This path needs no Vault
 token (the browser has none); the single-use state, created by an authenticated
 oauth/<app_id>/authorize request within the last 10 minutes, is what authorizes it.
-The answer is a small HTML page that never contains a token.`,
+The answer is a small HTML page that never contains a token.
+
+Query parameters (set by Lark, not by people):
+    code               the authorization code (single use, 5 minutes)
+    state              the state value from the authorize URL
+    error              "access_denied" when the user declined, instead of code
+    error_description  Lark's explanation when error is set`,
 		},
 		{
 			Pattern:      "oauth/(?P<app_id>[^/]+)/exchange$",
@@ -226,16 +229,22 @@ func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *f
 	}}, nil
 }
 
-func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	params := map[string]string{}
 	for k, v := range req.Data {
-		if s, ok := v.(string); ok && len(s) > 2048 || len(k) > 64 {
+		s, ok := v.(string)
+		if !ok {
+			return callbackPage(http.StatusBadRequest, "This link is not valid", "A parameter of the link appears more than once, which Lark never does. Nothing was stored."), nil
+		}
+		if len(s) > 2048 || len(k) > 64 {
 			return callbackPage(http.StatusBadRequest, "This link is not valid", "A parameter of the link is far too long to come from Lark. Nothing was stored."), nil
 		}
+		params[k] = s
 	}
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
-	state := d.Get("state").(string)
+	state := params["state"]
 	if state == "" {
 		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link has no state parameter, so it does not come from an authorization started in Vault. Nothing was stored."), nil
 	}
@@ -250,7 +259,7 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, d
 	case err != nil:
 		return nil, err
 	}
-	if e := d.Get("error").(string); e != "" {
+	if e := params["error"]; e != "" {
 		if e == "access_denied" {
 			return callbackPage(http.StatusBadRequest, "Authorization declined",
 				"You declined the request in Lark, so Vault holds no grant for you. You can close this window; ask for a new link if that was a mistake."), nil
@@ -258,7 +267,7 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, d
 		return callbackPage(http.StatusBadRequest, "Lark reported an error",
 			fmt.Sprintf("Lark answered %q instead of an authorization code. Nothing was stored; ask for a new link.", truncateForMessage(e))), nil
 	}
-	code := d.Get("code").(string)
+	code := params["code"]
 	if !codePattern.MatchString(code) {
 		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link carries no valid authorization code. Nothing was stored; ask for a new link."), nil
 	}
@@ -316,7 +325,7 @@ func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		var ae *authError
 		if errors.As(err, &ae) {
-			return logical.RespondWithStatusCode(logical.ErrorResponse(ae.msg), req, ae.status)
+			return nil, logical.CodedError(ae.status, ae.msg)
 		}
 		return nil, err
 	}
@@ -387,6 +396,7 @@ func (b *backend) completeAuthorization(ctx context.Context, s logical.Storage, 
 		b.grants.mu.Unlock()
 		return nil, fmt.Errorf("storing the new grant: %w", err)
 	}
+	b.revokeReplaced(client, app, existing, g)
 	b.Logger().Info("user authorized", "app_id", g.AppID, "user", g.Slot, "open_id", g.OpenID)
 	b.sendEvent(ctx, "lark/user-authorized", g.AppID, g.Slot, "authorize")
 	return g, nil

@@ -277,6 +277,7 @@ func (b *backend) pathUserTokenImport(ctx context.Context, req *logical.Request,
 		b.grants.mu.Unlock()
 		return nil, fmt.Errorf("the grant was imported at Lark but Vault could not store it (kept in memory, stored on the next read): %w", err)
 	}
+	b.revokeReplaced(client, app, existing, g)
 	resp := &logical.Response{Data: g.status()}
 	if g.GrantExpiresAt.Sub(fetchedAt) < 7*24*time.Hour {
 		resp.AddWarning(fmt.Sprintf("this grant ends at %s (365 days after authorized_at); the user must authorize again before then", formatTime(g.GrantExpiresAt)))
@@ -347,6 +348,20 @@ func (b *backend) pathUserTokenDelete(ctx context.Context, req *logical.Request,
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// revokeReplaced revokes, at Lark, the tokens of a grant that a new one just replaced in its slot:
+// Vault no longer knows them, so nobody should be able to use them.
+func (b *backend) revokeReplaced(client *lark.Client, app *appEntry, old, replacement *grantEntry) {
+	if old == nil {
+		return
+	}
+	if old.RefreshToken != "" && old.RefreshToken != replacement.RefreshToken {
+		_ = b.revokeBestEffort(client, app, old.RefreshToken, lark.TokenTypeHintRefreshToken)
+	}
+	if old.AccessToken != "" && old.AccessToken != replacement.AccessToken {
+		_ = b.revokeBestEffort(client, app, old.AccessToken, lark.TokenTypeHintAccessToken)
+	}
 }
 
 func (b *backend) revokeBestEffort(client *lark.Client, app *appEntry, token, hint string) error {

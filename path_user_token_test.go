@@ -536,3 +536,42 @@ func TestAppWithGrantsCannotBeDeleted(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, app)
 }
+
+func TestCallbackRepeatedParameterGetsAPage(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	_, state := env.authorize("oauth/"+testAppID+"/authorize", map[string]interface{}{"user": "rep"})
+	status, page := env.callback(map[string]interface{}{"code": "abc", "state": []interface{}{state, "other"}})
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, page, "more than once")
+	require.NotContains(t, page, state)
+}
+
+func TestExchangeFailureIsAnErrorWithItsReason(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	code, state := env.authorize("oauth/"+testAppID+"/authorize", map[string]interface{}{"user": "x1"})
+	status, _ := env.callback(map[string]interface{}{"code": code, "state": state})
+	require.Equal(t, http.StatusOK, status)
+	_, state2 := env.authorize("oauth/"+testAppID+"/authorize", map[string]interface{}{"user": "x2"})
+	_, err := env.do(logical.UpdateOperation, "oauth/"+testAppID+"/exchange", map[string]interface{}{"code": code, "state": state2})
+	var coded logical.HTTPCodedError
+	require.True(t, errors.As(err, &coded), "%v", err)
+	require.Equal(t, http.StatusBadRequest, coded.Code())
+	require.Contains(t, err.Error(), "refused the authorization code")
+}
+
+func TestReplacedGrantIsRevokedAtLark(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	env.grantUser("again")
+	env.grantUser("again") // the same user authorizes again: the first grant's tokens are revoked
+	statuses := map[string]int{}
+	for _, g := range env.emu.Grants() {
+		statuses[g.Status]++
+	}
+	require.Equal(t, 1, statuses[larkemu.GrantRevoked], "%v", statuses)
+	resp, err := env.read("user-token/" + testAppID + "/again")
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Data["access_token"])
+}
