@@ -35,7 +35,7 @@ func TestPluginRegisteredBySHA256AndVersion(t *testing.T) {
 func TestAppTokenThroughCLIAndHTTP(t *testing.T) {
 	const app = "cli_e2etokens"
 	newApp(t, app)
-	before := emulatorCount(t, "app_access_token")
+	before := emulatorAppCount(t, app, "app_access_token")
 
 	first := vaultJSON(t, rootToken, "read", mountPath+"/app-token/"+app)
 	leaseID, _ := first["lease_id"].(string)
@@ -80,7 +80,7 @@ func TestAppTokenThroughCLIAndHTTP(t *testing.T) {
 	if second["lease_id"] == leaseID {
 		t.Fatal("second read returned the same lease id")
 	}
-	if got := emulatorCount(t, "app_access_token") - before; got != 1 {
+	if got := emulatorAppCount(t, app, "app_access_token") - before; got != 1 {
 		t.Fatalf("upstream app_access_token calls = %d, want 1", got)
 	}
 
@@ -108,7 +108,7 @@ func TestAppTokenThroughCLIAndHTTP(t *testing.T) {
 func TestAppTokenRotatesAfterReuseWindow(t *testing.T) {
 	const app = "cli_e2erotate"
 	newApp(t, app)
-	before := emulatorCount(t, "app_access_token")
+	before := emulatorAppCount(t, app, "app_access_token")
 
 	first := vaultJSON(t, rootToken, "read", mountPath+"/app-token/"+app)
 	t1 := first["data"].(map[string]any)["access_token"].(string)
@@ -135,7 +135,7 @@ func TestAppTokenRotatesAfterReuseWindow(t *testing.T) {
 	if d := rotated["lease_duration"].(float64); d < 60 {
 		t.Fatalf("lease of the new token is %v s, want close to 80 s", d)
 	}
-	if got := emulatorCount(t, "app_access_token") - before; got != 2 {
+	if got := emulatorAppCount(t, app, "app_access_token") - before; got != 2 {
 		t.Fatalf("upstream calls = %d, want 2 (one per token lifetime)", got)
 	}
 }
@@ -143,7 +143,7 @@ func TestAppTokenRotatesAfterReuseWindow(t *testing.T) {
 func TestThousandConcurrentColdReadsMakeOneUpstreamCall(t *testing.T) {
 	const app = "cli_e2econcurrent"
 	newApp(t, app)
-	before := emulatorCount(t, "tenant_access_token")
+	before := emulatorAppCount(t, app, "tenant_access_token")
 
 	const readers = 1000
 	var (
@@ -182,7 +182,7 @@ func TestThousandConcurrentColdReadsMakeOneUpstreamCall(t *testing.T) {
 	for tok := range tokens {
 		remember(tok, "tenant_access_token of "+app)
 	}
-	if got := emulatorCount(t, "tenant_access_token") - before; got != 1 {
+	if got := emulatorAppCount(t, app, "tenant_access_token") - before; got != 1 {
 		t.Fatalf("upstream tenant_access_token calls = %d for %d concurrent cold reads, want exactly 1", got, readers)
 	}
 }
@@ -233,14 +233,14 @@ func TestUpstreamFailuresAreNamedAndChangeNothing(t *testing.T) {
 	// A 5xx is retried; garbage is not, and leaves nothing cached.
 	const flaky = "cli_e2eflaky"
 	newApp(t, flaky)
-	before := emulatorCount(t, "tenant_access_token")
+	before := emulatorAppCount(t, flaky, "tenant_access_token")
 	emulator(t, http.MethodPost, "/_emulator/failures", map[string]any{"endpoint": "tenant_access_token", "mode": "5xx", "count": 1})
 	status, body = vaultHTTP(t, rootToken, http.MethodGet, mountPath+"/tenant-token/"+flaky, nil)
 	if status != http.StatusOK {
 		t.Fatalf("one 5xx then success: HTTP %d %v", status, body["errors"])
 	}
 	remember(body["data"].(map[string]any)["access_token"].(string), "tenant_access_token of "+flaky)
-	if got := emulatorCount(t, "tenant_access_token") - before; got != 2 {
+	if got := emulatorAppCount(t, flaky, "tenant_access_token") - before; got != 2 {
 		t.Fatalf("upstream calls = %d, want 2 (the 5xx and its retry)", got)
 	}
 

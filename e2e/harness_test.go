@@ -478,6 +478,18 @@ func emulator(t *testing.T, method, path string, body any) map[string]any {
 	return v
 }
 
+// emulatorAppCount reads one app's counter. Tests of app and tenant tokens use it because Vault's
+// periodic sweep refreshes other apps' cached tokens at any time, moving the global counters.
+func emulatorAppCount(t *testing.T, appID, endpoint string) int {
+	t.Helper()
+	c := emulator(t, http.MethodGet, "/_emulator/apps/"+appID+"/counters", nil)
+	n, ok := c[endpoint].(float64)
+	if !ok {
+		t.Fatalf("emulator has no per-app counter %q: %v", endpoint, c)
+	}
+	return int(n)
+}
+
 func emulatorCount(t *testing.T, endpoint string) int {
 	t.Helper()
 	c := emulator(t, http.MethodGet, "/_emulator/counters", nil)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"time"
 )
 
 // App is a self-built Lark app as the emulator knows it.
@@ -15,7 +16,17 @@ type App struct {
 	RefreshDisabled bool `json:"refresh_disabled,omitempty"`
 	// Scopes, when not empty, are the only scopes the authorize page accepts for this app (others: 20027).
 	Scopes []string `json:"scopes,omitempty"`
+	// RefreshTokenTTL, when positive, replaces Options.RefreshTokenTTL for this app's grants: every
+	// refresh token minted for the app from now on (code exchange, refresh, MintGrant) lives this long,
+	// still capped by the grant's 365-day end. On the control API: refresh_token_ttl_seconds.
+	RefreshTokenTTL time.Duration `json:"-"`
+	// UserTokenTTL, when positive, replaces Options.UserTokenTTL for this app's user access tokens.
+	// On the control API: user_token_ttl_seconds.
+	UserTokenTTL time.Duration `json:"-"`
 }
+
+// maxAppTokenTTL bounds the per-app lifetimes; anything longer is a typo.
+const maxAppTokenTTL = 10 * 365 * 24 * time.Hour
 
 type app struct {
 	App
@@ -41,11 +52,34 @@ func (s *Server) RegisterApp(a App) error {
 	if a.Secret == "" {
 		return fmt.Errorf("app %s: app_secret is empty", a.ID)
 	}
+	for _, d := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"refresh token TTL", a.RefreshTokenTTL}, {"user token TTL", a.UserTokenTTL}} {
+		if d.ttl < 0 || d.ttl > maxAppTokenTTL {
+			return fmt.Errorf("app %s: %s must be between 0 (the server default) and %v, got %v", a.ID, d.name, maxAppTokenTTL, d.ttl)
+		}
+	}
 	a.Scopes = slices.Clone(a.Scopes)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.apps[a.ID] = &app{App: a}
 	return nil
+}
+
+// userTokenTTLsLocked returns the lifetimes of the user access and refresh tokens minted for appID:
+// the app's own when set, else the server's. Callers hold s.mu.
+func (s *Server) userTokenTTLsLocked(appID string) (access, refresh time.Duration) {
+	access, refresh = s.opts.UserTokenTTL, s.opts.RefreshTokenTTL
+	if a := s.apps[appID]; a != nil {
+		if a.UserTokenTTL > 0 {
+			access = a.UserTokenTTL
+		}
+		if a.RefreshTokenTTL > 0 {
+			refresh = a.RefreshTokenTTL
+		}
+	}
+	return access, refresh
 }
 
 // RemoveApp forgets an app and invalidates its app and tenant tokens. It reports whether the app existed.

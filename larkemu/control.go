@@ -49,11 +49,19 @@ func (s *Server) controlRoutes() map[string]map[string]controlHandler {
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, ControlPrefix)
 	var methods map[string]controlHandler
-	if id, ok := strings.CutPrefix(name, "apps/"); ok && id != "" && !strings.Contains(id, "/") {
+	rest, isApp := strings.CutPrefix(name, "apps/")
+	id, sub, _ := strings.Cut(rest, "/")
+	switch {
+	case isApp && id != "" && rest == id:
 		methods = map[string]controlHandler{http.MethodDelete: func(w http.ResponseWriter, r *http.Request) error {
 			return s.ctlRemoveApp(w, id)
 		}}
-	} else {
+	case isApp && id != "" && sub == "counters":
+		methods = map[string]controlHandler{
+			http.MethodGet:    func(w http.ResponseWriter, r *http.Request) error { return s.ctlAppCounters(w, id) },
+			http.MethodDelete: func(w http.ResponseWriter, r *http.Request) error { return s.ctlResetAppCounters(w, id) },
+		}
+	default:
 		methods = s.control[name]
 	}
 	if methods == nil {
@@ -111,11 +119,32 @@ type okReply struct {
 
 func writeOK(w http.ResponseWriter) { writeJSON(w, http.StatusOK, okReply{OK: true}) }
 
-// appView is an app as the control API shows it: never with its secret.
+// appView is an app as the control API shows it: never with its secret. The lifetimes are shown
+// only when the app has its own.
 type appView struct {
-	ID              string   `json:"app_id"`
-	RefreshDisabled bool     `json:"refresh_disabled"`
-	Scopes          []string `json:"scopes"`
+	ID                     string   `json:"app_id"`
+	RefreshDisabled        bool     `json:"refresh_disabled"`
+	Scopes                 []string `json:"scopes"`
+	RefreshTokenTTLSeconds float64  `json:"refresh_token_ttl_seconds,omitempty"`
+	UserTokenTTLSeconds    float64  `json:"user_token_ttl_seconds,omitempty"`
+}
+
+// appRequest is the body of POST /_emulator/apps: App with its lifetimes in seconds (0 or absent:
+// the server's default).
+type appRequest struct {
+	ID                     string   `json:"app_id"`
+	Secret                 string   `json:"app_secret"`
+	RefreshDisabled        bool     `json:"refresh_disabled"`
+	Scopes                 []string `json:"scopes"`
+	RefreshTokenTTLSeconds float64  `json:"refresh_token_ttl_seconds"`
+	UserTokenTTLSeconds    float64  `json:"user_token_ttl_seconds"`
+}
+
+func secondsToDuration(name string, v float64) (time.Duration, error) {
+	if math.IsNaN(v) || v < 0 || v > maxAppTokenTTL.Seconds() {
+		return 0, badRequest("%s must be between 0 (the server default) and %d", name, int64(maxAppTokenTTL.Seconds()))
+	}
+	return time.Duration(v * float64(time.Second)), nil
 }
 
 func (s *Server) ctlListApps(w http.ResponseWriter, _ *http.Request) error {
@@ -126,15 +155,24 @@ func (s *Server) ctlListApps(w http.ResponseWriter, _ *http.Request) error {
 		if scopes == nil {
 			scopes = []string{}
 		}
-		out = append(out, appView{ID: a.ID, RefreshDisabled: a.RefreshDisabled, Scopes: scopes})
+		out = append(out, appView{ID: a.ID, RefreshDisabled: a.RefreshDisabled, Scopes: scopes,
+			RefreshTokenTTLSeconds: a.RefreshTokenTTL.Seconds(), UserTokenTTLSeconds: a.UserTokenTTL.Seconds()})
 	}
 	writeJSON(w, http.StatusOK, map[string][]appView{"apps": out})
 	return nil
 }
 
 func (s *Server) ctlAddApp(w http.ResponseWriter, r *http.Request) error {
-	var a App
-	if err := decodeControl(r, &a); err != nil {
+	var body appRequest
+	if err := decodeControl(r, &body); err != nil {
+		return err
+	}
+	a := App{ID: body.ID, Secret: body.Secret, RefreshDisabled: body.RefreshDisabled, Scopes: body.Scopes}
+	var err error
+	if a.RefreshTokenTTL, err = secondsToDuration("refresh_token_ttl_seconds", body.RefreshTokenTTLSeconds); err != nil {
+		return err
+	}
+	if a.UserTokenTTL, err = secondsToDuration("user_token_ttl_seconds", body.UserTokenTTLSeconds); err != nil {
 		return err
 	}
 	if err := s.RegisterApp(a); err != nil {

@@ -26,9 +26,12 @@
 // Everything under /_emulator/ is for tests and speaks JSON. Request bodies are decoded strictly
 // (unknown fields are an error, HTTP 400 {"error":"…"}). Each call has a Go method twin.
 //
-//	POST   /_emulator/apps             {"app_id","app_secret","refresh_disabled"?,"scopes"?}  → {"ok":true}     RegisterApp / AddApp
-//	GET    /_emulator/apps             → {"apps":[{"app_id","refresh_disabled","scopes"}]} (never secrets)    Apps
+//	POST   /_emulator/apps             {"app_id","app_secret","refresh_disabled"?,"scopes"?,
+//	                                   "refresh_token_ttl_seconds"?,"user_token_ttl_seconds"?}  → {"ok":true}  RegisterApp / AddApp
+//	GET    /_emulator/apps             → {"apps":[{"app_id","refresh_disabled","scopes",…}]} (never secrets)  Apps
 //	DELETE /_emulator/apps/{app_id}    → {"removed":bool}; the app's app/tenant tokens die with it           RemoveApp
+//	GET    /_emulator/apps/{app_id}/counters → {"refresh":N,…,"max_refresh_per_second":N}                  AppCounters
+//	DELETE /_emulator/apps/{app_id}/counters → {"ok":true}                                                 ResetAppCounters
 //	GET    /_emulator/clock            → {"now":RFC3339Nano,"offset_seconds":N} (offset from the wall clock) Now
 //	POST   /_emulator/clock/advance    {"seconds":N} (N > 0, fractional allowed) → same as GET;
 //	                                   HTTP 409 if the clock cannot move                                   Advance
@@ -37,8 +40,9 @@
 //	DELETE /_emulator/failures         → {"ok":true}                                                       ClearFailures
 //	GET    /_emulator/counters         → {"app_access_token":N,…} every counter, zeros included           Counters / Calls
 //	POST   /_emulator/reset            → {"ok":true}                                                       Reset
-//	POST   /_emulator/users            {"user_id","name"?,"en_name"?,"email"?,"open_id"?,"union_id"?}
-//	                                   registers a user and signs them in for the authorize page          AddUser
+//	POST   /_emulator/users            {"user_id","name"?,"en_name"?,"email"?,"open_id"?,"union_id"?,"sign_in"?}
+//	                                   registers a user and, unless sign_in is false, signs them in for
+//	                                   the authorize page                                                AddUser / RegisterUser
 //	GET    /_emulator/users            → {"users":[{…,"union_id","current"}]}                              Users / CurrentUser
 //	GET    /_emulator/authorize-mode   → {"mode":"approve"|"deny"}
 //	POST   /_emulator/authorize-mode   {"mode":"approve"|"deny"}                                          SetAuthorizeMode
@@ -49,6 +53,10 @@
 //	GET    /_emulator/messages         → {"messages":[Message…]}                                           Messages
 //	DELETE /_emulator/messages         → {"ok":true}                                                       ClearMessages
 //
+// An app's refresh_token_ttl_seconds and user_token_ttl_seconds (0 or absent: the server's
+// -refresh-token-ttl and -user-token-ttl) apply to every user token minted for it from then on, by
+// code exchange, refresh or MintGrant; the refresh token's life is still capped by the grant's end.
+//
 // Reset forgets counters, pending failures, every token, code, grant, consent and message, and sets
 // the authorize mode back to approve; apps, users and the clock stay.
 //
@@ -57,6 +65,13 @@
 // Counters and failures use the Endpoint* names. A request counts once it reaches an endpoint,
 // whatever the outcome (injected failures included). Token calls also count under code_exchange or
 // refresh by grant type, and refresh_reuse counts refreshes that presented a used refresh token.
+//
+// Per-app counters (AppCounters) have the same names and count the requests that name a registered
+// app: the app a bearer token was issued to (user_info, messages), the client_id of the authorize
+// page, or the client_id / app_id of a token or revoke request. Tests that share one emulator read
+// these, since other tests move the global ones. max_refresh_per_second is the largest number of
+// the app's refresh requests that arrived within any one second, measured on the wall clock (not
+// the emulator's adjustable clock), because a rate limit is about real requests per real second.
 //
 // Failures queue in injection order; each request takes the first pending one whose endpoint
 // matches (EndpointAll matches all). count defaults to 1; -1 keeps the failure until cleared.

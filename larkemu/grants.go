@@ -104,17 +104,19 @@ func (s *Server) newGrant(appID, userID string, scopes []string, authorizedAt, n
 }
 
 // mintPair issues an access token with scopes and, if the grant includes offline_access, a new
-// refresh token that carries the grant's full scopes. Callers hold s.mu.
+// refresh token that carries the grant's full scopes. Lifetimes are the app's own if it has them.
+// Callers hold s.mu.
 func (s *Server) mintPair(g *grant, scopes []string, now time.Time) tokenPair {
 	p := tokenPair{scopes: slices.Clone(scopes)}
-	accessExp := now.Add(s.opts.UserTokenTTL)
+	accessTTL, refreshTTL := s.userTokenTTLsLocked(g.appID)
+	accessExp := now.Add(accessTTL)
 	p.access = newJWT("access", g.appID, accessExp)
 	p.accessExpiresIn = remainingSeconds(accessExp, now)
 	s.grants.tokens[p.access] = &userToken{kind: accessToken, g: g, scopes: p.scopes, expiresAt: accessExp}
 	g.refresh = nil
 	if slices.Contains(g.scopes, ScopeOfflineAccess) {
 		// Lark ends every grant GrantMaxAge after authorization, so no refresh token outlives that.
-		refreshExp := minTime(now.Add(s.opts.RefreshTokenTTL), g.authorizedAt.Add(s.opts.GrantMaxAge))
+		refreshExp := minTime(now.Add(refreshTTL), g.authorizedAt.Add(s.opts.GrantMaxAge))
 		p.refresh = newJWT("refresh", g.appID, refreshExp)
 		p.refreshExpIn = remainingSeconds(refreshExp, now)
 		rt := &userToken{kind: refreshToken, g: g, scopes: slices.Clone(g.scopes), expiresAt: refreshExp}

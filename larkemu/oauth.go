@@ -3,6 +3,7 @@ package larkemu
 import (
 	"net/http"
 	"strings"
+	"time"
 )
 
 // oauthTokenReply is the success shape of the v2/v3 token endpoint: "code":0 and no error fields.
@@ -46,13 +47,13 @@ func (s *Server) serveOAuthToken(w http.ResponseWriter, req *request, v3 bool) {
 	grantType := p["grant_type"]
 	switch {
 	case grantType == "authorization_code":
-		s.count(EndpointCodeExchange)
+		s.countFor(EndpointCodeExchange, clientID)
 		s.withFailures(w, req, EndpointCodeExchange, false, func(w http.ResponseWriter) {
 			pair, code := s.exchangeCode(p, clientID, secret, v3)
 			s.writeTokenPair(w, EndpointCodeExchange, clientID, pair, code)
 		})
 	case grantType == "refresh_token":
-		s.count(EndpointRefresh)
+		s.countFor(EndpointRefresh, clientID)
 		s.withFailures(w, req, EndpointRefresh, false, func(w http.ResponseWriter) {
 			pair, code := s.refreshGrant(p, clientID, secret)
 			s.writeTokenPair(w, EndpointRefresh, clientID, pair, code)
@@ -151,6 +152,7 @@ func (s *Server) refreshGrant(p map[string]string, clientID, secret string) (tok
 	case rt.used:
 		g.reuseAttempts++
 		s.counters[EndpointRefreshReuse]++
+		s.countAppLocked(EndpointRefreshReuse, g.appID, time.Now())
 		return tokenPair{}, oauthRefreshUsed
 	case rt.revoked || g.revoked:
 		return tokenPair{}, oauthRefreshRevoked

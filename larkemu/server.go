@@ -78,6 +78,7 @@ type Server struct {
 	currentToken map[string]*appToken // app_id → the token the legacy endpoints hand out now
 	tenantTokens map[string]*appToken // every unexpired app/tenant token ever issued
 	counters     map[string]int
+	appStats     map[string]*appStats // app_id → that app's counters
 	failures     []*pendingFailure
 	identity     identityState
 	grants       grantState
@@ -118,6 +119,7 @@ func New(opts Options) *Server {
 		currentToken: make(map[string]*appToken),
 		tenantTokens: make(map[string]*appToken),
 		counters:     make(map[string]int),
+		appStats:     make(map[string]*appStats),
 	}
 	s.identity.init()
 	s.grants.init()
@@ -174,8 +176,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, codeMsg{Code: 405, Msg: "405 method not allowed"})
 		return
 	}
-	s.count(rt.endpoint)
 	req := readRequest(w, r, rt.maxBody)
+	s.countFor(rt.endpoint, s.requestAppID(req))
 	s.withFailures(w, req, rt.endpoint, true, func(w http.ResponseWriter) { rt.handle(w, req) })
 }
 
@@ -216,6 +218,7 @@ func (s *Server) Reset() {
 	s.currentToken = make(map[string]*appToken)
 	s.tenantTokens = make(map[string]*appToken)
 	s.counters = make(map[string]int)
+	s.appStats = make(map[string]*appStats)
 	s.failures = nil
 	s.identity.mode = AuthorizeApprove
 	s.grants.init()

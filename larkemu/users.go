@@ -57,6 +57,13 @@ func (st *identityState) init() {
 // AddUser registers or replaces a user and signs them in: the authorize page approves as this user
 // from now on. Unset names are filled from the user id.
 func (s *Server) AddUser(u User) error {
+	return s.RegisterUser(u, true)
+}
+
+// RegisterUser registers or replaces a user and, with signIn, signs them in. Without it the signed-in
+// user stays, so a test can create users (for minted grants or message recipients) without changing
+// whom the authorize page approves as for tests running beside it.
+func (s *Server) RegisterUser(u User, signIn bool) error {
 	if !userIDPattern.MatchString(u.UserID) {
 		return fmt.Errorf("user_id %q must be 1-64 letters, digits or _.@-", u.UserID)
 	}
@@ -69,7 +76,9 @@ func (s *Server) AddUser(u User) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.identity.users[u.UserID] = u
-	s.identity.current = u.UserID
+	if signIn {
+		s.identity.current = u.UserID
+	}
 	return nil
 }
 
@@ -191,11 +200,14 @@ func (s *Server) ctlListUsers(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (s *Server) ctlAddUser(w http.ResponseWriter, r *http.Request) error {
-	var u User
-	if err := decodeControl(r, &u); err != nil {
+	var body struct {
+		User
+		SignIn *bool `json:"sign_in"` // default true
+	}
+	if err := decodeControl(r, &body); err != nil {
 		return err
 	}
-	if err := s.AddUser(u); err != nil {
+	if err := s.RegisterUser(body.User, body.SignIn == nil || *body.SignIn); err != nil {
 		return badRequest("%v", err)
 	}
 	writeOK(w)

@@ -33,9 +33,12 @@ Serves the Lark endpoints the Vault plugin uses (both the "open" and the "accoun
   POST /open-apis/im/v1/messages?receive_id_type=open_id
 
 Control API (JSON in and out; see the larkemu package documentation for every field):
-  POST   /_emulator/apps              {"app_id","app_secret","refresh_disabled","scopes"}
+  POST   /_emulator/apps              {"app_id","app_secret","refresh_disabled","scopes",
+                                       "refresh_token_ttl_seconds","user_token_ttl_seconds"}
   GET    /_emulator/apps
   DELETE /_emulator/apps/{app_id}
+  GET    /_emulator/apps/{app_id}/counters   -> that app's counters and "max_refresh_per_second"
+  DELETE /_emulator/apps/{app_id}/counters
   GET    /_emulator/clock             -> {"now","offset_seconds"}
   POST   /_emulator/clock/advance     {"seconds":N}   (N > 0, may be fractional)
   POST   /_emulator/failures          {"endpoint","mode","count","delay_ms","status","reset_seconds","code","msg"}
@@ -43,7 +46,7 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
   DELETE /_emulator/failures
   GET    /_emulator/counters
   POST   /_emulator/reset             (counters, failures, tokens, grants, messages; keeps apps and users)
-  POST   /_emulator/users             {"user_id","name","en_name","email","open_id","union_id"}
+  POST   /_emulator/users             {"user_id","name","en_name","email","open_id","union_id","sign_in"}
   GET    /_emulator/users
   GET    /_emulator/authorize-mode
   POST   /_emulator/authorize-mode    {"mode":"approve"|"deny"}

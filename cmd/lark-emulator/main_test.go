@@ -79,6 +79,27 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		t.Fatalf("token call: %+v, %v", got, err)
 	}
 
+	// The process serves the per-app control endpoints too.
+	resp, err = http.Post(base+"/_emulator/apps", "application/json",
+		strings.NewReader(`{"app_id":"cli_short","app_secret":"short-secret","refresh_token_ttl_seconds":180}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("register an app with its own lifetime: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(base + "/_emulator/apps/cli_demo/counters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var perApp map[string]int
+	err = json.NewDecoder(resp.Body).Decode(&perApp)
+	resp.Body.Close()
+	if err != nil || perApp["tenant_access_token"] != 1 || perApp["refresh"] != 0 {
+		t.Fatalf("per-app counters: %v, %v", perApp, err)
+	}
+	if _, ok := perApp["max_refresh_per_second"]; !ok {
+		t.Fatalf("per-app counters lack max_refresh_per_second: %v", perApp)
+	}
+
 	// A request held open by an injected timeout must not block shutdown.
 	resp, err = http.Post(base+"/_emulator/failures", "application/json",
 		strings.NewReader(`{"endpoint":"tenant_access_token","mode":"timeout"}`))
@@ -133,7 +154,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		}
 	}
 	var stderr syncBuffer
-	if code := run(context.Background(), []string{"-h"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "/_emulator/clock/advance") {
+	if code := run(context.Background(), []string{"-h"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "/_emulator/clock/advance") ||
+		!strings.Contains(stderr.String(), "/_emulator/apps/{app_id}/counters") {
 		t.Errorf("-h: code %d, usage:\n%s", code, stderr.String())
 	}
 }
