@@ -159,7 +159,7 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 		h := g.health(b.clock.Now(), cfg)
 		b.metrics.setLevel(appID+"/"+slot, h.Level)
 		resp.Data["days_left"] = h.DaysLeft
-		resp.Data["reauth_required"] = false
+		resp.Data["reauth_required"] = h.Level == levelExpired || h.Level == levelReauthRequired
 		if w := h.warning(appID, slot, mountOf(req)); w != "" {
 			resp.AddWarning(w)
 		}

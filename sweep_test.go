@@ -286,3 +286,22 @@ func httptestServer(t *testing.T, h http.Handler) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestReadOfAnEndedGrantSaysReauthRequired(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	minted, err := env.emu.MintGrant(larkemu.MintRequest{AppID: testAppID, AuthorizedAgo: 364 * 24 * time.Hour})
+	require.NoError(t, err)
+	// Vault was told the user authorized 366 days ago: by its own count the grant has ended.
+	resp, err := env.write("user-token/"+testAppID+"/ended", map[string]interface{}{
+		"refresh_token": minted.RefreshToken,
+		"authorized_at": env.clock.Now().Add(-366 * 24 * time.Hour).Format(time.RFC3339),
+	})
+	require.NoError(t, err)
+	require.False(t, resp.IsError())
+	read, err := env.read("user-token/" + testAppID + "/ended")
+	require.NoError(t, err, "the access token itself is still valid")
+	require.Equal(t, true, read.Data["reauth_required"])
+	require.Equal(t, 0.0, read.Data["days_left"])
+	require.Contains(t, read.Warnings[0], "has ended")
+}
