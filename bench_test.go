@@ -2,6 +2,7 @@ package larksecrets
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -64,4 +65,26 @@ func BenchmarkParallelCachedReads(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkUserTokenRead is a read of a user token that needs no refresh: the grant is read from
+// storage on every request (it changes on every refresh, so it is not cached in memory), measured
+// beside the cached app-token read.
+func BenchmarkUserTokenRead(b *testing.B) {
+	env := newTestEnv(b)
+	env.addOAuthApp()
+	env.grantUser("bench")
+	for _, path := range []string{"app-token/" + testAppID, "user-token/" + testAppID + "/bench"} {
+		if _, err := env.read(path); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(strings.SplitN(path, "/", 2)[0], func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := env.read(path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
