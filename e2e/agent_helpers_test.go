@@ -132,32 +132,10 @@ var noRedirectClient = &http.Client{
 }
 
 // emuControl calls the control API of an emulator of the test's own (emulator() talks to the
-// shared one); anything but 200 fails the test.
+// shared one).
 func emuControl(t *testing.T, emuURL, method, path string, body any) map[string]any {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, emuURL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := env.httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("emulator %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &m) != nil {
-		t.Fatalf("emulator %s %s: HTTP %d %s", method, path, resp.StatusCode, raw)
-	}
-	return m
+	return emulatorAt(t, emuURL, method, path, body)
 }
 
 // mintUserGrant has the emulator create a Lark grant for a (new) Lark user of the app and returns

@@ -450,23 +450,33 @@ func vaultHTTP(t *testing.T, token, method, path string, body any) (int, map[str
 // emulator calls the emulator's control API.
 func emulator(t *testing.T, method, path string, body any) map[string]any {
 	t.Helper()
+	return emulatorAt(t, env.emuURL, method, path, body)
+}
+
+// emulatorAt calls the control API of the emulator at emuURL (tests that start their own emulator
+// use it directly); any status outside 2xx fails the test.
+func emulatorAt(t *testing.T, emuURL, method, path string, body any) map[string]any {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
-		b, _ := json.Marshal(body)
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, env.emuURL+path, rd)
+	req, err := http.NewRequest(method, emuURL+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := env.httpClient.Do(req)
 	if err != nil {
 		t.Fatalf("emulator %s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		t.Fatalf("emulator %s %s: HTTP %d: %s", method, path, resp.StatusCode, raw)
 	}
 	var v map[string]any
