@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -146,33 +145,8 @@ func TestThousandConcurrentColdReadsMakeOneUpstreamCall(t *testing.T) {
 	before := emulatorAppCount(t, app, "tenant_access_token")
 
 	const readers = 1000
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		tokens = map[string]int{}
-		errs   []string
-	)
-	start := make(chan struct{})
-	sem := make(chan struct{}, 200) // 200 requests in flight at once against one dev server
-	for i := 0; i < readers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			status, body := vaultHTTP(t, rootToken, http.MethodGet, mountPath+"/tenant-token/"+app, nil)
-			mu.Lock()
-			defer mu.Unlock()
-			if status != http.StatusOK {
-				errs = append(errs, fmt.Sprintf("HTTP %d: %v", status, body["errors"]))
-				return
-			}
-			tokens[body["data"].(map[string]any)["access_token"].(string)]++
-		}()
-	}
-	close(start)
-	wg.Wait()
+	// 200 requests in flight at once against one dev server.
+	tokens, errs := concurrentTokenReads(t, mountPath+"/tenant-token/"+app, readers, 200)
 	if len(errs) > 0 {
 		t.Fatalf("%d of %d reads failed, first: %s", len(errs), readers, errs[0])
 	}

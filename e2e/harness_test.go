@@ -447,6 +447,40 @@ func vaultHTTP(t *testing.T, token, method, path string, body any) (int, map[str
 	return resp.StatusCode, v
 }
 
+// concurrentTokenReads starts readers GETs of path at the same moment, at most inFlight at a time,
+// and returns how many readers saw each access_token and the failures.
+func concurrentTokenReads(t *testing.T, path string, readers, inFlight int) (map[string]int, []string) {
+	t.Helper()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		tokens = map[string]int{}
+		errs   []string
+	)
+	start := make(chan struct{})
+	sem := make(chan struct{}, inFlight)
+	for i := 0; i < readers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			status, body := vaultHTTP(t, rootToken, http.MethodGet, path, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if status != http.StatusOK {
+				errs = append(errs, fmt.Sprintf("HTTP %d: %v", status, body["errors"]))
+				return
+			}
+			tokens[body["data"].(map[string]any)["access_token"].(string)]++
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return tokens, errs
+}
+
 // emulator calls the emulator's control API.
 func emulator(t *testing.T, method, path string, body any) map[string]any {
 	t.Helper()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -223,30 +222,7 @@ func TestUserToken200ConcurrentReadersAcrossExpiry(t *testing.T) {
 	}
 	waitForRefreshDue(t, first["expires_at"].(string))
 	const readers = 200
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		tokens = map[string]int{}
-		errs   []string
-	)
-	start := make(chan struct{})
-	for i := 0; i < readers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			status, body := vaultHTTP(t, rootToken, http.MethodGet, mountPath+"/user-token/"+app+"/herd", nil)
-			mu.Lock()
-			defer mu.Unlock()
-			if status != http.StatusOK {
-				errs = append(errs, fmt.Sprintf("HTTP %d: %v", status, body["errors"]))
-				return
-			}
-			tokens[body["data"].(map[string]any)["access_token"].(string)]++
-		}()
-	}
-	close(start)
-	wg.Wait()
+	tokens, errs := concurrentTokenReads(t, mountPath+"/user-token/"+app+"/herd", readers, readers)
 	for tok := range tokens {
 		remember(tok, "user_access_token of "+app+"/herd")
 	}
