@@ -236,7 +236,7 @@ func (b *backend) userLink(ctx context.Context, s logical.Storage, app *appEntry
 	if err != nil {
 		return ""
 	}
-	link, err := client.AuthorizeURL(lark.AuthorizeRequest{AppID: app.AppID, RedirectURI: app.RedirectURI, State: state,
+	link, err := client.AuthorizeURL(lark.AuthorizeRequest{RedirectURI: app.RedirectURI, State: state,
 		CodeChallenge: lark.PKCEChallengeS256(verifier), Scopes: scopes})
 	if err != nil {
 		return ""

@@ -192,7 +192,6 @@ func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	authURL, err := client.AuthorizeURL(lark.AuthorizeRequest{
-		AppID:         appID,
 		RedirectURI:   app.RedirectURI,
 		State:         state,
 		CodeChallenge: lark.PKCEChallengeS256(verifier),
@@ -355,7 +354,7 @@ func (b *backend) completeAuthorization(ctx context.Context, s logical.Storage, 
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*cfg.LarkRequestTimeout+5*time.Second)
 	defer cancel()
 
-	tok, err := client.ExchangeCode(callCtx, app.tokenEndpoint(), app.AppID, app.AppSecret, code, st.RedirectURI, st.Verifier)
+	tok, err := client.ExchangeCode(callCtx, code, st.RedirectURI, st.Verifier)
 	if err != nil {
 		return nil, exchangeAuthError(err)
 	}

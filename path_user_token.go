@@ -250,11 +250,11 @@ func (b *backend) pathUserTokenImport(ctx context.Context, req *logical.Request,
 
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*cfg.LarkRequestTimeout+5*time.Second)
 	defer cancel()
-	tok, err := client.RefreshUserToken(callCtx, app.tokenEndpoint(), app.AppID, app.AppSecret, refresh)
+	tok, err := client.RefreshUserToken(callCtx, refresh)
 	if err != nil {
 		var le *lark.Error
 		if errors.As(err, &le) && le.Kind == lark.KindReauthRequired {
-			return logical.ErrorResponse("Lark refused the refresh token: %s (code %d); nothing was stored", lark.ReauthReason(le.Code), le.Code), nil
+			return logical.ErrorResponse("Lark refused the refresh token: %s (code %d); nothing was stored", le.Reason(), le.Code), nil
 		}
 		return nil, b.operatorError(req, appID, err)
 	}
@@ -352,7 +352,7 @@ func (b *backend) pathUserTokenDelete(ctx context.Context, req *logical.Request,
 
 // revokeReplaced revokes, at Lark, the tokens of a grant that a new one just replaced in its slot:
 // Vault no longer knows them, so nobody should be able to use them.
-func (b *backend) revokeReplaced(client *lark.Client, app *appEntry, old, replacement *grantEntry) {
+func (b *backend) revokeReplaced(client *lark.App, app *appEntry, old, replacement *grantEntry) {
 	if old == nil {
 		return
 	}
@@ -364,10 +364,10 @@ func (b *backend) revokeReplaced(client *lark.Client, app *appEntry, old, replac
 	}
 }
 
-func (b *backend) revokeBestEffort(client *lark.Client, app *appEntry, token, hint string) error {
+func (b *backend) revokeBestEffort(client *lark.App, app *appEntry, token, hint string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := client.RevokeToken(ctx, app.AppID, app.AppSecret, token, hint)
+	err := client.RevokeToken(ctx, token, hint)
 	if err != nil {
 		b.Logger().Warn("revoking a user token at Lark failed", "app_id", app.AppID, "hint", hint, "error", err)
 	}

@@ -204,7 +204,7 @@ func TestInterruptedRefreshIsReportedAfterRestart(t *testing.T) {
 	// A previous process recorded a refresh, sent it, and died before storing Lark's answer.
 	client, err := lark.New(lark.Config{Brand: lark.BrandFeishu, BaseURL: env.emuURL, AccountsBaseURL: env.emuURL})
 	require.NoError(t, err)
-	_, err = client.RefreshUserToken(context.Background(), lark.TokenEndpointV3, testAppID, testSecret, g.RefreshToken)
+	_, err = client.App(lark.AppCredentials{AppID: testAppID, AppSecret: testSecret}).RefreshUserToken(context.Background(), g.RefreshToken)
 	require.NoError(t, err)
 	g.InFlight = &refreshInFlight{StartedAt: env.clock.Now(), RefreshTokenHash: tokenHash(g.RefreshToken)}
 	require.NoError(t, env.b.storeGrant(context.Background(), env.storage, g))

@@ -152,16 +152,16 @@ func (b *backend) refreshAccessToken(ctx context.Context, s logical.Storage, app
 	return &fetchResult{entry: entry}, nil
 }
 
-func fetchFromLark(ctx context.Context, client *lark.Client, app *appEntry, kind tokenKind) (string, time.Duration, error) {
+func fetchFromLark(ctx context.Context, client *lark.App, app *appEntry, kind tokenKind) (string, time.Duration, error) {
 	switch kind {
 	case kindApp:
-		t, err := client.AppAccessToken(ctx, app.AppID, app.AppSecret)
+		t, err := client.AppAccessToken(ctx)
 		if err != nil {
 			return "", 0, err
 		}
 		return t.AppAccessToken, t.ExpiresIn, nil
 	case kindTenant:
-		t, err := client.TenantAccessToken(ctx, app.AppID, app.AppSecret)
+		t, err := client.TenantAccessToken(ctx)
 		if err != nil {
 			return "", 0, err
 		}
@@ -170,8 +170,8 @@ func fetchFromLark(ctx context.Context, client *lark.Client, app *appEntry, kind
 	return "", 0, fmt.Errorf("unknown token kind %q", kind)
 }
 
-func (b *backend) larkClient(app *appEntry, cfg *configEntry) (*lark.Client, error) {
-	return lark.New(lark.Config{
+func (b *backend) larkClient(app *appEntry, cfg *configEntry) (*lark.App, error) {
+	c, err := lark.New(lark.Config{
 		Brand:           lark.Brand(app.Brand),
 		BaseURL:         app.BaseURL,
 		AccountsBaseURL: app.AccountsBaseURL,
@@ -181,6 +181,10 @@ func (b *backend) larkClient(app *appEntry, cfg *configEntry) (*lark.Client, err
 		UserAgent:       "vault-plugin-secrets-lark/" + Version,
 		Observe:         b.metrics.observeCall,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return c.App(lark.AppCredentials{AppID: app.AppID, AppSecret: app.AppSecret, UserTokenEndpoint: app.tokenEndpoint()}), nil
 }
 
 func (b *backend) loadToken(ctx context.Context, s logical.Storage, appID string, kind tokenKind) (*tokenEntry, error) {

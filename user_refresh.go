@@ -176,7 +176,7 @@ func (b *backend) refreshGrantLocked(ctx context.Context, s logical.Storage, g *
 
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*cfg.LarkRequestTimeout+5*time.Second)
 	defer cancel()
-	tok, err := client.RefreshUserToken(callCtx, app.tokenEndpoint(), app.AppID, app.AppSecret, g.RefreshToken)
+	tok, err := client.RefreshUserToken(callCtx, g.RefreshToken)
 	lostAnswer := false
 	var le *lark.Error
 	if errors.As(err, &le) && le.ConsumedMaybe() {
@@ -184,7 +184,7 @@ func (b *backend) refreshGrantLocked(ctx context.Context, s logical.Storage, g *
 		// it: success means it had not; "already used" means its answer was lost.
 		lostAnswer = true
 		b.Logger().Warn("refresh answer lost; asking Lark once more with the same refresh token", "app_id", g.AppID, "user", g.Slot, "error", err)
-		tok, err = client.RefreshUserToken(callCtx, app.tokenEndpoint(), app.AppID, app.AppSecret, g.RefreshToken)
+		tok, err = client.RefreshUserToken(callCtx, g.RefreshToken)
 	}
 	now = b.clock.Now()
 	if err != nil {
@@ -224,7 +224,7 @@ func (b *backend) refreshGrantLocked(ctx context.Context, s logical.Storage, g *
 func (b *backend) refreshFailed(ctx context.Context, s logical.Storage, g *grantEntry, cfg *configEntry, err error, interrupted *refreshInFlight, lostAnswer bool, now time.Time) (*grantEntry, []string, error) {
 	var le *lark.Error
 	if errors.As(err, &le) && le.Kind == lark.KindReauthRequired {
-		reason := lark.ReauthReason(le.Code)
+		reason := le.Reason()
 		switch {
 		case le.Code == 20073 && interrupted != nil:
 			reason = fmt.Sprintf("an earlier refresh started at %s was interrupted after Lark had used the refresh token, so the new one never reached Vault", formatTime(interrupted.StartedAt))

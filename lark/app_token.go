@@ -33,9 +33,9 @@ type TenantToken struct {
 }
 
 // AppAccessToken calls POST /open-apis/auth/v3/app_access_token/internal.
-func (c *Client) AppAccessToken(ctx context.Context, appID, appSecret string) (*AppToken, error) {
+func (a *App) AppAccessToken(ctx context.Context) (*AppToken, error) {
 	var resp appTokenResponse
-	if err := c.appCredentialCall(ctx, EndpointAppAccessToken, "/open-apis/auth/v3/app_access_token/internal", appID, appSecret, &resp); err != nil {
+	if err := a.appCredentialCall(ctx, EndpointAppAccessToken, "/open-apis/auth/v3/app_access_token/internal", &resp); err != nil {
 		return nil, err
 	}
 	return &AppToken{
@@ -46,9 +46,9 @@ func (c *Client) AppAccessToken(ctx context.Context, appID, appSecret string) (*
 }
 
 // TenantAccessToken calls POST /open-apis/auth/v3/tenant_access_token/internal.
-func (c *Client) TenantAccessToken(ctx context.Context, appID, appSecret string) (*TenantToken, error) {
+func (a *App) TenantAccessToken(ctx context.Context) (*TenantToken, error) {
 	var resp tenantTokenResponse
-	if err := c.appCredentialCall(ctx, EndpointTenantAccessToken, "/open-apis/auth/v3/tenant_access_token/internal", appID, appSecret, &resp); err != nil {
+	if err := a.appCredentialCall(ctx, EndpointTenantAccessToken, "/open-apis/auth/v3/tenant_access_token/internal", &resp); err != nil {
 		return nil, err
 	}
 	return &TenantToken{
@@ -57,7 +57,8 @@ func (c *Client) TenantAccessToken(ctx context.Context, appID, appSecret string)
 	}, nil
 }
 
-func (c *Client) appCredentialCall(ctx context.Context, endpoint, path, appID, appSecret string, out validator) error {
+func (a *App) appCredentialCall(ctx context.Context, endpoint, path string, out validator) error {
+	appID, appSecret := a.creds.AppID, a.creds.AppSecret
 	// Lark would answer 10003 anyway; failing here saves a round trip and a rate-limit slot.
 	switch {
 	case strings.TrimSpace(appID) == "":
@@ -65,10 +66,10 @@ func (c *Client) appCredentialCall(ctx context.Context, endpoint, path, appID, a
 	case appSecret == "":
 		return &Error{Endpoint: endpoint, Kind: KindInvalidRequest, detail: "app_secret is empty"}
 	}
-	return c.do(ctx, request{
+	return a.do(ctx, request{
 		endpoint: endpoint,
 		method:   http.MethodPost,
-		url:      c.openAPI(path),
+		url:      a.openAPI(path),
 		body:     appCredentials{AppID: appID, AppSecret: appSecret},
 		secrets:  []string{appSecret},
 	}, out)
