@@ -111,37 +111,37 @@ func unmarshalObject(payload json.RawMessage, v any) bool {
 	return isObject(payload) && json.Unmarshal(payload, v) == nil
 }
 
-// parseEpoch reads ts (1.0: seconds, with a fraction: "1502199207.7171419") or create_time (2.0:
+// parseEpoch reads ts (1.0: seconds with a fraction, "1502199207.7171419") or create_time (2.0:
 // milliseconds on the event pages, microseconds in the overview's example). Integers are read by
-// magnitude; anything unreadable or outside 2000-2200 is the zero time.
+// magnitude; a fraction is read digit by digit, to the nanosecond. Anything unreadable or outside
+// the years 2000-2199 is the zero time.
 func parseEpoch(s string) time.Time {
 	if s == "" || len(s) > 32 {
 		return time.Time{}
 	}
-	var t time.Time
-	if strings.ContainsAny(s, ".eE") {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || f <= 0 || f > 1e11 {
-			return time.Time{}
-		}
-		sec := int64(f)
-		t = time.Unix(sec, int64((f-float64(sec))*1e9))
-	} else {
-		n, err := strconv.ParseInt(s, 10, 64)
-		switch {
-		case err != nil || n <= 0:
-			return time.Time{}
-		case n < 1e11:
-			t = time.Unix(n, 0)
-		case n < 1e14:
-			t = time.UnixMilli(n)
-		case n < 1e17:
-			t = time.UnixMicro(n)
-		default:
-			t = time.Unix(0, n)
-		}
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || n <= 0 || strings.HasPrefix(whole, "+") {
+		return time.Time{}
 	}
-	if y := t.UTC().Year(); y < 2000 || y > 2200 {
+	var t time.Time
+	switch {
+	case hasFrac:
+		if frac == "" || len(frac) > 18 || strings.Trim(frac, "0123456789") != "" || n >= 1e11 {
+			return time.Time{}
+		}
+		nanos, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64) // nine digits always parse
+		t = time.Unix(n, nanos)
+	case n < 1e11:
+		t = time.Unix(n, 0)
+	case n < 1e14:
+		t = time.UnixMilli(n)
+	case n < 1e17:
+		t = time.UnixMicro(n)
+	default:
+		t = time.Unix(0, n)
+	}
+	if y := t.UTC().Year(); y < 2000 || y >= 2200 {
 		return time.Time{}
 	}
 	return t.UTC()
