@@ -30,6 +30,12 @@ const (
 	KindCodeInvalid        ErrorKind = "code_invalid"         // the authorization code (or its PKCE/redirect binding) was refused
 	KindUserTokenInvalid   ErrorKind = "user_token_invalid"   // refresh the user token, or re-authorize if that fails too
 	KindTenantTokenInvalid ErrorKind = "tenant_token_invalid" // fetch a new tenant token
+
+	// Store apps (store_app.go).
+	KindAppTicketInvalid ErrorKind = "app_ticket_invalid" // no app_ticket, or Lark refused it: resend and wait for the event
+	KindTenantKeyInvalid ErrorKind = "tenant_key_invalid" // unknown tenant, or the app is not installed or enabled there
+	KindAppTokenInvalid  ErrorKind = "app_token_invalid"  // fetch a new app token
+	KindAppTypeMismatch  ErrorKind = "app_type_mismatch"  // Lark disagrees with the configured app type
 )
 
 // Error is the only error type the client returns (apart from none). Its text is meant for operators
@@ -95,6 +101,14 @@ func (e *Error) Error() string {
 		b.WriteString("Lark rejected the user access token (expired, revoked or not a user token)")
 	case KindTenantTokenInvalid:
 		b.WriteString("Lark rejected the tenant access token (expired or invalid)")
+	case KindAppTicketInvalid:
+		b.WriteString("no app_ticket Lark accepts (missing, expired or replaced); ask Lark to resend it and wait for the app_ticket event")
+	case KindTenantKeyInvalid:
+		b.WriteString("Lark refused the tenant key (unknown tenant, or the app is not installed or enabled there)")
+	case KindAppTokenInvalid:
+		b.WriteString("Lark rejected the app access token (expired or invalid)")
+	case KindAppTypeMismatch:
+		b.WriteString("Lark says this is not a store app (self-built apps get no app_ticket); configure it as self_built")
 	default:
 		b.WriteString("Lark returned an error")
 	}

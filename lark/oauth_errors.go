@@ -103,39 +103,6 @@ var challengeReasons = map[int]string{
 	policyBlocked:   "Lark's access policy blocks this app from acting for the user",
 }
 
-// Meaning groups failures by who has to act, which is what the plugin decides on.
-type Meaning string
-
-// Meanings, from the plugin's point of view.
-const (
-	// MeaningGrantOver: the user's grant has ended; only the user authorizing again helps.
-	MeaningGrantOver Meaning = "grant_over"
-	// MeaningAppSetup: the app's setup (secret, console switches, installation) must change; user
-	// grants are intact and work again after the fix.
-	MeaningAppSetup Meaning = "app_setup"
-	// MeaningUserAction: the user must complete something (a security challenge); the grant is kept.
-	MeaningUserAction Meaning = "user_action"
-	// MeaningTransient: Lark or the network failed; the same call may work later.
-	MeaningTransient Meaning = "transient"
-	// MeaningUnknown: anything else; keep everything, warn, count.
-	MeaningUnknown Meaning = "unknown"
-)
-
-// Meaning says who has to act on this failure.
-func (e *Error) Meaning() Meaning {
-	switch e.Kind {
-	case KindReauthRequired, KindUserRefused:
-		return MeaningGrantOver
-	case KindAppSecretRejected, KindAppNotFound, KindAppSetup:
-		return MeaningAppSetup
-	case KindUserChallenge:
-		return MeaningUserAction
-	case KindUnavailable, KindRateLimited, KindBadResponse:
-		return MeaningTransient
-	}
-	return MeaningUnknown
-}
-
 // GrantEnd is why the grant ended for a KindReauthRequired or KindUserRefused error, "" otherwise.
 func (e *Error) GrantEnd() GrantEnd {
 	if e.Kind != KindReauthRequired && e.Kind != KindUserRefused {

@@ -28,7 +28,7 @@ func interpret(r request, resp *http.Response, data []byte, logID string, out an
 	if logID == "" {
 		logID = cleanField(env.logID, 128)
 	}
-	e := &Error{Endpoint: r.endpoint, HTTPStatus: status, LogID: logID}
+	e := &Error{Endpoint: r.endpoint, HTTPStatus: status, LogID: safeLogID(logID, allSecrets(r, data))}
 	if envErr == nil {
 		// A rejected response may carry tokens; treat them like the request's secrets.
 		e.Code, e.Msg = env.code, cleanMsg(env.message(), allSecrets(r, data))
@@ -243,6 +243,15 @@ func parseReset(h string) time.Duration {
 		return maxReset
 	}
 	return time.Duration(f * float64(time.Second))
+}
+
+// safeLogID drops a log id that contains a secret. A real log id never does; one that does comes
+// from something echoing the request, and it is printed in every error, so it goes entirely.
+func safeLogID(id string, secrets []string) string {
+	if redact(id, secrets) != id {
+		return ""
+	}
+	return id
 }
 
 // cleanField bounds a header-sourced value (log id) before it lands in an error message.
