@@ -204,7 +204,11 @@ type resolvedSender struct {
 func (s *Server) messageSenderLocked(tok string, now time.Time) (resolvedSender, int) {
 	if t, ok := s.tenantTokens[tok]; ok {
 		if _, appOK := s.apps[t.appID]; appOK && now.Before(t.expiresAt) {
-			return resolvedSender{t.appID, messageSender{ID: t.appID, IDType: "app_id", SenderType: "app", TenantKey: s.opts.TenantKey}}, 0
+			tenant := t.tenantKey
+			if tenant == "" {
+				tenant = s.opts.TenantKey
+			}
+			return resolvedSender{t.appID, messageSender{ID: t.appID, IDType: "app_id", SenderType: "app", TenantKey: tenant}}, 0
 		}
 		return resolvedSender{}, gwInvalidAppToken
 	}
