@@ -107,7 +107,7 @@ func TestAppCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	// An app nobody registered is not counted per app (but globally, as always).
 	postJSON(t, ts.URL+PathTenantAccessToken, credentials("cli_nobody", "x"))
 

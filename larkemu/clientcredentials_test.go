@@ -68,7 +68,7 @@ func TestClientCredentialsAuthentication(t *testing.T) {
 	}
 	var m map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&m)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || m["access_token"] == nil {
 		t.Fatalf("HTTP Basic alone: %d %v", resp.StatusCode, m)
 	}

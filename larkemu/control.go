@@ -215,7 +215,7 @@ type clockReply struct {
 func (s *Server) clockReply() clockReply {
 	now := s.clk.Now()
 	// The offset is measured against the wall clock, rounded to hide the nanoseconds between the two reads.
-	offset := now.Sub(time.Now()).Round(time.Millisecond)
+	offset := time.Until(now).Round(time.Millisecond)
 	return clockReply{Now: now.UTC().Format(time.RFC3339Nano), OffsetSeconds: offset.Seconds()}
 }
 

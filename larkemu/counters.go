@@ -30,10 +30,6 @@ func (st *appStats) noteRefresh(now time.Time) {
 	st.maxRefreshPerSecond = max(st.maxRefreshPerSecond, len(st.recentRefreshes))
 }
 
-func (s *Server) count(endpoint string) {
-	s.countFor(endpoint, "")
-}
-
 // countFor counts a request globally and, when appID names a registered app, for that app too.
 func (s *Server) countFor(endpoint, appID string) {
 	now := time.Now()

@@ -286,7 +286,7 @@ func (s *Server) postEvent(target string, body []byte, headers map[string]string
 		}
 		return 0, "", err.Error()
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRecordedResponse))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, string(b), "reading answer: " + err.Error()

@@ -156,7 +156,9 @@ func TestEventRetriesGiveUp(t *testing.T) {
 	rc.setAnswer(func(int, received) (int, string) { return http.StatusForbidden, "no" })
 	s, _, fc := newStoreEmu(t, storeAppConfig(rc, encryptKey), Options{
 		EventRetryDelays: []time.Duration{time.Second, time.Second}, TicketInterval: 1000 * time.Hour})
-	s.PushAppTicket(storeApp)
+	if _, _, err := s.PushAppTicket(storeApp); err != nil {
+		t.Fatal(err)
+	}
 	fc.Advance(time.Second)
 	waitRetryScheduled(t, s, 2)
 	fc.Advance(time.Second)
@@ -384,7 +386,9 @@ func TestEventsControlAndReset(t *testing.T) {
 
 	// Reset forgets tickets and deliveries but keeps installations.
 	postJSON(t, ctl+"tenants", `{"tenant_key":"`+tenantB+`","silent":true}`)
-	s.PushAppTicket(storeApp)
+	if _, _, err := s.PushAppTicket(storeApp); err != nil {
+		t.Fatal(err)
+	}
 	s.Reset()
 	expectEqual(t, "tickets after reset", len(s.Tickets(storeApp)), 0)
 	expectEqual(t, "events after reset", len(s.Events("", 0)), 0)
@@ -395,7 +399,9 @@ func TestCloseStopsDeliveries(t *testing.T) {
 	rc := newReceiver(t)
 	rc.setAnswer(func(int, received) (int, string) { return http.StatusServiceUnavailable, "" })
 	s := New(Options{RegisterApps: []App{storeAppConfig(rc, "")}, EventRetryDelays: []time.Duration{time.Millisecond}})
-	s.PushAppTicket(storeApp)
+	if _, _, err := s.PushAppTicket(storeApp); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 	n := len(rc.requests())
 	time.Sleep(10 * schedulerPoll)
