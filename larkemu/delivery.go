@@ -47,8 +47,10 @@ type EventDelivery struct {
 	EventID   string `json:"event_id,omitempty"` // uuid (schema 1.0) or header.event_id (2.0)
 	// Plaintext is the event JSON before encryption (absent for a raw push that is not JSON).
 	Plaintext json.RawMessage `json:"plaintext,omitempty"`
-	// Body is exactly what was sent: the plaintext, {"encrypt":"…"}, or a raw push.
+	// Body is exactly what was sent: the plaintext, {"encrypt":"…"}, or a raw push; bodies over
+	// 64 KiB are cut there (BodyBytes has the full size) and Plaintext is left out.
 	Body      string `json:"body"`
+	BodyBytes int    `json:"body_bytes"`
 	Encrypted bool   `json:"encrypted"`
 	State     string `json:"state"`
 	// NextAttemptAt is when a pending retry is due, on the emulator's clock.
@@ -136,7 +138,7 @@ func (s *Server) newLarkEventLocked(a *App, eventType string, payload any, now t
 		rec.d.Encrypted = true
 		rec.signKey = a.EncryptKey
 	}
-	rec.d.Body = string(rec.body)
+	rec.setBody(rec.body)
 	return s.addRecordLocked(rec)
 }
 
@@ -304,6 +306,20 @@ func newEventClient() *http.Client {
 	return &http.Client{
 		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// maxRecordedBody is how much of a sent body a delivery record shows.
+const maxRecordedBody = 64 << 10
+
+// setBody files what will be sent; huge (padded) bodies are shown cut, so listings stay small.
+func (rec *eventRecord) setBody(body []byte) {
+	rec.body = body
+	rec.d.BodyBytes = len(body)
+	rec.d.Body = string(body)
+	if len(body) > maxRecordedBody {
+		rec.d.Body = string(body[:maxRecordedBody])
+		rec.d.Plaintext = nil
 	}
 }
 

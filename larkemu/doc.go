@@ -70,7 +70,7 @@
 //	GET    /_emulator/apps/{app_id}/events?type=…&after=N → {"events":[EventDelivery…]}             Events
 //	DELETE /_emulator/apps/{app_id}/events    → {"ok":true}; pending retries are dropped           ClearEvents
 //	POST   /_emulator/apps/{app_id}/events/push {"event":{…}} | {"raw_body":"…"} | {"replay_of":N},
-//	                                          "encrypt"?,"encrypt_key"?,"retry"? → EventDelivery    PushEvent
+//	                                          "encrypt"?,"encrypt_key"?,"retry"?,"pad_bytes"? → EventDelivery  PushEvent
 //	POST   /_emulator/apps/{app_id}/url-verification {} → EventDelivery with "challenge_answered"  VerifyURL
 //
 // app_type is "self_built" (default) or "store". event_url (absolute http or https) needs a
@@ -82,14 +82,19 @@
 // verification token or the key.
 //
 // An EventDelivery is {"seq","app_id","source":"lark"|"push"|"replay","url","event_type","event_id",
-// "plaintext" (the event before encryption),"body" (the bytes sent),"encrypted","state":"pending"|
+// "plaintext" (the event before encryption),"body" (the bytes sent, cut at 64 KiB),"body_bytes",
+// "encrypted","state":"pending"|
 // "delivered"|"failed","next_attempt_at"?,"challenge_answered"? (url_verification only),
 // "attempts":[{"attempt","at","status" (0: no answer),"response" (first 4 KiB),"error"?,"headers"?
 // (the X-Lark-* headers sent)}]}. TenantInfo is {"tenant_key","installed_at",
 // "tenant_access_token_calls","tokens_issued"}: Lark calls per tenant, for "one call per tenant per
 // token life" tests. Install, ticket push, revoke, push and url-verification make their first
 // delivery attempt before answering; the resend endpoint and the schedule deliver in the background.
-// The last 1000 deliveries are kept.
+// The last 1000 deliveries are kept. A push sends event (any JSON, encrypted and signed like Lark's
+// own when the app has a key, unless "encrypt":false; "encrypt_key" uses a forger's key instead),
+// raw_body (bytes as given, never encrypted or signed) or replay_of (the exact body and signature
+// headers of delivery N to the same app); "pad_bytes" makes an oversized but valid push (a
+// "padding" field in the event object, or trailing spaces after raw_body), up to 64 MiB.
 //
 // # Events
 //

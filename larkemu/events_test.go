@@ -78,8 +78,8 @@ func TestURLVerification(t *testing.T) {
 			"Vault-wrapped": func(_ int, r received) (int, string) {
 				return http.StatusOK, mustJSON(t, map[string]any{"data": map[string]any{"challenge": openEvent(t, r, key)["challenge"]}})
 			},
-			"status 204": func(_ int, r received) (int, string) {
-				return http.StatusNoContent, mustJSON(t, map[string]any{"challenge": openEvent(t, r, key)["challenge"]})
+			"status 201": func(_ int, r received) (int, string) {
+				return http.StatusCreated, mustJSON(t, map[string]any{"challenge": openEvent(t, r, key)["challenge"]})
 			},
 		} {
 			rc.setAnswer(answer)
@@ -254,7 +254,26 @@ func TestPushReplayAndForgery(t *testing.T) {
 	_ = json.Unmarshal([]byte(r.body), &fd)
 	expectEqual(t, "with retry", fd.State, DeliveryPending)
 
+	// Oversized but valid: a padded, encrypted event and a padded raw body.
+	rc.setAnswer(nil)
+	r = postJSON(t, ctl, `{"event":{"type":"x"},"pad_bytes":200000}`)
+	var big EventDelivery
+	_ = json.Unmarshal([]byte(r.body), &big)
+	last := rc.requests()[len(rc.requests())-1]
+	padded := openEvent(t, last, encryptKey)
+	expectEqual(t, "padding", len(padded["padding"].(string)), 200000)
+	expectEqual(t, "body_bytes", big.BodyBytes, len(last.body))
+	expectEqual(t, "listed body is cut", len(big.Body), 64<<10)
+	if big.Plaintext != nil {
+		t.Fatal("a huge plaintext is listed")
+	}
+	postJSON(t, ctl, `{"raw_body":"{}","pad_bytes":100}`)
+	expectEqual(t, "padded raw", string(rc.requests()[len(rc.requests())-1].body), "{}"+strings.Repeat(" ", 100))
+
 	for name, body := range map[string]string{
+		"pad a replay":    `{"replay_of":1,"pad_bytes":10}`,
+		"pad an array":    `{"event":[1],"pad_bytes":10}`,
+		"negative pad":    `{"raw_body":"x","pad_bytes":-1}`,
 		"nothing":         `{}`,
 		"two things":      `{"event":{},"raw_body":"x"}`,
 		"unknown replay":  `{"replay_of":999}`,

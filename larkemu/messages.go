@@ -14,6 +14,7 @@ type Message struct {
 	MessageID     string    `json:"message_id"`
 	AppID         string    `json:"app_id"`
 	SenderType    string    `json:"sender_type"` // "app" for a tenant token, "user" for a user token
+	TenantKey     string    `json:"tenant_key"`  // the sender's tenant: a store app's tenant token names its own
 	ReceiveIDType string    `json:"receive_id_type"`
 	ReceiveID     string    `json:"receive_id"`
 	UserID        string    `json:"user_id,omitempty"` // the emulator user it reached; empty for chats
@@ -174,7 +175,7 @@ func (s *Server) sendMessage(req *request, tok string) (appID string, reply mess
 		}
 	}
 	m := Message{
-		MessageID: "om_" + randomHex(16), AppID: sender.appID, SenderType: sender.reply.SenderType,
+		MessageID: "om_" + randomHex(16), AppID: sender.appID, SenderType: sender.reply.SenderType, TenantKey: sender.reply.TenantKey,
 		ReceiveIDType: idType, ReceiveID: *body.ReceiveID, UserID: userID, ChatID: chatID,
 		MsgType: *body.MsgType, Content: *body.Content, UUID: body.UUID, CreateTime: now,
 	}

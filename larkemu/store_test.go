@@ -68,6 +68,10 @@ func TestStoreAppTicketToTenantToken(t *testing.T) {
 		expectEqual(t, "sender tenant", reply.Data.Sender.TenantKey, tk)
 		expectEqual(t, "sender app", reply.Data.Sender.ID, storeApp)
 	}
+	msgs := s.Messages()
+	if len(msgs) != 2 || msgs[0].TenantKey == msgs[1].TenantKey || msgs[0].TenantKey == "" {
+		t.Fatalf("recorded messages should name their tenants: %+v", msgs)
+	}
 	// The app token is not a tenant token on business APIs.
 	r = postJSON(t, sendURL(base, "user_id"), textBody(t, "admin", "hi", ""), bearer(appTok)...)
 	expectEqual(t, "app token on messages", gatewayCode(t, r), 99991663)

@@ -157,7 +157,13 @@ type PushRequest struct {
 	// Retry makes failed attempts retry on Lark's schedule; a forger does not retry, so the
 	// default is a single attempt.
 	Retry bool `json:"retry,omitempty"`
+	// PadBytes makes an oversized but otherwise valid push: Event (a JSON object) gets a
+	// "padding" field of that many bytes before encryption; RawBody gets that many trailing spaces.
+	PadBytes int `json:"pad_bytes,omitempty"`
 }
+
+// maxPadBytes bounds PadBytes: far above any sane receiver limit, far below hurting the emulator.
+const maxPadBytes = 64 << 20
 
 // PushEvent sends req to the app's event URL and returns the delivery after its first attempt.
 func (s *Server) PushEvent(appID string, req PushRequest) (EventDelivery, error) {
@@ -175,6 +181,21 @@ func (s *Server) PushEvent(appID string, req PushRequest) (EventDelivery, error)
 	}
 	if (req.Encrypt != nil || req.EncryptKey != "") && len(req.Event) == 0 {
 		return EventDelivery{}, fmt.Errorf("encrypt and encrypt_key go with event")
+	}
+	if req.PadBytes < 0 || req.PadBytes > maxPadBytes || (req.PadBytes > 0 && req.ReplayOf != 0) {
+		return EventDelivery{}, fmt.Errorf("pad_bytes goes with event or raw_body and is at most %d", maxPadBytes)
+	}
+	if req.PadBytes > 0 && len(req.Event) > 0 {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(req.Event, &obj) != nil || obj == nil {
+			return EventDelivery{}, fmt.Errorf("pad_bytes needs event to be a JSON object")
+		}
+		obj["padding"], _ = json.Marshal(strings.Repeat("x", req.PadBytes))
+		req.Event, _ = json.Marshal(obj)
+	}
+	if req.PadBytes > 0 && req.RawBody != nil {
+		padded := *req.RawBody + strings.Repeat(" ", req.PadBytes)
+		req.RawBody = &padded
 	}
 	s.mu.Lock()
 	a, ok := s.apps[appID]
@@ -230,7 +251,7 @@ func (s *Server) PushEvent(appID string, req PushRequest) (EventDelivery, error)
 	if req.Retry {
 		rec.retries = append(rec.retries, s.opts.EventRetryDelays...)
 	}
-	rec.d.Body = string(rec.body)
+	rec.setBody(rec.body)
 	s.addRecordLocked(rec)
 	s.mu.Unlock()
 	return s.deliverNow(rec), nil

@@ -52,7 +52,7 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
   POST   /_emulator/apps/{app_id}/tickets     push a new app_ticket now
   GET    /_emulator/apps/{app_id}/events      ?type=…&after=seq  -> every delivery with its attempts
   DELETE /_emulator/apps/{app_id}/events
-  POST   /_emulator/apps/{app_id}/events/push {"event"|"raw_body"|"replay_of","encrypt","encrypt_key","retry"}
+  POST   /_emulator/apps/{app_id}/events/push {"event"|"raw_body"|"replay_of","encrypt","encrypt_key","retry","pad_bytes"}
   POST   /_emulator/apps/{app_id}/url-verification
   GET    /_emulator/clock             -> {"now","offset_seconds"}
   POST   /_emulator/clock/advance     {"seconds":N}   (N > 0, may be fractional)
