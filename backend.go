@@ -168,6 +168,10 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		}
 	case strings.HasPrefix(key, appStatusPrefix):
 		b.appStatus.forget(strings.TrimPrefix(key, appStatusPrefix))
+	case strings.HasPrefix(key, grantStoragePrefix):
+		if id, ok := parseGrantID(strings.TrimPrefix(key, grantStoragePrefix)); ok {
+			b.grants.invalidate(id)
+		}
 	}
 }
 

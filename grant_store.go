@@ -36,20 +36,50 @@ type grantStore struct {
 	// produced but storage refused even after retries. It wins over storage everywhere, and every
 	// access of the grant tries to store it first.
 	unsaved map[grantID]*grantEntry
+
+	// cache holds what storage holds for recently read grants, so a read with nothing due costs no
+	// storage round trip (plugin → Vault → Raft). It stays coherent because every write of a grant
+	// goes through this store, and Invalidate drops an entry when another node or a replication
+	// stream changes the key. A new active node starts with an empty cache.
+	cache grantCache
 }
 
 func newGrantStore(logger func() hclog.Logger, levels func(grantID, string)) *grantStore {
-	return &grantStore{logger: logger, levels: levels, locks: locksutil.CreateLocks(), unsaved: map[grantID]*grantEntry{}}
+	return &grantStore{logger: logger, levels: levels, locks: locksutil.CreateLocks(), unsaved: map[grantID]*grantEntry{},
+		cache: grantCache{limit: grantCacheLimit, entries: map[grantID]*grantEntry{}, epochs: map[grantID]uint64{}}}
 }
 
 // get reads a grant without its lock, for decisions that a locked re-read confirms. A grant that
-// could not be stored wins over what storage holds. The result is the caller's own copy.
+// could not be stored wins over what storage holds. The result is shared and read-only: changes go
+// through withGrant.
 func (gs *grantStore) get(ctx context.Context, s logical.Storage, id grantID) (*grantEntry, error) {
+	return gs.read(ctx, s, id, true)
+}
+
+// peek is get for a caller that visits many grants once (the sweep): it does not fill the cache, so
+// a sweep over 100,000 grants does not hold them all in memory.
+func (gs *grantStore) peek(ctx context.Context, s logical.Storage, id grantID) (*grantEntry, error) {
+	return gs.read(ctx, s, id, false)
+}
+
+func (gs *grantStore) read(ctx context.Context, s logical.Storage, id grantID, fill bool) (*grantEntry, error) {
 	if g := gs.pending(id); g != nil {
 		return g, nil
 	}
-	return gs.load(ctx, s, id)
+	g, epoch, ok := gs.cache.lookup(id)
+	if ok {
+		return g, nil
+	}
+	g, err := gs.load(ctx, s, id)
+	if err != nil || g == nil || !fill {
+		return g, err
+	}
+	gs.cache.fill(id, g, epoch)
+	return g, nil
 }
+
+// invalidate drops a grant from memory after its key changed elsewhere.
+func (gs *grantStore) invalidate(id grantID) { gs.cache.drop(id) }
 
 func (gs *grantStore) pending(id grantID) *grantEntry {
 	gs.mu.Lock()
@@ -188,6 +218,7 @@ retry:
 			tx.gs.mu.Lock()
 			delete(tx.gs.unsaved, tx.id)
 			tx.gs.mu.Unlock()
+			tx.gs.cache.put(tx.id, g.clone())
 			return nil
 		}
 		if errors.Is(lastErr, logical.ErrReadOnly) || attempt == storeAttempts {
@@ -201,6 +232,8 @@ retry:
 		}
 		delay *= 2
 	}
+	// Storage may or may not hold the write that failed: memory must not claim either.
+	tx.gs.cache.drop(tx.id)
 	if !keep {
 		return lastErr
 	}
@@ -222,6 +255,7 @@ func (tx *grantTx) replace(g *grantEntry) error {
 func (tx *grantTx) remove() error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), storeTimeout)
 	defer cancel()
+	tx.gs.cache.drop(tx.id)
 	if err := tx.s.Delete(ctx, tx.id.storageKey()); err != nil {
 		return err
 	}
@@ -260,4 +294,80 @@ func (gs *grantStore) unsavedCount() int {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	return len(gs.unsaved)
+}
+
+// grantCacheLimit bounds the memory the cache takes: grants hold two tokens of 1-2 KB each, and
+// only grants that readers ask for are cached at all.
+const grantCacheLimit = 20000
+
+// grantCache is a bounded map of grant snapshots. Each id has an epoch that moves on every put and
+// drop, so a read that loaded from storage before a concurrent write cannot put its older copy back
+// (fill checks the epoch it saw before loading).
+type grantCache struct {
+	limit   int
+	mu      sync.RWMutex
+	entries map[grantID]*grantEntry
+	epochs  map[grantID]uint64
+	next    uint64
+}
+
+func (c *grantCache) lookup(id grantID) (*grantEntry, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	g, ok := c.entries[id]
+	return g, c.epochs[id], ok
+}
+
+func (c *grantCache) fill(id grantID, g *grantEntry, seen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epochs[id] != seen {
+		return
+	}
+	c.insertLocked(id, g)
+}
+
+func (c *grantCache) put(id grantID, g *grantEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bumpLocked(id)
+	c.insertLocked(id, g)
+}
+
+func (c *grantCache) drop(id grantID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bumpLocked(id)
+	delete(c.entries, id)
+}
+
+func (c *grantCache) bumpLocked(id grantID) {
+	c.next++
+	c.epochs[id] = c.next
+}
+
+func (c *grantCache) insertLocked(id grantID, g *grantEntry) {
+	if _, ok := c.entries[id]; !ok && len(c.entries) >= c.limit {
+		// Evict an arbitrary entry (map order is random): cheap, and a grant read again is simply
+		// loaded again.
+		for victim := range c.entries {
+			delete(c.entries, victim)
+			break
+		}
+	}
+	c.entries[id] = g
+	// Epochs of evicted or dropped ids are kept so a stale fill stays refused; bound them too.
+	if len(c.epochs) > 4*c.limit {
+		for k := range c.epochs {
+			if _, live := c.entries[k]; !live {
+				delete(c.epochs, k)
+			}
+		}
+	}
+}
+
+func (c *grantCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
 }

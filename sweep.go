@@ -189,7 +189,7 @@ func lessGrantID(a, b grantID) bool {
 }
 
 func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntry, id grantID, deadline time.Time, r *sweepReport) error {
-	g, err := sw.grants.get(ctx, s, id)
+	g, err := sw.grants.peek(ctx, s, id)
 	if err != nil || g == nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntr
 		if err := sw.keepAlive(ctx, s, cfg, id, deadline, r); err != nil {
 			return err
 		}
-		if g, err = sw.grants.get(ctx, s, id); err != nil || g == nil {
+		if g, err = sw.grants.peek(ctx, s, id); err != nil || g == nil {
 			return err
 		}
 	}
