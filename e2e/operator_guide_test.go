@@ -120,7 +120,9 @@ func TestOperatorGuide(t *testing.T) {
 	}
 	// signIn completes an authorization the way a browser does: the authorize_url in a block's
 	// output at Lark (the emulator approves as its signed-in user), then Vault's callback.
-	signIn := func(t *testing.T, out string) {
+	// browserSignIn completes an authorization the way a browser does: the authorize_url in a
+	// block's output at Lark (the emulator approves as its signed-in user), then Vault's callback.
+	browserSignIn := func(t *testing.T, out string) page {
 		t.Helper()
 		m := regexp.MustCompile(`(?m)^authorize_url\s+(\S+)$`).FindStringSubmatch(out)
 		if m == nil {
@@ -143,10 +145,15 @@ func TestOperatorGuide(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		page, _ := io.ReadAll(resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Authorized") {
-			t.Fatalf("callback: HTTP %d\n%s", resp.StatusCode, page)
+		return page{status: resp.StatusCode, body: string(body)}
+	}
+	// signIn is browserSignIn that must succeed.
+	signIn := func(t *testing.T, out string) {
+		t.Helper()
+		if p := browserSignIn(t, out); p.status != http.StatusOK || !strings.Contains(p.body, "Authorized") {
+			t.Fatalf("callback: HTTP %d\n%s", p.status, p.body)
 		}
 	}
 
@@ -338,6 +345,8 @@ func TestOperatorGuide(t *testing.T) {
 			before: func(t *testing.T) {
 				writeFile(t, filepath.Join(work, "carol-password.txt"), carolPassword, 0o600)
 				writeFile(t, filepath.Join(work, "olivia-password.txt"), oliviaPassword, 0o600)
+				emuControl(t, emuURL, http.MethodPost, "/_emulator/users", map[string]any{"user_id": "carol", "name": "Carol", "sign_in": false})
+				writeFile(t, filepath.Join(work, "carol-union-id.txt"), unionIDOf(t, emuURL, "carol")+"\n", 0o600)
 			},
 			after: func(t *testing.T, out string) {
 				carolToken = userpassLogin(t, "carol", carolPassword)
@@ -357,10 +366,19 @@ func TestOperatorGuide(t *testing.T) {
 		},
 		"carol-authorize": {
 			before: func(t *testing.T) {
-				emuControl(t, emuURL, http.MethodPost, "/_emulator/users", map[string]string{"user_id": "carol", "name": "Carol"})
+				// Somebody else is signed in at Lark first: a link of carol's is useless to them.
+				emuControl(t, emuURL, http.MethodPost, "/_emulator/users", map[string]string{"user_id": "mallory", "name": "Mallory"})
 			},
 			token: func() string { return carolToken },
 			after: func(t *testing.T, out string) {
+				if p := browserSignIn(t, out); p.status != http.StatusForbidden || !strings.Contains(p.body, "different Lark user") {
+					t.Fatalf("mallory completing carol's authorization: HTTP %d\n%s", p.status, p.body)
+				}
+				emuControl(t, emuURL, http.MethodPost, "/_emulator/users", map[string]string{"user_id": "carol", "name": "Carol"})
+				out, err := shell(t, "vault write -f lark/oauth/"+guideApp+"/authorize/carol", carolToken)
+				if err != nil {
+					t.Fatalf("carol starting her authorization again: %v\n%s", err, out)
+				}
 				signIn(t, out)
 				if out, err := v.cli(carolToken, "table", "write", "-f", "lark/oauth/"+guideApp+"/authorize/dave"); err == nil || !strings.Contains(out, "permission denied") {
 					t.Fatalf("carol starting an authorization for dave: err=%v\n%s", err, out)
@@ -378,6 +396,7 @@ func TestOperatorGuide(t *testing.T) {
 		"svc-authorize": {
 			before: func(t *testing.T) {
 				emuControl(t, emuURL, http.MethodPost, "/_emulator/users", map[string]string{"user_id": "release_bot", "name": "Release Bot"})
+				writeFile(t, filepath.Join(work, "release-bot-union-id.txt"), unionIDOf(t, emuURL, "release_bot")+"\n", 0o600)
 			},
 			after: func(t *testing.T, out string) {
 				signIn(t, out)

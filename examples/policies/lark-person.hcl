@@ -3,7 +3,9 @@
 # A person's slot is their Vault entity name, so one policy serves everybody: carol reads
 # lark/user-token/cli_a1b2c3d4e5f6a7b8/carol and nobody else's. She starts her own
 # authorization (the slot is in the path, so she cannot start one for someone else's
-# slot) and may delete her grant, which also revokes it at Lark.
+# slot) and may delete her grant, which also revokes it at Lark. Only her own Lark user can
+# complete her authorization: the plugin takes it from her entity's metadata (the app's
+# identity_metadata_key), the slot's binding or the grant the slot holds.
 #
 # Entities must be named after the person (see "Team access" in docs/operator-guide.md).
 # A token without an entity (root, or tokens created with vault token create) matches
