@@ -333,7 +333,8 @@ func TestUserTokenImportThenRevokedAtLark(t *testing.T) {
 	lateAt, _ := time.Parse(time.RFC3339Nano, late["authorized_at"].(string))
 	status, body = vaultHTTP(t, rootToken, http.MethodPost, mountPath+"/user-token/"+app+"/ivanlate",
 		map[string]any{"refresh_token": late["refresh_token"], "authorized_at": lateAt.UTC().Format(time.RFC3339)})
-	if status != http.StatusOK || !strings.Contains(fmt.Sprint(body["warnings"]), "365 days after authorized_at") {
+	if w := fmt.Sprint(body["warnings"]); status != http.StatusOK || !strings.Contains(w, "365 days after the user authorized") ||
+		!strings.Contains(w, "The user should authorize again before then") {
 		t.Fatalf("import 362 days after authorization: HTTP %d warnings=%v errors=%v", status, body["warnings"], body["errors"])
 	}
 
