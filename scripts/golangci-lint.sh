@@ -21,7 +21,7 @@ fi
 mkdir -p "$dir"
 echo "golangci-lint: installing $version from the Go module proxy into $dir (first time: a few minutes)" >&2
 # go install with @version builds the linter's own module, outside this repository's go.mod.
-GOBIN="$dir/tmp" GOFLAGS=-mod=mod go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$version"
+GOBIN="$dir/tmp" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$version"
 mv "$dir/tmp/golangci-lint" "$out"
 rmdir "$dir/tmp"
 "$out" version >&2
