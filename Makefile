@@ -4,16 +4,18 @@
 SHELL       := bash
 VERSION     ?= v0.1.0
 MODULE      := github.com/lark-vault/vault-plugin-secrets-lark
-LDFLAGS     := -X $(MODULE).Version=$(VERSION)
+LDFLAGS      = -X $(MODULE).Version=$(VERSION)
 BIN         := $(CURDIR)/bin
 PLUGIN_BIN  := $(BIN)/vault-plugin-secrets-lark
 EMU_BIN     := $(BIN)/lark-emulator
+DIST        ?= $(CURDIR)/dist
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault dev test test-unit test-e2e bench fmt fmtcheck vet clean
+.PHONY: help build vault dev test test-unit test-e2e bench fmt fmtcheck vet lint release clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
 
 build: $(PLUGIN_BIN) $(EMU_BIN) ## Build the plugin and the Lark emulator into bin/
 
@@ -29,7 +31,7 @@ vault: ## Build the pinned Vault server from the Go module proxy (cached after t
 dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it
 	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
-test: fmtcheck vet test-unit test-e2e ## Everything CI runs: formatting, vet, unit and end-to-end tests
+test: fmtcheck vet lint test-unit test-e2e ## Everything CI runs: formatting, vet, lint, unit and end-to-end tests
 
 test-unit: ## Unit tests with the race detector (backend on in-memory storage, in-process emulator)
 	go test -race -count=1 ./...
@@ -53,5 +55,17 @@ vet: ## go vet, including the end-to-end tests
 	go vet ./...
 	go vet -tags e2e ./e2e/
 
-clean: ## Remove build output (the cached Vault in .cache/ stays; delete it by hand)
-	rm -rf $(BIN) bench.out
+lint: ## golangci-lint v2 (default linters), including the end-to-end tests; installed into the cache the first time
+	@lint=$$(scripts/golangci-lint.sh) && status=0 && \
+	{ $$lint run ./... || status=1; } && \
+	{ $$lint run --build-tags e2e ./e2e/... || status=1; } && \
+	exit $$status
+
+# A release carries the version of the git tag it is built from (scripts/version.sh);
+# `make release VERSION=vX.Y.Z` overrides it.
+release: VERSION = $(shell scripts/version.sh)
+release: ## Cross-compile the plugin for linux and darwin (amd64, arm64) into dist/ with SHA256SUMS; print the register commands
+	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' RELEASE_PLATFORMS='$(RELEASE_PLATFORMS)' scripts/release.sh
+
+clean: ## Remove build output (the cached Vault and linter in .cache/ stay; delete them by hand)
+	rm -rf $(BIN) $(CURDIR)/dist bench.out
