@@ -45,14 +45,6 @@ type appEntry struct {
 	IdentityAliasMount  string `json:"identity_alias_mount,omitempty"`
 }
 
-// accountsBaseURL is where the authorize page, the v3 token endpoint and revoke live.
-func (a *appEntry) accountsBaseURL() string {
-	if a.AccountsBaseURL != "" {
-		return a.AccountsBaseURL
-	}
-	return lark.Brand(a.Brand).AccountsBaseURL()
-}
-
 func (a *appEntry) tokenEndpoint() lark.TokenEndpoint {
 	if a.TokenEndpoint == "" {
 		return lark.TokenEndpointV3

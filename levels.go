@@ -17,8 +17,6 @@ const (
 	levelReauthRequired = "reauth_required"
 )
 
-var allLevels = []string{levelOK, levelWarning, levelCritical, levelExpired, levelReauthRequired}
-
 var levelRank = map[string]int{levelOK: 0, levelWarning: 1, levelCritical: 2, levelExpired: 3, levelReauthRequired: 3}
 
 // grantHealth is what the sweep, reads and reauth say about one grant.

@@ -55,13 +55,3 @@ func authorizeCode(t *testing.T, c *Client, appID string, scopes ...string) (cod
 	require.NotEmpty(t, code)
 	return code, verifier
 }
-
-// grant runs authorize and exchange and returns a fresh token pair.
-func grant(t *testing.T, c *Client, ep TokenEndpoint) *UserToken {
-	t.Helper()
-	code, verifier := authorizeCode(t, c, emuApp, grantScopes...)
-	tok, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).ExchangeCode(t.Context(), code, emuRedirect, verifier)
-	require.NoError(t, err)
-	require.NotEmpty(t, tok.RefreshToken)
-	return tok
-}
