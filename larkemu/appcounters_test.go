@@ -114,7 +114,7 @@ func TestAppCounters(t *testing.T) {
 	want := map[string]int{
 		EndpointAppAccessToken: 1, EndpointTenantAccessToken: 1, EndpointAuthorize: 1, EndpointOAuthToken: 4,
 		EndpointCodeExchange: 1, EndpointRefresh: 3, EndpointRefreshReuse: 1, EndpointRevoke: 1,
-		EndpointUserInfo: 1, EndpointMessages: 1, CounterMaxRefreshPerSecond: 3,
+		EndpointUserInfo: 1, EndpointMessages: 1, EndpointAuthenV1: 0, CounterMaxRefreshPerSecond: 3,
 	}
 	got := s.AppCounters(testApp)
 	expectEqual(t, "counters", mustJSON(t, got), mustJSON(t, want))

@@ -135,7 +135,7 @@ func TestControlCountersAndReset(t *testing.T) {
 	want := map[string]string{
 		EndpointAppAccessToken: "3", EndpointTenantAccessToken: "1", EndpointAuthorize: "0",
 		EndpointOAuthToken: "0", EndpointCodeExchange: "0", EndpointRefresh: "0", EndpointRefreshReuse: "0",
-		EndpointRevoke: "0", EndpointUserInfo: "0", EndpointMessages: "0",
+		EndpointRevoke: "0", EndpointUserInfo: "0", EndpointMessages: "0", EndpointAuthenV1: "0",
 	}
 	if len(m) != len(want) {
 		t.Fatalf("counters %v, want keys %v", m, want)

@@ -12,11 +12,15 @@
 //	POST /open-apis/auth/v3/app_access_token/internal     legacy app token (§2)
 //	POST /open-apis/auth/v3/tenant_access_token/internal  legacy tenant token (§2)
 //	GET  /open-apis/authen/v1/authorize                   consent page: approves at once, 302 back (§4)
-//	POST /open-apis/authen/v2/oauth/token                 OAuth token, JSON (§5)
-//	POST /oauth/v3/token                                  the same, JSON or form, plus client_credentials (§2b)
+//	POST /open-apis/authen/v2/oauth/token                 OAuth token, JSON or form (§5)
+//	POST /oauth/v3/token                                  the same, plus client_credentials (§2b)
 //	POST /oauth/v1/revoke                                 revoke a user token (§11)
 //	GET  /open-apis/authen/v1/user_info                   user token only (§7)
 //	POST /open-apis/im/v1/messages?receive_id_type=…      send a message; recorded for tests (§8)
+//	POST /open-apis/authen/v1/oidc/access_token           deprecated v1 user token by code (§6)
+//	POST /open-apis/authen/v1/oidc/refresh_access_token   deprecated v1 refresh (§6)
+//	POST /open-apis/authen/v1/access_token                the same two, with the user's profile in data (§6)
+//	POST /open-apis/authen/v1/refresh_access_token
 //
 // Anything else is HTTP 404 {"code":404,"msg":"404 page not found"}; a known path with the wrong
 // method is HTTP 405 with an Allow header.
@@ -50,15 +54,18 @@
 //	POST   /_emulator/grants           {"app_id","user_id"?,"scopes"?,"authorized_days_ago"?} → MintedGrant (with tokens)  MintGrant
 //	POST   /_emulator/grants/revoke    {"grant_id"} or {"app_id","user_id"?} → {"grants":N}; 404 if none  RevokeGrants
 //	POST   /_emulator/grants/expire    {"grant_id"} or {"app_id","user_id"?} → {"grants":N}; 404 if none  ExpireGrants
-//	GET    /_emulator/messages         → {"messages":[Message…]}                                           Messages
+//	GET    /_emulator/messages         → {"messages":[Message…]} (each with token_sha256, never the token)  Messages
 //	DELETE /_emulator/messages         → {"ok":true}                                                       ClearMessages
+//	GET    /_emulator/revoke-mode      → {"mode":"json"|"empty"}
+//	POST   /_emulator/revoke-mode      {"mode":"json"|"empty"}: a successful revoke answers {"code":0} or
+//	                                   HTTP 200 with an empty body                                      SetRevokeMode
 //
 // An app's refresh_token_ttl_seconds and user_token_ttl_seconds (0 or absent: the server's
 // -refresh-token-ttl and -user-token-ttl) apply to every user token minted for it from then on, by
 // code exchange, refresh or MintGrant; the refresh token's life is still capped by the grant's end.
 //
 // Reset forgets counters, pending failures, every token, code, grant, consent and message, and sets
-// the authorize mode back to approve; apps, users and the clock stay.
+// the authorize mode back to approve and the revoke mode back to json; apps, users and the clock stay.
 //
 // # Counters and failures
 //
@@ -96,6 +103,13 @@
 //   - Revoking a refresh token (POST /oauth/v1/revoke) ends the chain with 20064; revoking an access
 //     token kills only that token. Revoking a grant (control API) does both.
 //   - v3 client_credentials mints a fresh tenant token on every call.
+//   - authen v1 takes the app's app or tenant token (one token for a self-built app): none is
+//     99991661 from the gateway, an unknown or expired one 20014. Codes are shared with v2, but v1
+//     has no PKCE, so a code bound to a challenge is refused there (20003). v1 always issues a
+//     refresh token ("ur-…", DefaultV1RefreshTokenTTL or the app's RefreshTokenTTL, capped by the
+//     grant's end). It is single use: reuse and revoked tokens get 20038, expiry 20037; tokens of
+//     the other generation 20026 both ways. The refresh switch (RefreshDisabled) is not applied
+//     to v1, which documents no code for it. Calls count and fail under authen_v1.
 //
 // Nothing the emulator logs contains a secret or a token: lines name the endpoint, the app_id and
 // the result code.

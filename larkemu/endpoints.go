@@ -25,6 +25,9 @@ const (
 	EndpointUserInfo = "user_info"
 	// EndpointMessages is POST /open-apis/im/v1/messages.
 	EndpointMessages = "messages"
+	// EndpointAuthenV1 is the deprecated authen v1 user token endpoints, all four of them:
+	// POST /open-apis/authen/v1/{oidc/access_token,oidc/refresh_access_token,access_token,refresh_access_token}.
+	EndpointAuthenV1 = "authen_v1"
 	// EndpointAll makes an injected failure match every endpoint (except the grant-specific subsets
 	// EndpointCodeExchange and EndpointRefresh, which a wildcard already hit at EndpointOAuthToken).
 	EndpointAll = "*"
@@ -42,6 +45,7 @@ var counterNames = []string{
 	EndpointRevoke,
 	EndpointUserInfo,
 	EndpointMessages,
+	EndpointAuthenV1,
 }
 
 // failureTargets are the endpoint names a Failure may name.
@@ -56,6 +60,7 @@ var failureTargets = map[string]bool{
 	EndpointRevoke:            true,
 	EndpointUserInfo:          true,
 	EndpointMessages:          true,
+	EndpointAuthenV1:          true,
 }
 
 // Paths served by the emulator. The "open" and the "accounts" hosts of real Lark are both this server.
@@ -68,6 +73,11 @@ const (
 	PathRevoke            = "/oauth/v1/revoke"
 	PathUserInfo          = "/open-apis/authen/v1/user_info"
 	PathMessages          = "/open-apis/im/v1/messages"
+
+	PathV1OIDCAccessToken        = "/open-apis/authen/v1/oidc/access_token"
+	PathV1OIDCRefreshAccessToken = "/open-apis/authen/v1/oidc/refresh_access_token"
+	PathV1AccessToken            = "/open-apis/authen/v1/access_token"
+	PathV1RefreshAccessToken     = "/open-apis/authen/v1/refresh_access_token"
 
 	// ControlPrefix is reserved for the test control API; real Lark has nothing there.
 	ControlPrefix = "/_emulator/"

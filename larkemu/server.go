@@ -83,6 +83,7 @@ type Server struct {
 	identity     identityState
 	grants       grantState
 	messages     messageState
+	revokeMode   RevokeMode
 }
 
 // route is one Lark endpoint behind a method and a path.
@@ -151,6 +152,11 @@ func (s *Server) buildRoutes() map[string]map[string]route {
 		PathRevoke:            {http.MethodPost: {EndpointRevoke, small, s.handleRevoke}},
 		PathUserInfo:          {http.MethodGet: {EndpointUserInfo, small, s.handleUserInfo}},
 		PathMessages:          {http.MethodPost: {EndpointMessages, large, s.handleMessages}},
+
+		PathV1OIDCAccessToken:        {http.MethodPost: {EndpointAuthenV1, small, s.handleV1OIDCAccessToken}},
+		PathV1OIDCRefreshAccessToken: {http.MethodPost: {EndpointAuthenV1, small, s.handleV1OIDCRefreshAccessToken}},
+		PathV1AccessToken:            {http.MethodPost: {EndpointAuthenV1, small, s.handleV1AccessToken}},
+		PathV1RefreshAccessToken:     {http.MethodPost: {EndpointAuthenV1, small, s.handleV1RefreshAccessToken}},
 	}
 }
 
@@ -211,7 +217,8 @@ func (s *Server) Advance(d time.Duration) error {
 }
 
 // Reset forgets everything that happened: counters, pending failures, every issued token, code, grant
-// and recorded message, and the authorize mode (back to approve). Apps, users and the clock stay.
+// and recorded message, the authorize mode (back to approve) and the revoke mode (back to json).
+// Apps, users and the clock stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,6 +228,7 @@ func (s *Server) Reset() {
 	s.appStats = make(map[string]*appStats)
 	s.failures = nil
 	s.identity.mode = AuthorizeApprove
+	s.revokeMode = RevokeReplyJSON
 	s.grants.init()
 	s.messages.init()
 }
