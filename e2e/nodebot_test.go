@@ -74,7 +74,7 @@ func requireNodeBot(t *testing.T) (node, dir string) {
 
 // startNode runs a Node script with extra environment until the test ends; its output goes to
 // logFile, which is checked for every secret the run has seen.
-func startNode(t *testing.T, logFile, node string, env []string, args ...string) {
+func startNode(t *testing.T, logFile, node string, extraEnv []string, args ...string) {
 	t.Helper()
 	f, err := os.Create(logFile)
 	if err != nil {
@@ -82,15 +82,15 @@ func startNode(t *testing.T, logFile, node string, env []string, args ...string)
 	}
 	cmd := exec.Command(node, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		_ = f.Close()
 		t.Fatalf("starting node %v: %v", args, err)
 	}
 	t.Cleanup(func() {
 		stopAndScan(t, cmd, logFile)
-		f.Close()
+		_ = f.Close()
 	})
 }
 

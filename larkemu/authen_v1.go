@@ -115,7 +115,6 @@ func (s *Server) handleV1RefreshAccessToken(w http.ResponseWriter, req *request)
 
 // v1Result is a successful v1 grant: its tokens and, for the non-OIDC endpoints, the profile.
 type v1Result struct {
-	appID   string
 	pair    tokenPair
 	profile userInfoData
 }
@@ -162,8 +161,8 @@ func (s *Server) serveV1Token(w http.ResponseWriter, req *request, refresh, with
 	writeJSON(w, http.StatusOK, v1Reply{Msg: "success", Data: data})
 }
 
-// parseV1Body reads the JSON object the v1 endpoints take; anything else is an invalid request.
-// Fields other than strings are ignored only when null.
+// parseV1Body reads the JSON object the v1 endpoints take into string fields (null ones are left
+// out); any other body, or a field of another type, is an invalid request.
 func parseV1Body(req *request) (map[string]string, int) {
 	if req.bodyErr != nil {
 		return nil, v1InvalidRequest
@@ -293,7 +292,7 @@ func (s *Server) v1ResultLocked(g *grant, now time.Time) v1Result {
 	rt := &userToken{kind: refreshToken, g: g, scopes: slices.Clone(g.scopes), expiresAt: refreshExp}
 	s.grants.tokens[pair.refresh] = rt
 	g.refresh = rt
-	return v1Result{appID: g.appID, pair: pair, profile: s.profileLocked(g.appID, s.identity.users[g.userID], g.scopes)}
+	return v1Result{pair: pair, profile: s.profileLocked(g.appID, s.identity.users[g.userID], g.scopes)}
 }
 
 // newOpaqueToken is the random part of a v1 token: 32 bytes, base64url.
