@@ -10,9 +10,10 @@ PLUGIN_BIN  := $(BIN)/vault-plugin-secrets-lark
 EMU_BIN     := $(BIN)/lark-emulator
 DIST        ?= $(CURDIR)/dist
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+NODE_BOT    := examples/node-bot
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault dev test test-unit test-e2e bench fmt fmtcheck vet lint release clean
+.PHONY: help build vault node-bot dev test test-unit test-e2e bench fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -28,6 +29,15 @@ $(EMU_BIN): $(GO_SOURCES)
 vault: ## Build the pinned Vault server from the Go module proxy (cached after the first time)
 	@scripts/build-vault.sh >/dev/null
 
+node-bot: $(NODE_BOT)/node_modules/.package-lock.json ## Install examples/node-bot's dependencies from the npm registry (npm ci; again only when the lock file changes)
+
+# npm ci writes node_modules/.package-lock.json; its time stamp says when the tree was installed.
+$(NODE_BOT)/node_modules/.package-lock.json: $(NODE_BOT)/package.json $(NODE_BOT)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "examples/node-bot and its e2e test need Node.js >= 18 and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(NODE_BOT) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
 dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it
 	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
@@ -36,7 +46,7 @@ test: fmtcheck vet lint test-unit test-e2e ## Everything CI runs: formatting, ve
 test-unit: ## Unit tests with the race detector (backend on in-memory storage, in-process emulator)
 	go test -race -count=1 ./...
 
-test-e2e: build ## End-to-end tests: real Vault server and CLI, emulator as a process
+test-e2e: build node-bot ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot
 	@vault_bin=$$(scripts/build-vault.sh) && \
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
 	go test -tags e2e -count=1 -timeout 30m -v ./e2e/
@@ -55,17 +65,9 @@ vet: ## go vet, including the end-to-end tests
 	go vet ./...
 	go vet -tags e2e ./e2e/
 
-lint: ## golangci-lint v2 (default linters), including the end-to-end tests; installed into the cache the first time
-	@lint=$$(scripts/golangci-lint.sh) && status=0 && \
-	{ $$lint run ./... || status=1; } && \
-	{ $$lint run --build-tags e2e ./e2e/... || status=1; } && \
-	exit $$status
+DIST        ?= $(CURDIR)/dist
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+NODE_BOT    := examples/node-bot
+GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-# A release carries the version of the git tag it is built from (scripts/version.sh);
-# `make release VERSION=vX.Y.Z` overrides it.
-release: VERSION = $(shell scripts/version.sh)
-release: ## Cross-compile the plugin for linux and darwin (amd64, arm64) into dist/ with SHA256SUMS; print the register commands
-	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' RELEASE_PLATFORMS='$(RELEASE_PLATFORMS)' scripts/release.sh
-
-clean: ## Remove build output (the cached Vault and linter in .cache/ stay; delete them by hand)
-	rm -rf $(BIN) $(CURDIR)/dist bench.out
+.PHONY: help build vault node-bot dev test test-unit test-e2e bench fmt fmtcheck vet lint release clean

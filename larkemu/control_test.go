@@ -138,6 +138,7 @@ func TestControlCountersAndReset(t *testing.T) {
 		EndpointRevoke: "0", EndpointUserInfo: "0", EndpointMessages: "0", EndpointClientCredentials: "0",
 		EndpointAppTicketResend: "0", EndpointStoreAppAccessToken: "0", EndpointStoreTenantAccessToken: "0",
 		EndpointEventDelivery: "0",
+		EndpointAuthenV1:      "0",
 	}
 	if len(m) != len(want) {
 		t.Fatalf("counters %v, want keys %v", m, want)

@@ -78,7 +78,7 @@ func (s *Server) requestAppID(req *request) string {
 	if user, _, ok := req.BasicAuth(); ok {
 		return user
 	}
-	p, code := parseOAuthParams(req, true)
+	p, code := parseOAuthParams(req)
 	if code != 0 {
 		return ""
 	}

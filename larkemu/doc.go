@@ -12,14 +12,18 @@
 //	POST /open-apis/auth/v3/app_access_token/internal     legacy app token (§2)
 //	POST /open-apis/auth/v3/tenant_access_token/internal  legacy tenant token (§2)
 //	GET  /open-apis/authen/v1/authorize                   consent page: approves at once, 302 back (§4)
-//	POST /open-apis/authen/v2/oauth/token                 OAuth token, JSON (§5)
-//	POST /oauth/v3/token                                  the same, JSON or form, plus client_credentials (§2b)
+//	POST /open-apis/authen/v2/oauth/token                 OAuth token, JSON or form (§5)
+//	POST /oauth/v3/token                                  the same, plus client_credentials (§2b)
 //	POST /oauth/v1/revoke                                 revoke a user token (§11)
 //	GET  /open-apis/authen/v1/user_info                   user token only (§7)
 //	POST /open-apis/im/v1/messages?receive_id_type=…      send a message; recorded for tests (§8)
 //	POST /open-apis/auth/v3/app_ticket/resend             store apps: push a new app_ticket (§3)
 //	POST /open-apis/auth/v3/app_access_token              store apps: app token from the app_ticket (§3)
 //	POST /open-apis/auth/v3/tenant_access_token           store apps: tenant token per tenant_key (§3)
+//	POST /open-apis/authen/v1/oidc/access_token           deprecated v1 user token by code (§6)
+//	POST /open-apis/authen/v1/oidc/refresh_access_token   deprecated v1 refresh (§6)
+//	POST /open-apis/authen/v1/access_token                the same two, with the user's profile in data (§6)
+//	POST /open-apis/authen/v1/refresh_access_token
 //
 // Anything else is HTTP 404 {"code":404,"msg":"404 page not found"}; a known path with the wrong
 // method is HTTP 405 with an Allow header.
@@ -56,8 +60,11 @@
 //	POST   /_emulator/grants/revoke    {"grant_id"} or {"app_id","user_id"?}, "reason"? → {"grants":N,"events"?:[EventDelivery…]};
 //	                                   404 if none                                                       RevokeGrants
 //	POST   /_emulator/grants/expire    {"grant_id"} or {"app_id","user_id"?} → {"grants":N}; 404 if none  ExpireGrants
-//	GET    /_emulator/messages         → {"messages":[Message…]}                                           Messages
+//	GET    /_emulator/messages         → {"messages":[Message…]} (each with token_sha256, never the token)  Messages
 //	DELETE /_emulator/messages         → {"ok":true}                                                       ClearMessages
+//	GET    /_emulator/revoke-mode      → {"mode":"json"|"empty"}
+//	POST   /_emulator/revoke-mode      {"mode":"json"|"empty"}: a successful revoke answers {"code":0} or
+//	                                   HTTP 200 with an empty body                                      SetRevokeMode
 //
 // Store apps and events (all 404 for an app that is not registered, 400 for bad input):
 //
@@ -175,8 +182,8 @@
 // code exchange, refresh or MintGrant; the refresh token's life is still capped by the grant's end.
 //
 // Reset forgets counters, pending failures, every token, code, grant, consent, message, app_ticket
-// and event delivery (pending retries included), and sets the authorize mode back to approve; apps,
-// their tenants, the ticket schedule, users and the clock stay.
+// and event delivery (pending retries included), and sets the authorize mode back to approve and the
+// revoke mode back to json; apps, their tenants, the ticket schedule, users and the clock stay.
 //
 // # Counters and failures
 //
@@ -221,6 +228,13 @@
 //     JWT-shaped string of 2-4 KB (the length varies) answered as {"code":0,"access_token",
 //     "expires_in","token_type":"Bearer"}. A store app asking for one gets 20036 (inferred: it has
 //     a token per tenant and names none).
+//   - authen v1 takes the app's app or tenant token (one token for a self-built app): none is
+//     99991661 from the gateway, an unknown or expired one 20014. Codes are shared with v2, but v1
+//     has no PKCE, so a code bound to a challenge is refused there (20003). v1 always issues a
+//     refresh token ("ur-…", DefaultV1RefreshTokenTTL or the app's RefreshTokenTTL, capped by the
+//     grant's end). It is single use: reuse and revoked tokens get 20038, expiry 20037; tokens of
+//     the other generation 20026 both ways. The refresh switch (RefreshDisabled) is not applied
+//     to v1, which documents no code for it. Calls count and fail under authen_v1.
 //
 // Nothing the emulator logs contains a secret or a token: lines name the endpoint, the app_id and
 // the result code.

@@ -38,6 +38,9 @@ const (
 	// EndpointEventDelivery counts the emulator's own POSTs to apps' event URLs, every attempt and
 	// retry. It is a counter only; failures cannot target it.
 	EndpointEventDelivery = "event_delivery"
+	// EndpointAuthenV1 is the deprecated authen v1 user token endpoints, all four of them:
+	// POST /open-apis/authen/v1/{oidc/access_token,oidc/refresh_access_token,access_token,refresh_access_token}.
+	EndpointAuthenV1 = "authen_v1"
 	// EndpointAll makes an injected failure match every endpoint (except the grant-specific subsets
 	// EndpointCodeExchange, EndpointRefresh and EndpointClientCredentials, which a wildcard already
 	// hit at EndpointOAuthToken).
@@ -61,6 +64,7 @@ var counterNames = []string{
 	EndpointStoreAppAccessToken,
 	EndpointStoreTenantAccessToken,
 	EndpointEventDelivery,
+	EndpointAuthenV1,
 }
 
 // failureTargets are the endpoint names a Failure may name.
@@ -80,6 +84,7 @@ var failureTargets = map[string]bool{
 	EndpointAppTicketResend:        true,
 	EndpointStoreAppAccessToken:    true,
 	EndpointStoreTenantAccessToken: true,
+	EndpointAuthenV1:               true,
 }
 
 // Paths served by the emulator. The "open" and the "accounts" hosts of real Lark are both this server.
@@ -93,9 +98,13 @@ const (
 	PathUserInfo          = "/open-apis/authen/v1/user_info"
 	PathMessages          = "/open-apis/im/v1/messages"
 
-	PathAppTicketResend        = "/open-apis/auth/v3/app_ticket/resend"
-	PathStoreAppAccessToken    = "/open-apis/auth/v3/app_access_token"
-	PathStoreTenantAccessToken = "/open-apis/auth/v3/tenant_access_token"
+	PathAppTicketResend          = "/open-apis/auth/v3/app_ticket/resend"
+	PathStoreAppAccessToken      = "/open-apis/auth/v3/app_access_token"
+	PathStoreTenantAccessToken   = "/open-apis/auth/v3/tenant_access_token"
+	PathV1OIDCAccessToken        = "/open-apis/authen/v1/oidc/access_token"
+	PathV1OIDCRefreshAccessToken = "/open-apis/authen/v1/oidc/refresh_access_token"
+	PathV1AccessToken            = "/open-apis/authen/v1/access_token"
+	PathV1RefreshAccessToken     = "/open-apis/authen/v1/refresh_access_token"
 
 	// ControlPrefix is reserved for the test control API; real Lark has nothing there.
 	ControlPrefix = "/_emulator/"

@@ -52,6 +52,7 @@ type grant struct {
 	authorizedAt  time.Time
 	revoked       bool // by user or admin: refresh → 20064
 	forceExpired  bool // by the control API: refresh → 20037
+	v1            bool // started at an authen v1 endpoint: u-/ur- tokens, refreshed only there
 	refresh       *userToken
 	refreshes     int
 	reuseAttempts int

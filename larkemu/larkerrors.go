@@ -129,6 +129,8 @@ func (s *Server) writeInjectedError(w http.ResponseWriter, endpoint string, f Fa
 		writeJSON(w, orStatus(f.Status, info.status), oauthError{
 			Code: f.Code, Error: info.err, ErrorDescription: orString(f.Msg, info.description),
 		})
+	case EndpointAuthenV1:
+		writeV1Error(w, f.Code, f.Msg, f.Status)
 	case EndpointAuthorize:
 		writeAuthorizeErrorPage(w, orStatus(f.Status, http.StatusBadRequest), f.Code, orString(f.Msg, "error"))
 	default:

@@ -1,6 +1,8 @@
 package larkemu
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -23,6 +25,9 @@ type Message struct {
 	Content       string    `json:"content"`
 	UUID          string    `json:"uuid,omitempty"`
 	CreateTime    time.Time `json:"create_time"`
+	// TokenSHA256 is the hex SHA-256 of the bearer token the message was sent with, so a test can
+	// tell which token a client used without the emulator handing tokens out.
+	TokenSHA256 string `json:"token_sha256"`
 }
 
 // messageState is guarded by Server.mu.
@@ -178,6 +183,7 @@ func (s *Server) sendMessage(req *request, tok string) (appID string, reply mess
 		MessageID: "om_" + randomHex(16), AppID: sender.appID, SenderType: sender.reply.SenderType, TenantKey: sender.reply.TenantKey,
 		ReceiveIDType: idType, ReceiveID: *body.ReceiveID, UserID: userID, ChatID: chatID,
 		MsgType: *body.MsgType, Content: *body.Content, UUID: body.UUID, CreateTime: now,
+		TokenSHA256: tokenSHA256(tok),
 	}
 	s.messages.sent = append(s.messages.sent, m)
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
@@ -251,6 +257,11 @@ func checkContent(msgType, content string) int {
 		}
 	}
 	return 0
+}
+
+func tokenSHA256(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
 }
 
 // Messages returns every recorded message, oldest first.

@@ -1,6 +1,8 @@
 package larkemu
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -74,6 +76,11 @@ func TestSendMessage(t *testing.T) {
 	expectEqual(t, "recorded content", m.Content, `{"text":"Lease renewed"}`)
 	expectEqual(t, "recorded sender type", m.SenderType, "app")
 	expectEqual(t, "recorded time", m.CreateTime, epoch)
+	sum := sha256.Sum256([]byte(tok))
+	expectEqual(t, "recorded token fingerprint", m.TokenSHA256, hex.EncodeToString(sum[:]))
+	if strings.Contains(mustJSON(t, msgs), tok) {
+		t.Error("the message log holds the token itself")
+	}
 
 	// Other receiver id types reach the same user.
 	for idType, id := range map[string]string{"union_id": s.UnionID(DefaultUserID), "user_id": DefaultUserID, "email": "emulator_user@example.com", "chat_id": "oc_anything"} {
@@ -191,6 +198,7 @@ func TestSendMessageWithUserToken(t *testing.T) {
 	r := postJSON(t, sendURL(ts.URL, "open_id"), textBody(t, openID, "x", ""), bearer(tr.AccessToken)...)
 	expectEqual(t, "status", r.status, 200)
 	expectEqual(t, "sender type", s.Messages()[0].SenderType, "user")
+	expectEqual(t, "user token fingerprint", s.Messages()[0].TokenSHA256, tokenSHA256(tr.AccessToken))
 
 	if _, err := s.RevokeGrants(GrantSelector{AppID: testApp}); err != nil {
 		t.Fatal(err)

@@ -25,9 +25,9 @@ func (s *Server) handleOAuthTokenV3(w http.ResponseWriter, req *request) {
 }
 
 // serveOAuthToken is the one handler behind the v2 and v3 token paths; they differ only in v3
-// accepting forms, client_credentials, and being strict about a verifier sent without a challenge.
+// serving client_credentials and being strict about a verifier sent without a challenge.
 func (s *Server) serveOAuthToken(w http.ResponseWriter, req *request, v3 bool) {
-	p, code := parseOAuthParams(req, v3)
+	p, code := parseOAuthParams(req)
 	var clientID, secret string
 	if code == 0 {
 		clientID, secret, code = clientCredentials(req, p)
@@ -134,7 +134,8 @@ func (s *Server) refreshGrant(p map[string]string, clientID, secret string) (tok
 		return tokenPair{}, oauthMissingParam
 	}
 	rt := s.grants.tokens[p["refresh_token"]]
-	if rt == nil || rt.kind != refreshToken {
+	if rt == nil || rt.kind != refreshToken || rt.g.v1 {
+		// v2/v3 refresh only their own tokens; a v1 "ur-" token is invalid here (lark-api.md §5).
 		return tokenPair{}, oauthRefreshInvalid
 	}
 	g := rt.g

@@ -161,7 +161,6 @@ func TestOAuthRequestFormats(t *testing.T) {
 	okTokens(t, tokenV2(t, ts, p, "Authorization", basic))
 
 	p = codeParams(getCode(t, ts, fullScope))
-	wantOAuthError(t, postForm(t, ts.URL+PathOAuthTokenV2, p), 20063) // v2 is JSON only
 	wantOAuthError(t, postJSON(t, ts.URL+PathOAuthTokenV2, `{"grant_type":`), 20063)
 	wantOAuthError(t, postJSON(t, ts.URL+PathOAuthTokenV2, `{"grant_type":"authorization_code","code":5}`), 20063)
 	wantOAuthError(t, do(t, http.MethodPost, ts.URL+PathOAuthTokenV3, "text/plain", strings.NewReader("x")), 20063)

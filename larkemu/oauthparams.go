@@ -12,9 +12,10 @@ import (
 	"strings"
 )
 
-// parseOAuthParams reads an OAuth request body into flat string parameters. v2 takes JSON only;
-// the accounts host (v3 token, revoke) also takes a form, as the official CLI sends.
-func parseOAuthParams(req *request, allowForm bool) (map[string]string, int) {
+// parseOAuthParams reads an OAuth request body into flat string parameters. Every OAuth endpoint
+// (v2 and v3 token, revoke) takes JSON, as Lark documents, and a form, as RFC 6749 prescribes and
+// generic OAuth clients and the official CLI send.
+func parseOAuthParams(req *request) (map[string]string, int) {
 	if req.bodyErr != nil {
 		return nil, oauthMalformed
 	}
@@ -28,9 +29,6 @@ func parseOAuthParams(req *request, allowForm bool) (map[string]string, int) {
 	out := map[string]string{}
 	switch mediaType {
 	case "application/x-www-form-urlencoded":
-		if !allowForm {
-			return nil, oauthMalformed
-		}
 		vals, err := url.ParseQuery(string(req.body))
 		if err != nil {
 			return nil, oauthMalformed

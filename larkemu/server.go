@@ -121,6 +121,7 @@ type Server struct {
 	messages     messageState
 	store        storeState
 	events       eventState
+	revokeMode   RevokeMode
 }
 
 // route is one Lark endpoint behind a method and a path.
@@ -206,9 +207,13 @@ func (s *Server) buildRoutes() map[string]map[string]route {
 		PathUserInfo:          {http.MethodGet: {EndpointUserInfo, small, s.handleUserInfo}},
 		PathMessages:          {http.MethodPost: {EndpointMessages, large, s.handleMessages}},
 
-		PathAppTicketResend:        {http.MethodPost: {EndpointAppTicketResend, small, s.handleAppTicketResend}},
-		PathStoreAppAccessToken:    {http.MethodPost: {EndpointStoreAppAccessToken, small, s.handleStoreAppAccessToken}},
-		PathStoreTenantAccessToken: {http.MethodPost: {EndpointStoreTenantAccessToken, small, s.handleStoreTenantAccessToken}},
+		PathAppTicketResend:          {http.MethodPost: {EndpointAppTicketResend, small, s.handleAppTicketResend}},
+		PathStoreAppAccessToken:      {http.MethodPost: {EndpointStoreAppAccessToken, small, s.handleStoreAppAccessToken}},
+		PathStoreTenantAccessToken:   {http.MethodPost: {EndpointStoreTenantAccessToken, small, s.handleStoreTenantAccessToken}},
+		PathV1OIDCAccessToken:        {http.MethodPost: {EndpointAuthenV1, small, s.handleV1OIDCAccessToken}},
+		PathV1OIDCRefreshAccessToken: {http.MethodPost: {EndpointAuthenV1, small, s.handleV1OIDCRefreshAccessToken}},
+		PathV1AccessToken:            {http.MethodPost: {EndpointAuthenV1, small, s.handleV1AccessToken}},
+		PathV1RefreshAccessToken:     {http.MethodPost: {EndpointAuthenV1, small, s.handleV1RefreshAccessToken}},
 	}
 }
 
@@ -278,8 +283,9 @@ func (s *Server) Advance(d time.Duration) error {
 }
 
 // Reset forgets everything that happened: counters, pending failures, every issued token, code, grant,
-// recorded message, app_ticket and event delivery (pending retries included), and the authorize
-// mode (back to approve). Apps, their tenants, the ticket schedule, users and the clock stay.
+// recorded message, app_ticket and event delivery (pending retries included), the authorize mode
+// (back to approve) and the revoke mode (back to json). Apps, their tenants, the ticket schedule,
+// users and the clock stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -289,6 +295,7 @@ func (s *Server) Reset() {
 	s.appStats = make(map[string]*appStats)
 	s.failures = nil
 	s.identity.mode = AuthorizeApprove
+	s.revokeMode = RevokeReplyJSON
 	s.grants.init()
 	s.messages.init()
 	s.store.resetTokens()

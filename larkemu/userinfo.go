@@ -52,20 +52,7 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, req *request) {
 	_, isTenant := s.tenantTokens[tok]
 	var data userInfoData
 	if status == userTokenOK {
-		u := s.identity.users[ut.g.userID]
-		data = userInfoData{
-			Name: u.Name, EnName: u.EnName,
-			OpenID: openIDOf(ut.g.appID, u), UnionID: unionIDOf(u), TenantKey: s.opts.TenantKey,
-		}
-		avatar := "https://larkemu.invalid/avatar/" + digest("avatar", u.UserID)
-		data.AvatarURL, data.AvatarThumb = avatar+"~72x72", avatar+"~72x72"
-		data.AvatarMiddle, data.AvatarBig = avatar+"~240x240", avatar+"~640x640"
-		if slices.Contains(ut.scopes, ScopeUserEmail) {
-			data.Email = u.Email
-		}
-		if slices.Contains(ut.scopes, ScopeUserEmployeeID) {
-			data.UserID = u.UserID
-		}
+		data = s.profileLocked(ut.g.appID, s.identity.users[ut.g.userID], ut.scopes)
 	}
 	s.mu.Unlock()
 
@@ -86,4 +73,24 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, req *request) {
 		s.logf("%s: app_id=%s code=0", EndpointUserInfo, ut.g.appID)
 		writeJSON(w, http.StatusOK, userInfoReply{Msg: "success", Data: data})
 	}
+}
+
+// profileLocked is what app appID may see of user u with a token of these scopes: the optional
+// fields only behind their contact scopes. The authen v1 token endpoints return it too. Callers
+// hold s.mu.
+func (s *Server) profileLocked(appID string, u User, scopes []string) userInfoData {
+	data := userInfoData{
+		Name: u.Name, EnName: u.EnName,
+		OpenID: openIDOf(appID, u), UnionID: unionIDOf(u), TenantKey: s.opts.TenantKey,
+	}
+	avatar := "https://larkemu.invalid/avatar/" + digest("avatar", u.UserID)
+	data.AvatarURL, data.AvatarThumb = avatar+"~72x72", avatar+"~72x72"
+	data.AvatarMiddle, data.AvatarBig = avatar+"~240x240", avatar+"~640x640"
+	if slices.Contains(scopes, ScopeUserEmail) {
+		data.Email = u.Email
+	}
+	if slices.Contains(scopes, ScopeUserEmployeeID) {
+		data.UserID = u.UserID
+	}
+	return data
 }

@@ -23,7 +23,7 @@ import (
 
 const usageText = `Usage: lark-emulator [flags]
 
-Serves the Lark endpoints the Vault plugin uses (both the "open" and the "accounts" host):
+Serves the Lark endpoints the Vault plugin and Lark's SDKs use (both the "open" and the "accounts" host):
   POST /open-apis/auth/v3/app_access_token/internal
   POST /open-apis/auth/v3/tenant_access_token/internal
   GET  /open-apis/authen/v1/authorize
@@ -34,6 +34,8 @@ Serves the Lark endpoints the Vault plugin uses (both the "open" and the "accoun
   POST /open-apis/auth/v3/app_ticket/resend          (store apps)
   POST /open-apis/auth/v3/app_access_token           (store apps, with the app_ticket)
   POST /open-apis/auth/v3/tenant_access_token        (store apps, per tenant_key)
+  POST /open-apis/authen/v1/oidc/access_token, /oidc/refresh_access_token,
+       /access_token, /refresh_access_token   (deprecated v1, app token as bearer)
 
 Control API (JSON in and out; see the larkemu package documentation for every field):
   POST   /_emulator/apps              {"app_id","app_secret","refresh_disabled","scopes",
@@ -69,13 +71,15 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
   POST   /_emulator/grants            {"app_id","user_id","scopes","authorized_days_ago"}
   POST   /_emulator/grants/revoke     {"grant_id"} or {"app_id","user_id"}, "reason" (sends the revocation event)
   POST   /_emulator/grants/expire     {"grant_id"} or {"app_id","user_id"}
-  GET    /_emulator/messages
+  GET    /_emulator/messages           (each with the sha256 of the token it was sent with)
   DELETE /_emulator/messages
+  GET    /_emulator/revoke-mode
+  POST   /_emulator/revoke-mode       {"mode":"json"|"empty"}   (empty: a successful revoke is HTTP 200, no body)
 
 Endpoint names for counters and failures: app_access_token, tenant_access_token, authorize,
 oauth_token, code_exchange, refresh, refresh_reuse (counter only), revoke, user_info, messages,
 client_credentials, app_ticket_resend, store_app_access_token, store_tenant_access_token,
-event_delivery (counter only), "*".
+event_delivery (counter only), authen_v1, "*".
 Failure modes: 5xx, timeout, slow, 429, garbage, truncated, huge, lost_response, error.
 
 Flags:
