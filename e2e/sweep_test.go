@@ -168,17 +168,22 @@ func TestReauthLevelsAndNoticesSentOnce(t *testing.T) {
 	swImport(t, ntMount, ntApp, "fine", swMint(t, ntApp, "sw_fine", 30), daysAgo(30))
 	swImport(t, ntMount, ntBadApp, "bai", swMint(t, ntBadApp, "sw_bai", 362), daysAgo(362))
 
-	// A grant 366 days old cannot be imported: Lark refuses its refresh token (20037) ...
-	old := swMint(t, ntApp, "sw_zhao", 366)
+	// A grant whose authorized_at is more than 365 days ago is refused before its token is spent ...
+	old := swMint(t, ntApp, "sw_zhao", 364)
+	spentBefore := swAppCounters(t, ntApp)["refresh"]
 	status, body, err := swImportErr(ntMount, ntApp, "zhao", old.RefreshToken, daysAgo(366))
-	if err != nil || status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["errors"]), "20037") {
-		t.Fatalf("import of a 366-day-old grant: HTTP %d %v %v; want 400 naming 20037", status, body["errors"], err)
+	if err != nil || status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["errors"]), "more than 365 days ago") {
+		t.Fatalf("import of a 366-day-old grant: HTTP %d %v %v; want 400 saying it is more than 365 days old", status, body["errors"], err)
 	}
-	// ... so the ended grant is one Lark still honours (364 days) imported with the authorization
-	// time it would have if it were 366 days old. The plugin's own 365-day cap then ends it.
-	imp := swImport(t, ntMount, ntApp, "zhao", swMint(t, ntApp, "sw_zhao", 364), daysAgo(366))
-	if !swAnyContains(swStrings(imp["warnings"]), "365 days after authorized_at") {
-		t.Errorf("importing a grant past its cap did not warn: %v", imp["warnings"])
+	if got := swAppCounters(t, ntApp)["refresh"]; got != spentBefore {
+		t.Fatalf("the refused import spent the refresh token at Lark (%d refresh calls)", got-spentBefore)
+	}
+	// ... so the ended grant is one that reaches its 365-day end 80 seconds from now: by the time the
+	// levels are read below, the plugin's own 365-day cap has ended it.
+	zhaoEnds := time.Now().Add(80 * time.Second).Truncate(time.Second)
+	imp := swImport(t, ntMount, ntApp, "zhao", old, zhaoEnds.Add(-365*24*time.Hour))
+	if !swAnyContains(swStrings(imp["warnings"]), "365 days after the user authorized") {
+		t.Errorf("importing a grant at the end of its year did not warn: %v", imp["warnings"])
 	}
 
 	for _, app := range []string{ntApp, ntBadApp, ntIdleApp} {
@@ -194,6 +199,11 @@ func TestReauthLevelsAndNoticesSentOnce(t *testing.T) {
 	remember(rotated, "new app_secret of "+ntBadApp)
 	if err := swEmulatorApp(ntBadApp, rotated, nil); err != nil {
 		t.Fatal(err)
+	}
+
+	if wait := time.Until(zhaoEnds) + 2*time.Second; wait > 0 {
+		t.Logf("waiting %s for zhao's grant to reach its 365-day end", wait.Round(time.Second))
+		time.Sleep(wait)
 	}
 
 	// Levels on reads and on reauth, before any sweep.
