@@ -587,7 +587,9 @@ func TestScaleSweepOfTenThousandGrants(t *testing.T) {
 		took := time.Duration(r.number("took_ms")) * time.Millisecond
 		tooks = append(tooks, fmt.Sprintf("%dms/%d", took.Milliseconds(), int(r.number("grants_visited"))))
 		maxTook = max(maxTook, took)
-		if took > scBudget+scSlack || r.Data["budget_exhausted"] == true && took < scBudget-scSlack {
+		// Visiting grants gets 60 % of the budget (notices and cleanup keep the rest), so a sweep
+		// that ran out of its grant share took at least that long, and never longer than the budget.
+		if took > scBudget+scSlack || r.Data["budget_exhausted"] == true && took < scBudget*6/10-scSlack {
 			t.Errorf("sweep %d took %s with a %s budget (budget_exhausted=%v)", runs, took, scBudget, r.Data["budget_exhausted"])
 		}
 		if got := int(r.number("grants_total")); got != total {
