@@ -270,7 +270,10 @@ func (s *Server) ctlListFailures(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-func (s *Server) ctlClearFailures(w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) ctlClearFailures(w http.ResponseWriter, r *http.Request) error {
+	if appID := r.URL.Query().Get("app_id"); appID != "" {
+		return s.ctlClearAppFailures(w, appID)
+	}
 	s.ClearFailures()
 	writeOK(w)
 	return nil

@@ -39,6 +39,7 @@
 //	                                   "app_id"?}                                                          InjectFailure
 //	GET    /_emulator/failures         → {"failures":[…]} with the count left of each                     PendingFailures
 //	DELETE /_emulator/failures         → {"ok":true}                                                       ClearFailures
+//	DELETE /_emulator/failures?app_id=X → {"cleared":N}: only the failures aimed at app X             ClearAppFailures
 //	GET    /_emulator/counters         → {"app_access_token":N,…} every counter, zeros included           Counters / Calls
 //	POST   /_emulator/reset            → {"ok":true}                                                       Reset
 //	POST   /_emulator/users            {"user_id","name"?,"en_name"?,"email"?,"open_id"?,"union_id"?,"sign_in"?}

@@ -81,6 +81,31 @@ func (s *Server) failureAppID(req *request) string {
 	return s.requestAppID(req)
 }
 
+// ClearAppFailures drops the pending failures aimed at appID (those aimed at every app stay) and
+// reports how many it dropped.
+func (s *Server) ClearAppFailures(appID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.failures[:0]
+	for _, p := range s.failures {
+		if p.f.AppID != appID {
+			kept = append(kept, p)
+		}
+	}
+	dropped := len(s.failures) - len(kept)
+	clear(s.failures[len(kept):])
+	s.failures = kept
+	return dropped
+}
+
+func (s *Server) ctlClearAppFailures(w http.ResponseWriter, appID string) error {
+	if !wellFormedAppID(appID) {
+		return badRequest("app_id %q is not well-formed", appID)
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"cleared": s.ClearAppFailures(appID)})
+	return nil
+}
+
 // serveShape answers with one of this file's shapes; withFailures hands over every mode it does
 // not know itself.
 func (s *Server) serveShape(w http.ResponseWriter, req *request, endpoint string, f Failure, next func(http.ResponseWriter)) {

@@ -196,3 +196,25 @@ func mintForShapes(t *testing.T, s *Server) MintedGrant {
 	}
 	return g
 }
+
+func TestClearOneAppsFailures(t *testing.T) {
+	const other = "cli_otherapp0000"
+	s, ts, _ := newFakeEmu(t, Options{Apps: map[string]string{testApp: testSecret, other: testSecret}})
+	inject(t, s, Failure{Endpoint: EndpointAll, Mode: Fail5xx, Count: -1, AppID: other})
+	inject(t, s, Failure{Endpoint: EndpointAll, Mode: Fail429, Count: -1, AppID: testApp})
+	inject(t, s, Failure{Endpoint: EndpointMessages, Mode: Fail5xx, Count: -1})
+	inject(t, s, Failure{Endpoint: EndpointAll, Mode: FailText, Count: 2, AppID: other})
+
+	r := do(t, http.MethodDelete, ts.URL+ControlPrefix+"failures?app_id="+other, "", nil)
+	expectEqual(t, "status", r.status, http.StatusOK)
+	expectEqual(t, "body", r.body, `{"cleared":2}`)
+	left := s.PendingFailures()
+	if len(left) != 2 || left[0].AppID != testApp || left[1].Endpoint != EndpointMessages {
+		t.Fatalf("left after clearing %s: %+v", other, left)
+	}
+	expectEqual(t, "other app answered again", postJSON(t, ts.URL+PathTenantAccessToken, credentials(other, testSecret)).status, http.StatusOK)
+	expectEqual(t, "testApp still rate-limited", postJSON(t, ts.URL+PathTenantAccessToken, credentials(testApp, testSecret)).status, http.StatusTooManyRequests)
+	if r := do(t, http.MethodDelete, ts.URL+ControlPrefix+"failures?app_id=bad%20id", "", nil); r.status != http.StatusBadRequest {
+		t.Fatalf("malformed app_id: HTTP %d %s", r.status, r.body)
+	}
+}
