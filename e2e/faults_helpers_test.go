@@ -183,6 +183,44 @@ func (w *faultWorld) read(path string) tokenRead {
 	return r
 }
 
+// readUntilOK reads path until it answers HTTP 200, for at most within; every answer before must be
+// an upstream error (502 or 503), never a token-less success or "re-authorize".
+func (w *faultWorld) readUntilOK(t *testing.T, path string, within time.Duration) tokenRead {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := w.read(path)
+		switch {
+		case r.err == nil && r.status == http.StatusOK:
+			return r
+		case r.err != nil || (r.status != http.StatusBadGateway && r.status != http.StatusServiceUnavailable):
+			t.Fatalf("%s after Lark recovered: %v", path, r)
+		case time.Now().After(deadline):
+			t.Fatalf("%s still fails %s after Lark recovered: %v", path, within, r)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// readUntilFresh reads path until it is served a token other than old, for at most within; every
+// answer before must still serve old (the plugin may back off after failures).
+func (w *faultWorld) readUntilFresh(t *testing.T, path, old string, within time.Duration) tokenRead {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := w.read(path)
+		switch {
+		case r.err != nil || r.status != http.StatusOK || r.token == "":
+			t.Fatalf("%s after Lark recovered: %v", path, r)
+		case r.token != old:
+			return r
+		case time.Now().After(deadline):
+			t.Fatalf("%s is still served the old token %s after Lark recovered: %v", path, within, r)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 // readConcurrently starts n reads of path at the same moment and returns them.
 func (w *faultWorld) readConcurrently(path string, n int) []tokenRead {
 	out := make([]tokenRead, n)
