@@ -330,7 +330,9 @@ func (w *faultWorld) slot(t *testing.T, appID, slot string) map[string]any {
 // callBudget is what readers may cost at Lark while the plugin tries once: one fetch (or refresh)
 // of at most lark_max_attempts calls for all of them together, plus one more for each periodic
 // sweep that may have overlapped (the sweep refreshes due tokens and resolves interrupted
-// refreshes too): those that finished in the window and one still running at its end.
+// refreshes too): those that finished in the window and one still running at its end. There is
+// no lower bound: a plugin that backs off after the failures it met while the token came due may
+// serve the stale token at no cost, and the warning still says why.
 func callBudget(sweepsInWindow int) int {
 	return faultMaxAttempts * (1 + sweepsInWindow + 1)
 }
@@ -345,8 +347,9 @@ func anyContains(list []string, sub string) bool {
 	return false
 }
 
-// remedyPhrases are ways a message tells an operator what to do about a failure upstream.
-var remedyPhrases = []string{"try again", "retry", "check", "wait", "base_url", "base URL"}
+// remedyPhrases are ways a message tells an operator what to do about a failure upstream. They are
+// phrased as advice, so that a detail such as "gave up before retrying" does not count.
+var remedyPhrases = []string{"try again", "retry after", "retry in", "retry later", "check ", "wait ", "base_url", "base URL"}
 
 // wantUpstreamError checks a read that found nothing valid to serve: the status, a message that
 // names Lark and the app and says what to do, and no token.
@@ -359,6 +362,7 @@ func wantUpstreamError(t *testing.T, what string, r tokenRead, status int, appID
 	if r.token != "" {
 		t.Errorf("%s: an error answer carries a token", what)
 	}
+	t.Logf("%s: HTTP %d %s", what, r.status, strings.Join(strings.Fields(r.errors), " "))
 	if !strings.Contains(r.errors, "Lark") || !strings.Contains(r.errors, appID) {
 		t.Errorf("%s: the message does not name Lark and the app %s: %s", what, appID, r.errors)
 	}

@@ -176,8 +176,8 @@ func TestLarkFaultsAppAndTenantTokens(t *testing.T) {
 			for _, r := range reads {
 				staleRead(t, herd, r)
 			}
-			if calls < 1 || calls > callBudget(swept) {
-				t.Errorf("40 concurrent readers cost %d calls at Lark (%d periodic sweeps meanwhile); want 1 to %d", calls, swept, callBudget(swept))
+			if calls > callBudget(swept) {
+				t.Errorf("40 concurrent readers cost %d calls at Lark (%d periodic sweeps meanwhile); want at most %d", calls, swept, callBudget(swept))
 			}
 		})
 		t.Run(slow.fault.name, func(t *testing.T) {
@@ -207,8 +207,8 @@ func TestLarkFaultsAppAndTenantTokens(t *testing.T) {
 				for _, r := range reads {
 					staleRead(t, c, r)
 				}
-				if calls < 1 || calls > callBudget(swept) {
-					t.Errorf("3 concurrent readers cost %d calls at Lark (%d periodic sweeps meanwhile); want 1 to %d", calls, swept, callBudget(swept))
+				if calls > callBudget(swept) {
+					t.Errorf("3 concurrent readers cost %d calls at Lark (%d periodic sweeps meanwhile); want at most %d", calls, swept, callBudget(swept))
 				}
 			})
 		}
@@ -218,8 +218,8 @@ func TestLarkFaultsAppAndTenantTokens(t *testing.T) {
 			sweeps, before := w.sweeps(t), w.calls(t, limited.app, "tenant_access_token")
 			staleRead(t, limited, w.read(limited.path))
 			calls, swept := w.calls(t, limited.app, "tenant_access_token")-before, w.sweeps(t)-sweeps
-			if calls < 1 || calls > callBudget(swept) {
-				t.Errorf("a read during a rate limit cost %d calls (%d sweeps meanwhile); want 1 to %d", calls, swept, callBudget(swept))
+			if calls > callBudget(swept) {
+				t.Errorf("a read during a rate limit cost %d calls (%d sweeps meanwhile); want at most %d", calls, swept, callBudget(swept))
 			}
 		})
 		// Lark says when its limit ends. Asking again before then only prolongs it: reads in
@@ -352,8 +352,8 @@ func TestLarkFaultsUserTokens(t *testing.T) {
 				path := "user-token/" + app + "/u"
 				before := w.calls(t, app, "refresh")
 				wantUpstreamError(t, "read", w.read(path), f.status, app)
-				if calls := w.calls(t, app, "refresh") - before; calls < 1 || calls > faultMaxAttempts {
-					t.Errorf("the read cost %d refresh calls; want 1 to %d", calls, faultMaxAttempts)
+				if calls := w.calls(t, app, "refresh") - before; calls > faultMaxAttempts {
+					t.Errorf("the read cost %d refresh calls; want at most %d", calls, faultMaxAttempts)
 				}
 				if s := w.slot(t, app, "u"); s["state"] != "ok" || s["reauth_required"] != false {
 					t.Errorf("the grant was given up over a Lark fault: %s", jsonString(s))
@@ -366,6 +366,39 @@ func TestLarkFaultsUserTokens(t *testing.T) {
 					t.Fatalf("the emulator's grant after the fault: %s; want active with no refresh token presented twice", jsonString(g))
 				}
 			})
+		}
+	})
+
+	// A short 5xx burst: one failed answer, then Lark works. Within two reads the grant has moved on
+	// to a fresh token with the same refresh-token chain.
+	t.Run("5xx burst", func(t *testing.T) {
+		const app = "cli_fuburst"
+		w.app(t, app, 5*time.Minute) // shorter than the refresh window: every read refreshes
+		grantID := w.grant(t, app, "u")
+		path := "user-token/" + app + "/u"
+		current := w.read(path)
+		if current.status != http.StatusOK {
+			t.Fatalf("first read: %v", current)
+		}
+		w.fail(t, app, "refresh", "5xx", map[string]any{"count": 1})
+		before := w.calls(t, app, "refresh")
+		r := w.read(path)
+		switch {
+		case r.status != http.StatusOK:
+			t.Fatalf("a read during a one-answer 5xx burst: %v; want a token", r)
+		case r.token == current.token && !anyContains(r.warnings, "Lark"):
+			t.Fatalf("the current token was served without a warning naming Lark: %v", r)
+		case r.token == current.token:
+			r = w.read(path) // the plugin served the current token and left the refresh for later
+		}
+		if r.status != http.StatusOK || r.token == current.token {
+			t.Fatalf("two reads after a one-answer 5xx burst: %v; want a fresh token", r)
+		}
+		if calls := w.calls(t, app, "refresh") - before; calls > faultMaxAttempts+1 {
+			t.Fatalf("the burst cost %d refresh calls; want at most %d", calls, faultMaxAttempts+1)
+		}
+		if g := w.larkGrant(t, grantID); g["reuse_attempts"] != float64(0) || g["status"] != "active" {
+			t.Fatalf("the emulator's grant after the burst: %s; want active with no refresh token presented twice", jsonString(g))
 		}
 	})
 
@@ -391,8 +424,8 @@ func TestLarkFaultsUserTokens(t *testing.T) {
 						t.Errorf("the current token was served without a warning naming Lark: %q", r.warnings)
 					}
 				}
-				if calls < 1 || calls > callBudget(swept) {
-					t.Errorf("%d concurrent readers cost %d refresh calls at Lark (%d periodic sweeps meanwhile); want 1 to %d",
+				if calls > callBudget(swept) {
+					t.Errorf("%d concurrent readers cost %d refresh calls at Lark (%d periodic sweeps meanwhile); want at most %d",
 						c.readers, calls, swept, callBudget(swept))
 				}
 				if s := w.slot(t, c.app, "u"); s["state"] != "ok" || s["reauth_required"] != false {
