@@ -155,7 +155,7 @@ func (s *Server) takeFailure(endpoint string, wildcard bool, appID string) (Fail
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, p := range s.failures {
-		if p.f.Endpoint != endpoint && !(wildcard && p.f.Endpoint == EndpointAll) {
+		if p.f.Endpoint != endpoint && (!wildcard || p.f.Endpoint != EndpointAll) {
 			continue
 		}
 		if p.f.AppID != "" && p.f.AppID != appID {
