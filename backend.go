@@ -1,20 +1,19 @@
 // Package larksecrets is a Vault secrets engine for Feishu / Lark. It keeps each Lark app's
-// app_secret in Vault's storage and hands out the app's access tokens as short, non-renewable
-// leases.
+// app_secret and its users' grants in Vault's storage and hands out app, tenant and user access
+// tokens as short, non-renewable leases.
 package larksecrets
 
 import (
 	"context"
-	"net"
+	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/clock"
 )
@@ -31,74 +30,60 @@ services then read "user-token/<app_id>/<user>". Mount-wide settings live in "co
 // Factory is what Vault calls to create one backend per mount.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend(clock.Real{}, nil)
-	if err := b.Setup(ctx, conf); err != nil {
+	if err := b.setup(ctx, conf); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// backend holds everything one mount needs. Multiplexing serves several mounts from one process,
-// so nothing here may live in package globals.
+// backend wires the mount's stores and services together. Multiplexing serves several mounts from
+// one process, so nothing here may live in package globals. Path handlers parse and answer; the
+// state lives in the owned types below, which the sweep and the notifier use directly.
 type backend struct {
 	*framework.Backend
 
-	clock      clock.Clock
-	httpClient *http.Client
+	clock clock.Clock
+	// storage is the mount's storage view as given at setup, for work outside any request (Clean).
+	storage logical.Storage
 
-	configMu sync.RWMutex
-	config   *configEntry // cached; nil until first read, reset by Invalidate
-
-	appsMu sync.RWMutex
-	apps   map[string]*appEntry // cached app entries, dropped on write, delete and Invalidate
-
-	tokens *tokenCache
-	grants *grantLocks
-
-	// stateMu makes redeeming an OAuth state (read, then delete) one step.
-	stateMu sync.Mutex
-
-	sweeper *sweeper
-	metrics *metrics
+	config    *configStore
+	apps      *appStore
+	sessions  *sessions
+	tokens    *tokenService
+	grants    *grantStore
+	slots     slotStore
+	states    *stateStore
+	appStatus *appStatusStore
+	notifier  *notifier
+	sweeper   *sweeper
+	metrics   *metrics
 
 	// mount is the path this backend is mounted at, as last seen on a request; notices sent by the
 	// periodic sweep use it in the commands they suggest.
 	mount atomic.Value
 }
 
-// HandleRequest notes the mount path of every request before the framework routes it.
-func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	b.noteMount(req)
-	return b.Backend.HandleRequest(ctx, req)
-}
-
-func (b *backend) noteMount(req *logical.Request) {
-	if req != nil && req.MountPoint != "" {
-		b.mount.Store(req.MountPoint)
-	}
-}
-
-func (b *backend) mountName() string {
-	if m, ok := b.mount.Load().(string); ok && m != "" {
-		return m
-	}
-	return "<mount>/"
-}
-
-// newBackend builds a backend with an injectable clock and HTTP client (nil: a pooled default), so
-// tests can drive time and point at the in-process emulator.
+// newBackend builds a backend with an injectable clock and HTTP client (nil: the backend's own
+// transport), so tests can drive time and point at the in-process emulator.
 func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
-	if httpClient == nil {
-		httpClient = newHTTPClient()
+	b := &backend{clock: clk, config: &configStore{}, apps: newAppStore(), metrics: newMetrics()}
+	logger := func() hclog.Logger { return b.Logger() }
+	b.sessions = newSessions(b.apps, b.config, httpClient, b.metrics.observeCall)
+	b.tokens = &tokenService{
+		clock: clk, logger: logger, open: b.sessions.open,
+		writable:    func() bool { return b.WriteSafeReplicationState() },
+		entries:     map[string]*tokenEntry{},
+		generations: map[string]uint64{},
 	}
-	b := &backend{
-		clock:      clk,
-		httpClient: httpClient,
-		tokens:     newTokenCache(),
-		grants:     newGrantLocks(),
-		apps:       map[string]*appEntry{},
-		sweeper:    newSweeper(),
-		metrics:    newMetrics(),
-	}
+	b.grants = newGrantStore(logger, b.metrics.setLevel)
+	b.states = &stateStore{clock: clk}
+	b.appStatus = newAppStatusStore(clk.Now, logger)
+	b.metrics.appProblems = b.appStatus.count
+	b.notifier = &notifier{clock: clk, logger: logger, sessions: b.sessions, tokens: b.tokens, grants: b.grants,
+		states: b.states, apps: b.appStatus, metrics: b.metrics, remedies: b.remedies}
+	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, sessions: b.sessions,
+		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresh: b.refreshLocked,
+		limits: map[string]*rate.Limiter{}}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -122,108 +107,97 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 			pathApps(b),
 			pathAccessTokens(b),
 			pathUserTokens(b),
+			pathSlots(b),
 			pathOAuth(b),
 			pathReauth(b),
 			pathSweep(b),
 			pathMetrics(b),
 		),
 		Secrets: []*framework.Secret{
-			secretAccessToken(b, kindApp),
-			secretAccessToken(b, kindTenant),
+			secretAccessToken(kindApp),
+			secretAccessToken(kindTenant),
 			secretUserToken(),
 		},
 		Invalidate:   b.invalidate,
 		PeriodicFunc: b.periodic,
+		Clean:        b.clean,
 	}
 	return b
 }
 
-// newHTTPClient returns a client with its own pooled transport. Per-attempt timeouts are set by the
-// Lark client; these bound the connection phases so a black-holed host fails fast.
-func newHTTPClient() *http.Client {
-	transport := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 15 * time.Second,
-		MaxIdleConns:          32,
-		MaxIdleConnsPerHost:   8,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+// setup is framework setup plus keeping the storage view for work outside requests.
+func (b *backend) setup(ctx context.Context, conf *logical.BackendConfig) error {
+	b.storage = conf.StorageView
+	return b.Setup(ctx, conf)
+}
+
+// HandleRequest notes the mount path of every request before the framework routes it.
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	b.noteMount(req)
+	return b.Backend.HandleRequest(ctx, req)
+}
+
+func (b *backend) noteMount(req *logical.Request) {
+	if req != nil && req.MountPoint != "" {
+		b.mount.Store(req.MountPoint)
 	}
-	return &http.Client{Transport: transport}
+}
+
+// remedies builds "what to do" text for work that has no request of its own (the sweep).
+func (b *backend) remedies() remedies {
+	if m, ok := b.mount.Load().(string); ok && m != "" {
+		return remedies{mount: m}
+	}
+	return remedies{mount: "<mount>/"}
 }
 
 // invalidate drops in-memory copies when another node (or a replication stream) changed storage.
 func (b *backend) invalidate(_ context.Context, key string) {
 	switch {
 	case key == configStorageKey:
-		b.configMu.Lock()
-		b.config = nil
-		b.configMu.Unlock()
+		b.config.invalidate()
 	case strings.HasPrefix(key, appStoragePrefix):
 		appID := strings.TrimPrefix(key, appStoragePrefix)
-		b.forgetApp(appID)
+		b.apps.forget(appID)
+		b.sessions.forget(appID)
 		b.tokens.forgetApp(appID)
 	case strings.HasPrefix(key, tokenStoragePrefix):
 		rest := strings.TrimPrefix(key, tokenStoragePrefix)
 		if appID, kind, ok := strings.Cut(rest, "/"); ok {
 			b.tokens.forget(appID, tokenKind(kind))
 		}
+	case strings.HasPrefix(key, appStatusPrefix):
+		b.appStatus.forget(strings.TrimPrefix(key, appStatusPrefix))
+	case strings.HasPrefix(key, grantStoragePrefix):
+		if id, ok := parseGrantID(strings.TrimPrefix(key, grantStoragePrefix)); ok {
+			b.grants.invalidate(id)
+		}
 	}
 }
 
-// tokenCache is the in-memory layer in front of storage: the hot path of a token read touches only
-// this map. The singleflight group makes concurrent cold reads share one upstream call.
-type tokenCache struct {
-	mu      sync.RWMutex
-	entries map[string]*tokenEntry
-	// generations counts changes to each app's settings, so a fetch that started with the old
-	// secret cannot put its token back after the change dropped the cache.
-	generations map[string]uint64
-	flight      singleflight.Group
-}
-
-func newTokenCache() *tokenCache {
-	return &tokenCache{entries: make(map[string]*tokenEntry), generations: make(map[string]uint64)}
-}
-
-func (c *tokenCache) generation(appID string) uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.generations[appID]
-}
-
-func (c *tokenCache) putIfGeneration(appID string, kind tokenKind, gen uint64, e *tokenEntry) {
-	c.mu.Lock()
-	if c.generations[appID] == gen {
-		c.entries[tokenCacheKey(appID, kind)] = e
+// periodic is Vault's once-a-minute hook. Only a node that may write does the work: refreshing
+// spends single-use tokens whose successors must be stored.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	b.noteMount(req)
+	if !b.WriteSafeReplicationState() {
+		return nil
 	}
-	c.mu.Unlock()
-}
-
-func tokenCacheKey(appID string, kind tokenKind) string { return appID + "/" + string(kind) }
-
-func (c *tokenCache) get(appID string, kind tokenKind) *tokenEntry {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.entries[tokenCacheKey(appID, kind)]
-}
-
-func (c *tokenCache) forget(appID string, kind tokenKind) {
-	c.mu.Lock()
-	delete(c.entries, tokenCacheKey(appID, kind))
-	c.mu.Unlock()
-}
-
-func (c *tokenCache) forgetApp(appID string) {
-	c.mu.Lock()
-	c.generations[appID]++
-	for _, k := range allTokenKinds {
-		delete(c.entries, tokenCacheKey(appID, k))
+	_, err := b.sweeper.run(ctx, req.Storage)
+	if errors.Is(err, errSweepRunning) {
+		return nil
 	}
-	c.mu.Unlock()
+	return err
+}
+
+// clean runs when Vault unmounts, reloads or shuts the plugin down: anything Lark issued that storage
+// refused so far gets a last chance, and whatever is still not stored is logged by grant.
+func (b *backend) clean(ctx context.Context) {
+	if b.storage == nil || b.grants.unsavedCount() == 0 {
+		return
+	}
+	stored, left := b.grants.flushUnsaved(ctx, b.storage)
+	if left > 0 {
+		b.Logger().Error("shutting down with grants whose rotated refresh tokens are not stored; those users must authorize again",
+			"stored_now", stored, "lost", left)
+	}
 }

@@ -49,7 +49,7 @@ func newTestEnv(t testing.TB) *testEnv {
 func (e *testEnv) newBackend(httpClient *http.Client) *backend {
 	e.t.Helper()
 	b := newBackend(e.clock, httpClient)
-	err := b.Setup(context.Background(), &logical.BackendConfig{
+	err := b.setup(context.Background(), &logical.BackendConfig{
 		Logger:      hclog.NewNullLogger(),
 		System:      e.system,
 		StorageView: e.storage,
@@ -60,18 +60,19 @@ func (e *testEnv) newBackend(httpClient *http.Client) *backend {
 
 func (e *testEnv) do(op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
 	req := &logical.Request{
-		Operation:  op,
-		Path:       path,
-		Data:       data,
-		Storage:    e.storage,
-		MountPoint: "lark/",
+		Operation:           op,
+		Path:                path,
+		Data:                data,
+		Storage:             e.storage,
+		MountPoint:          "lark/",
+		ClientTokenAccessor: "accessor-of-the-test-token",
 	}
 	return e.b.HandleRequest(context.Background(), req)
 }
 
 // write picks create or update the way Vault core does, through the existence check.
 func (e *testEnv) write(path string, data map[string]interface{}) (*logical.Response, error) {
-	req := &logical.Request{Operation: logical.CreateOperation, Path: path, Data: data, Storage: e.storage, MountPoint: "lark/"}
+	req := &logical.Request{Operation: logical.CreateOperation, Path: path, Data: data, Storage: e.storage, MountPoint: "lark/", ClientTokenAccessor: "accessor-of-the-test-token"}
 	checkFound, exists, err := e.b.HandleExistenceCheck(context.Background(), req)
 	require.NoError(e.t, err)
 	var op logical.Operation = logical.UpdateOperation
@@ -127,16 +128,16 @@ func TestInvalidateDropsMemoryCopies(t *testing.T) {
 	env.addApp()
 	_, err := env.read("app-token/" + testAppID)
 	require.NoError(t, err)
-	require.NotNil(t, env.b.tokens.get(testAppID, kindApp))
+	require.NotNil(t, env.b.tokens.cached(testAppID, kindApp))
 
 	env.b.invalidate(context.Background(), tokenStorageKey(testAppID, kindApp))
-	require.Nil(t, env.b.tokens.get(testAppID, kindApp))
+	require.Nil(t, env.b.tokens.cached(testAppID, kindApp))
 
 	_, err = env.read("config")
 	require.NoError(t, err)
-	require.NotNil(t, env.b.config)
+	require.NotNil(t, env.b.config.cached)
 	env.b.invalidate(context.Background(), "config")
-	require.Nil(t, env.b.config)
+	require.Nil(t, env.b.config.cached)
 }
 
 func TestPerformanceStandbyServesButDoesNotStore(t *testing.T) {

@@ -10,11 +10,11 @@ import (
 
 // sendEvent publishes an event on Vault's event bus where Vault delivers them (Enterprise 1.16+).
 // Nothing depends on it: the same facts are in storage, on reads, on reauth and in the log.
-func (b *backend) sendEvent(ctx context.Context, eventType, appID, slot, operation string) {
+func (b *backend) sendEvent(ctx context.Context, eventType string, id grantID, operation string) {
 	err := logical.SendEvent(ctx, b, eventType,
-		logical.EventMetadataPath, "user-token/"+appID+"/"+slot,
+		logical.EventMetadataPath, "user-token/"+id.String(),
 		logical.EventMetadataOperation, operation,
-		"app_id", appID, "user", slot)
+		"app_id", id.App, "user", id.Slot)
 	if err != nil && !errors.Is(err, framework.ErrNoEvents) {
 		b.Logger().Debug("event not sent", "type", eventType, "error", err)
 	}

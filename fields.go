@@ -49,6 +49,9 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 		known = append(known, k)
 	}
 	sort.Strings(known)
+	if len(known) == 0 {
+		return logical.ErrorResponse("unknown field(s) %s; this path takes no parameters", strings.Join(unknown, ", "))
+	}
 	return logical.ErrorResponse("unknown field(s) %s; this path accepts: %s",
 		strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
@@ -130,5 +133,3 @@ func validateRedirectURI(raw string) error {
 	}
 	return nil
 }
-
-var openIDPattern = regexp.MustCompile(`^ou_[A-Za-z0-9]{1,64}$`)

@@ -1,30 +1,53 @@
 package larksecrets
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
 )
 
 const (
 	grantStoragePrefix = "users/"
 	grantEntryVersion  = 1
 
-	// Lark ends every user grant 365 days after the user authorized; refresh fails with 20037 then.
+	// Lark ends every user grant 365 days after the user authorized; refresh fails with 20037 then
+	// (docs/lark-api.md §5).
 	grantMaxAge = 365 * 24 * time.Hour
 
 	grantStateOK             = "ok"
 	grantStateReauthRequired = "reauth_required"
 )
 
-func grantStorageKey(appID, slot string) string { return grantStoragePrefix + appID + "/" + slot }
+// grantID names one grant: a user slot under an app. Storage keys, lock keys and log fields are
+// all derived from it, so nobody builds "app/slot" strings by hand.
+type grantID struct{ App, Slot string }
+
+func (id grantID) storageKey() string { return grantStoragePrefix + id.App + "/" + id.Slot }
+
+// String is "app/slot", the form operators see in lists, reports and notices.
+func (id grantID) String() string { return id.App + "/" + id.Slot }
+
+func parseGrantID(s string) (grantID, bool) {
+	app, slot, ok := strings.Cut(s, "/")
+	return grantID{app, slot}, ok && app != "" && slot != ""
+}
+
+// Why a grant ended when the reason is the plugin's own finding rather than a Lark answer.
+const (
+	endNoRefreshToken lark.GrantEnd = "no_refresh_token"
+	endYearLimit      lark.GrantEnd = "year_limit"
+	endInterrupted    lark.GrantEnd = "interrupted"
+	endLostAnswer     lark.GrantEnd = "lost_answer"
+	endIdentity       lark.GrantEnd = "other_user"
+)
 
 // grantEntry is one Lark user's grant to one app. The refresh token is single use: every refresh
-// replaces it, and the entry is written before the new access token is handed to anyone.
+// replaces it, and the entry is written before the new access token is handed to anyone. Its fields
+// change only through the methods below, called while the grant store holds the grant's lock.
 type grantEntry struct {
 	Version int    `json:"version"`
 	AppID   string `json:"app_id"`
@@ -34,6 +57,9 @@ type grantEntry struct {
 	UnionID string   `json:"union_id,omitempty"`
 	Name    string   `json:"name,omitempty"`
 	Scopes  []string `json:"scopes,omitempty"`
+	// IdentityPending: the grant was imported while Lark could not say whose it is; the next
+	// refresh asks and checks it against the slot's binding.
+	IdentityPending bool `json:"identity_pending,omitempty"`
 
 	AccessToken      string    `json:"access_token"`
 	AccessExpiresAt  time.Time `json:"access_expires_at"`
@@ -54,15 +80,24 @@ type grantEntry struct {
 	State        string    `json:"state"`
 	ReauthReason string    `json:"reauth_reason,omitempty"`
 	ReauthCode   int       `json:"reauth_code,omitempty"`
+	ReauthEnd    string    `json:"reauth_end,omitempty"`
 	ReauthSince  time.Time `json:"reauth_since,omitempty"`
 
 	// Notified records when each level's notice was sent, so each is sent once per grant, across
 	// restarts and leader changes.
 	Notified map[string]time.Time `json:"notified,omitempty"`
 
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorAt   time.Time `json:"last_error_at,omitempty"`
-	FailuresInRow int       `json:"failures_in_row,omitempty"`
+	// The last failed refresh that left the grant intact. FailureMeaning is a lark.Meaning.
+	LastError      string    `json:"last_error,omitempty"`
+	LastErrorAt    time.Time `json:"last_error_at,omitempty"`
+	FailuresInRow  int       `json:"failures_in_row,omitempty"`
+	FirstFailureAt time.Time `json:"first_failure_at,omitempty"`
+	FailureMeaning string    `json:"failure_meaning,omitempty"`
+	// NextAttemptAt spaces out refreshes after failures, so an outage is not answered with a storm
+	// of calls by every reader and every sweep.
+	NextAttemptAt time.Time `json:"next_attempt_at,omitempty"`
+	// ChallengeURL is the link Lark asked the user to open (a security challenge), if any.
+	ChallengeURL string `json:"challenge_url,omitempty"`
 }
 
 type refreshInFlight struct {
@@ -75,14 +110,185 @@ func tokenHash(tok string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+func (g *grantEntry) id() grantID { return grantID{g.AppID, g.Slot} }
+
+func (g *grantEntry) identity() larkIdentity {
+	return larkIdentity{OpenID: g.OpenID, UnionID: g.UnionID}
+}
+
+// clone returns a copy that shares nothing mutable with g.
+func (g *grantEntry) clone() *grantEntry {
+	c := *g
+	c.Scopes = append([]string(nil), g.Scopes...)
+	if g.InFlight != nil {
+		f := *g.InFlight
+		c.InFlight = &f
+	}
+	if g.Notified != nil {
+		c.Notified = make(map[string]time.Time, len(g.Notified))
+		for k, v := range g.Notified {
+			c.Notified[k] = v
+		}
+	}
+	return &c
+}
+
+// newGrant builds a fresh grant from a token answer and the user's identity.
+func newGrant(id grantID, authorizedAt time.Time, entityID string, tok *lark.UserToken, info *lark.UserInfo, now time.Time) *grantEntry {
+	g := &grantEntry{
+		AppID:          id.App,
+		Slot:           id.Slot,
+		OpenID:         info.OpenID,
+		UnionID:        info.UnionID,
+		Name:           info.Name,
+		AuthorizedAt:   authorizedAt.UTC(),
+		AuthorizedBy:   entityID,
+		GrantExpiresAt: authorizedAt.UTC().Add(grantMaxAge),
+		State:          grantStateOK,
+	}
+	g.takeTokens(tok, now)
+	return g
+}
+
+// takeTokens records a token answer: the access token, and the refresh token that replaces the one
+// just spent (capped at the grant's 365-day end, past which Lark refuses it anyway).
+func (g *grantEntry) takeTokens(tok *lark.UserToken, now time.Time) {
+	g.AccessToken = tok.AccessToken
+	g.AccessExpiresAt = now.Add(tok.ExpiresIn)
+	g.RefreshToken = tok.RefreshToken
+	g.RefreshExpiresAt = time.Time{}
+	if tok.RefreshToken != "" {
+		g.RefreshExpiresAt = now.Add(tok.RefreshExpiresIn)
+		if !g.GrantExpiresAt.IsZero() && g.RefreshExpiresAt.After(g.GrantExpiresAt) {
+			g.RefreshExpiresAt = g.GrantExpiresAt
+		}
+	}
+	if len(tok.Scope) > 0 {
+		g.Scopes = tok.Scope
+	}
+	g.LastRefreshAt = now
+}
+
 func (g *grantEntry) needsReauth() bool { return g.State == grantStateReauthRequired }
 
-func (g *grantEntry) markReauth(now time.Time, code int, reason string) {
+// startRefresh marks the refresh token as sent; the mark is stored before the token leaves Vault.
+func (g *grantEntry) startRefresh(now time.Time) {
+	g.InFlight = &refreshInFlight{StartedAt: now, RefreshTokenHash: tokenHash(g.RefreshToken)}
+}
+
+// applyRefresh records a successful refresh: the new pair replaces the spent one and every trace of
+// earlier trouble goes.
+func (g *grantEntry) applyRefresh(tok *lark.UserToken, now time.Time) {
+	g.takeTokens(tok, now)
+	g.InFlight = nil
+	g.RefreshCount++
+	g.clearFailure()
+}
+
+func (g *grantEntry) clearFailure() {
+	g.LastError, g.LastErrorAt, g.FailuresInRow, g.FirstFailureAt = "", time.Time{}, 0, time.Time{}
+	g.FailureMeaning, g.NextAttemptAt, g.ChallengeURL = "", time.Time{}, ""
+}
+
+// recordFailure records a refresh that failed without ending the grant. keepInFlight leaves the
+// in-flight mark when Lark may have spent the token without its answer arriving, so a later "already
+// used" can be explained.
+func (g *grantEntry) recordFailure(now time.Time, meaning lark.Meaning, msg string, keepInFlight bool) {
+	if !keepInFlight {
+		g.InFlight = nil
+	}
+	g.LastError = msg
+	g.LastErrorAt = now
+	if g.FailuresInRow == 0 {
+		g.FirstFailureAt = now
+	}
+	g.FailuresInRow++
+	g.FailureMeaning = string(meaning)
+	g.NextAttemptAt = now.Add(retryBackoff(g.FailuresInRow))
+}
+
+// recordChallenge records that Lark wants the user to pass a security check before it refreshes.
+func (g *grantEntry) recordChallenge(now time.Time, msg, url string) {
+	g.recordFailure(now, lark.MeaningUserAction, msg, false)
+	g.ChallengeURL = url
+}
+
+// markReauth ends the grant: only the user authorizing again helps. The tokens stay stored (the
+// access token may still work for minutes), but nothing serves them any more.
+func (g *grantEntry) markReauth(now time.Time, code int, end lark.GrantEnd, reason string) {
 	g.State = grantStateReauthRequired
 	g.ReauthCode = code
+	g.ReauthEnd = string(end)
 	g.ReauthReason = reason
 	g.ReauthSince = now
 	g.InFlight = nil
+	g.NextAttemptAt = time.Time{}
+}
+
+// markNotified records that the notice for level went out.
+func (g *grantEntry) markNotified(level string, now time.Time) {
+	if g.Notified == nil {
+		g.Notified = map[string]time.Time{}
+	}
+	g.Notified[level] = now
+}
+
+func (g *grantEntry) notified(level string) bool { return !g.Notified[level].IsZero() }
+
+// confirmIdentity settles a pending identity check with Lark's answer.
+func (g *grantEntry) confirmIdentity(info *lark.UserInfo) {
+	g.OpenID, g.UnionID, g.IdentityPending = info.OpenID, info.UnionID, false
+	if info.Name != "" {
+		g.Name = info.Name
+	}
+}
+
+// retryBackoff is the wait before the next refresh attempt after n failures in a row: 10 s, doubling,
+// at most 5 minutes. Short enough that a grant recovers within minutes of Lark recovering, long
+// enough that readers of a failing grant do not call Lark on every read.
+func retryBackoff(n int) time.Duration {
+	const first, most = 10 * time.Second, 5 * time.Minute
+	if n <= 0 {
+		return 0
+	}
+	d := first
+	for i := 1; i < n && d < most; i++ {
+		d *= 2
+	}
+	return min(d, most)
+}
+
+// refreshDue: the access token is inside the refresh window, or an earlier refresh was interrupted
+// and must be resolved; never while a failure's backoff runs, never for an ended grant.
+func (g *grantEntry) refreshDue(now time.Time, window time.Duration) bool {
+	if g.needsReauth() || now.Before(g.NextAttemptAt) {
+		return false
+	}
+	return g.InFlight != nil || g.IdentityPending || !now.Before(g.AccessExpiresAt.Add(-window))
+}
+
+// keepaliveDue: refresh once about half of the refresh token's lifetime has passed, so the grant
+// lives to its 365-day end without anyone reading it. The point is a fraction of the lifetime Lark
+// reported (7 days in production, minutes in tests), jittered per grant so grants authorized
+// together do not all refresh in the same minute.
+func (g *grantEntry) keepaliveDue(now time.Time) bool {
+	if g.needsReauth() || g.RefreshToken == "" || now.Before(g.NextAttemptAt) {
+		return false
+	}
+	if g.InFlight != nil || g.IdentityPending {
+		return true
+	}
+	if g.RefreshExpiresAt.IsZero() || g.LastRefreshAt.IsZero() {
+		return false
+	}
+	lifetime := g.RefreshExpiresAt.Sub(g.LastRefreshAt)
+	return !now.Before(g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id()))))
+}
+
+// keepaliveFraction spreads grants over 45–55 % of the refresh token's life by a hash of their id.
+func keepaliveFraction(id grantID) float64 {
+	sum := sha256.Sum256([]byte(id.String()))
+	return 0.45 + float64((uint16(sum[0])<<8|uint16(sum[1]))%1000)/10000
 }
 
 // accessServable reports whether the stored access token can still be handed out with a lease of
@@ -92,27 +298,39 @@ func (g *grantEntry) accessServable(now time.Time, margin time.Duration) bool {
 }
 
 // status is what lists and reads show about a grant; it never includes a token.
-func (g *grantEntry) status() map[string]interface{} {
+func (g *grantEntry) status(h grantHealth) map[string]interface{} {
 	s := map[string]interface{}{
 		"open_id":            g.OpenID,
+		"union_id":           g.UnionID,
 		"name":               g.Name,
 		"state":              g.State,
+		"level":              h.Level,
+		"days_left":          h.DaysLeft,
 		"authorized_at":      formatTime(g.AuthorizedAt),
 		"grant_expires_at":   formatTime(g.GrantExpiresAt),
 		"refresh_expires_at": formatTime(g.RefreshExpiresAt),
 		"access_expires_at":  formatTime(g.AccessExpiresAt),
 		"last_refresh_at":    formatTime(g.LastRefreshAt),
 		"refresh_count":      g.RefreshCount,
-		"reauth_required":    g.needsReauth(),
+		"reauth_required":    h.reauthRequired(),
 	}
 	if g.needsReauth() {
 		s["reauth_reason"] = g.ReauthReason
 		s["reauth_code"] = g.ReauthCode
+		s["reauth_end"] = g.ReauthEnd
 		s["reauth_since"] = formatTime(g.ReauthSince)
 	}
 	if g.LastError != "" {
 		s["last_error"] = g.LastError
 		s["last_error_at"] = formatTime(g.LastErrorAt)
+		s["failures_in_row"] = g.FailuresInRow
+		s["next_attempt_at"] = formatTime(g.NextAttemptAt)
+	}
+	if g.ChallengeURL != "" {
+		s["challenge_url"] = g.ChallengeURL
+	}
+	if g.IdentityPending {
+		s["identity_pending"] = true
 	}
 	return s
 }
@@ -124,42 +342,25 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func (b *backend) loadGrant(ctx context.Context, s logical.Storage, appID, slot string) (*grantEntry, error) {
-	raw, err := s.Get(ctx, grantStorageKey(appID, slot))
-	if err != nil {
-		return nil, fmt.Errorf("reading grant %s/%s: %w", appID, slot, err)
-	}
-	if raw == nil {
-		return nil, nil
-	}
-	var g grantEntry
-	if err := raw.DecodeJSON(&g); err != nil {
-		return nil, fmt.Errorf("decoding grant %s/%s: %w", appID, slot, err)
-	}
-	return &g, nil
+// reauthError says a grant can no longer be refreshed: only the user authorizing again helps.
+type reauthError struct {
+	id     grantID
+	code   int
+	reason string
+	since  time.Time
 }
 
-// storeGrant writes a grant, retrying: after a refresh the stored entry holds the only copy of
-// the new single-use refresh token, so one failed write must not lose it.
-func (b *backend) storeGrant(ctx context.Context, s logical.Storage, g *grantEntry) error {
-	g.Version = grantEntryVersion
-	entry, err := logical.StorageEntryJSON(grantStorageKey(g.AppID, g.Slot), g)
-	if err != nil {
-		return err
+func (e *reauthError) Error() string {
+	msg := fmt.Sprintf("the Lark grant of user %q for app %s needs re-authorization: %s", e.id.Slot, e.id.App, e.reason)
+	if e.code != 0 {
+		msg += fmt.Sprintf(" (Lark code %d)", e.code)
 	}
-	var lastErr error
-	delay := 50 * time.Millisecond
-	for attempt := 1; attempt <= 5; attempt++ {
-		if lastErr = s.Put(ctx, entry); lastErr == nil {
-			return nil
-		}
-		b.Logger().Warn("storing grant failed; retrying", "app_id", g.AppID, "user", g.Slot, "attempt", attempt, "error", lastErr)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("storing grant %s/%s: %w (last error: %v)", g.AppID, g.Slot, ctx.Err(), lastErr)
-		case <-time.After(delay):
-		}
-		delay *= 2
+	if !e.since.IsZero() {
+		msg += " since " + formatTime(e.since)
 	}
-	return fmt.Errorf("storing grant %s/%s failed 5 times: %w", g.AppID, g.Slot, lastErr)
+	return msg
+}
+
+func newReauthError(g *grantEntry) *reauthError {
+	return &reauthError{id: g.id(), code: g.ReauthCode, reason: g.ReauthReason, since: g.ReauthSince}
 }

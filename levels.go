@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
 )
 
 // Grant levels, from fine to gone. App and tenant tokens have none: they renew themselves.
@@ -15,6 +17,8 @@ const (
 	levelReauthRequired = "reauth_required"
 )
 
+var allLevels = []string{levelOK, levelWarning, levelCritical, levelExpired, levelReauthRequired}
+
 var levelRank = map[string]int{levelOK: 0, levelWarning: 1, levelCritical: 2, levelExpired: 3, levelReauthRequired: 3}
 
 // grantHealth is what the sweep, reads and reauth say about one grant.
@@ -23,28 +27,46 @@ type grantHealth struct {
 	Deadline time.Time
 	DaysLeft float64
 	Reason   string
+	// Failing is set (a lark.Meaning) when the deadline is the refresh token's expiry because
+	// refreshes keep failing: what to do then depends on why they fail.
+	Failing lark.Meaning
 }
 
-// health classifies a grant. The deadline is the 365-day cap, or the refresh token's own expiry if
-// keep-alive keeps failing (then the token is not being renewed and that expiry is what ends it).
-func (g *grantEntry) health(now time.Time, cfg *configEntry) grantHealth {
+func (h grantHealth) reauthRequired() bool {
+	return h.Level == levelExpired || h.Level == levelReauthRequired
+}
+
+// health classifies a grant by how long it can still be refreshed. Normally that is until the
+// 365-day cap: keep-alive renews the refresh token long before it expires. While refreshes keep
+// failing, the refresh token's own expiry is what really ends the grant, but a short failure streak
+// is ordinary weather (a Lark hiccup) and must not page anyone: it counts only once it has lasted
+// failureGrace.
+func (g *grantEntry) health(now time.Time, warningDays, criticalDays int, failureGrace time.Duration) grantHealth {
 	if g.needsReauth() {
 		return grantHealth{Level: levelReauthRequired, Deadline: g.ReauthSince, Reason: g.ReauthReason}
 	}
 	deadline := g.GrantExpiresAt
 	reason := "the grant ends 365 days after the user authorized"
-	if g.FailuresInRow > 0 && !g.RefreshExpiresAt.IsZero() && g.RefreshExpiresAt.Before(deadline) {
+	var failing lark.Meaning
+	switch {
+	case g.RefreshToken == "":
+		deadline, reason = g.AccessExpiresAt, "Lark issued no refresh token, so the grant ends with its access token"
+	case !g.RefreshExpiresAt.IsZero() && !now.Before(g.RefreshExpiresAt) && g.RefreshExpiresAt.Before(deadline):
+		deadline, reason = g.RefreshExpiresAt, "the refresh token expired before it could be renewed"
+	case g.FailuresInRow > 0 && now.Sub(g.FirstFailureAt) >= failureGrace &&
+		!g.RefreshExpiresAt.IsZero() && g.RefreshExpiresAt.Before(deadline):
 		deadline = g.RefreshExpiresAt
-		reason = fmt.Sprintf("keep-alive refreshes are failing (%s) and the refresh token expires then", g.LastError)
+		reason = fmt.Sprintf("refreshes have failed since %s (%s) and the refresh token expires then", formatTime(g.FirstFailureAt), failureSummary(g))
+		failing = lark.Meaning(g.FailureMeaning)
 	}
 	left := deadline.Sub(now)
-	h := grantHealth{Deadline: deadline, DaysLeft: math.Floor(left.Hours()/24*10) / 10, Reason: reason}
+	h := grantHealth{Deadline: deadline, DaysLeft: math.Floor(left.Hours()/24*10) / 10, Reason: reason, Failing: failing}
 	switch {
 	case left <= 0:
 		h.Level, h.DaysLeft = levelExpired, 0
-	case left <= time.Duration(cfg.CriticalDays)*24*time.Hour:
+	case left <= time.Duration(criticalDays)*24*time.Hour:
 		h.Level = levelCritical
-	case left <= time.Duration(cfg.WarningDays)*24*time.Hour:
+	case left <= time.Duration(warningDays)*24*time.Hour:
 		h.Level = levelWarning
 	default:
 		h.Level = levelOK
@@ -52,18 +74,34 @@ func (g *grantEntry) health(now time.Time, cfg *configEntry) grantHealth {
 	return h
 }
 
+// healthNow is health with the mount's thresholds.
+func (g *grantEntry) healthNow(now time.Time, cfg *configEntry) grantHealth {
+	return g.health(now, cfg.WarningDays, cfg.CriticalDays, cfg.failureGrace())
+}
+
 // warning is the response warning for a grant at warning level or worse; empty when ok.
-func (h grantHealth) warning(appID, slot, mount string) string {
+func (h grantHealth) warning(id grantID, r remedies) string {
 	switch h.Level {
 	case levelOK:
 		return ""
 	case levelReauthRequired:
-		return fmt.Sprintf("Lark grant %s/%s needs re-authorization: %s. The user must authorize again: vault write %soauth/%s/authorize user=%s",
-			appID, slot, h.Reason, mount, appID, slot)
+		return fmt.Sprintf("Lark grant %s needs re-authorization: %s. %s", id, h.Reason, r.reauthorize(id))
 	case levelExpired:
-		return fmt.Sprintf("Lark grant %s/%s has ended (%s, at %s). The user must authorize again: vault write %soauth/%s/authorize user=%s",
-			appID, slot, h.Reason, formatTime(h.Deadline), mount, appID, slot)
+		return fmt.Sprintf("Lark grant %s has ended (%s, at %s). %s", id, h.Reason, formatTime(h.Deadline), r.reauthorize(id))
 	}
-	return fmt.Sprintf("Lark grant %s/%s is at level %s: it ends in %.1f days, at %s (%s). The user should authorize again before then: vault write %soauth/%s/authorize user=%s",
-		appID, slot, h.Level, h.DaysLeft, formatTime(h.Deadline), h.Reason, mount, appID, slot)
+	return fmt.Sprintf("Lark grant %s is at level %s: it ends in %.1f days, at %s (%s). The user should authorize again before then: %s",
+		id, h.Level, h.DaysLeft, formatTime(h.Deadline), h.Reason, r.authorizeCommand(id))
+}
+
+// failureSummary says in a few words why a grant's refreshes fail.
+func failureSummary(g *grantEntry) string {
+	switch lark.Meaning(g.FailureMeaning) {
+	case lark.MeaningAppSetup:
+		return "Lark refuses the app's setup"
+	case lark.MeaningUserAction:
+		return "Lark waits for the user to complete a verification"
+	case lark.MeaningTransient:
+		return "Lark could not be reached"
+	}
+	return "Lark refused the refresh"
 }

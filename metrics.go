@@ -21,7 +21,9 @@ type metrics struct {
 	notifications map[[2]string]uint64 // result, level
 	sweeps        map[string]uint64    // result
 	lastSweep     time.Duration
-	grantLevels   map[string]string // grant key -> level, for the by-level gauge
+	grantLevels   map[grantID]string // grant -> level, for the by-level gauge
+	// appProblems counts apps whose setup Lark refuses (set by the backend).
+	appProblems func() int
 }
 
 var latencyBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
@@ -39,7 +41,7 @@ func newMetrics() *metrics {
 		larkLatency:   map[string]*histogram{},
 		notifications: map[[2]string]uint64{},
 		sweeps:        map[string]uint64{},
-		grantLevels:   map[string]string{},
+		grantLevels:   map[grantID]string{},
 	}
 }
 
@@ -81,12 +83,13 @@ func (m *metrics) sweep(result string, took time.Duration) {
 	m.mu.Unlock()
 }
 
-func (m *metrics) setLevel(key, level string) {
+// setLevel records a grant's level for the gauge; "" forgets a deleted grant.
+func (m *metrics) setLevel(id grantID, level string) {
 	m.mu.Lock()
 	if level == "" {
-		delete(m.grantLevels, key)
+		delete(m.grantLevels, id)
 	} else {
-		m.grantLevels[key] = level
+		m.grantLevels[id] = level
 	}
 	m.mu.Unlock()
 }
@@ -134,6 +137,12 @@ func (m *metrics) write(w io.Writer) {
 	for _, l := range []string{levelOK, levelWarning, levelCritical, levelExpired, levelReauthRequired} {
 		fmt.Fprintf(w, "lark_user_grants{level=%q} %d\n", l, byLevel[l])
 	}
+
+	problems := 0
+	if m.appProblems != nil {
+		problems = m.appProblems()
+	}
+	fmt.Fprintf(w, "# HELP lark_apps_with_setup_problems Apps whose setup Lark refuses (token refresh off, app disabled or not installed).\n# TYPE lark_apps_with_setup_problems gauge\nlark_apps_with_setup_problems %d\n", problems)
 
 	fmt.Fprintf(w, "# HELP lark_sweeps_total Sweeps by result.\n# TYPE lark_sweeps_total counter\n")
 	results := make([]string, 0, len(m.sweeps))

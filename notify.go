@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/lark-vault/vault-plugin-secrets-lark/clock"
 	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
 )
 
@@ -17,6 +20,11 @@ const (
 	noticePrefix   = "notify/"
 	notifyStateKey = "sweep/notify"
 	noticeLinkTTL  = 24 * time.Hour
+
+	// levelAppSetup names the notice about an app whose setup Lark refuses.
+	levelAppSetup = "app_setup"
+	// appNoticeSlot stands in for the slot of an app-wide notice; no slot can have this name.
+	appNoticeSlot = "-app-"
 )
 
 // noticeLevel maps a grant level to the notice sent for it: warning, critical, and one "expired"
@@ -28,8 +36,8 @@ func noticeLevel(level string) string {
 	return level
 }
 
-// notice is a queued message about one grant reaching one level. The queue lives in storage, so a
-// notice survives restarts and leader changes until it is sent.
+// notice is a queued message about one grant reaching one level (or one app's setup failing). The
+// queue lives in storage, so a notice survives restarts and leader changes until it is sent.
 type notice struct {
 	AppID     string          `json:"app_id"`
 	Slot      string          `json:"slot"`
@@ -40,40 +48,81 @@ type notice struct {
 	Attempts  int             `json:"attempts"`
 	LastError string          `json:"last_error,omitempty"`
 	SentTo    map[string]bool `json:"sent_to,omitempty"`
+	// Failing is why a grant's refreshes fail when that is what brings its end closer.
+	Failing lark.Meaning `json:"failing,omitempty"`
 }
 
 func noticeKey(appID, slot, level string) string {
 	return noticePrefix + appID + "/" + slot + "/" + level
 }
 
-// queueNotice records that a grant reached a level whose notice was not sent yet. It returns true
-// when a notice is (now) waiting.
-func (b *backend) queueNotice(ctx context.Context, s logical.Storage, g *grantEntry, h grantHealth) (bool, error) {
+// notifyState remembers where the schedule stands. Pending is set when a scheduled time passes and
+// cleared only once every queued notice has been tried, so a sweep that runs out of time leaves the
+// rest for the next sweep instead of the next scheduled time.
+type notifyState struct {
+	LastCheck time.Time `json:"last_check"`
+	Pending   bool      `json:"pending,omitempty"`
+}
+
+// notifier queues notices and sends them as Lark messages on the schedule.
+type notifier struct {
+	clock    clock.Clock
+	logger   func() hclog.Logger
+	sessions *sessions
+	tokens   *tokenService
+	grants   *grantStore
+	states   *stateStore
+	apps     *appStatusStore
+	metrics  *metrics
+	remedies func() remedies
+}
+
+// queue records that a grant reached a level whose notice was not sent yet. It returns true when a
+// notice is (now) waiting.
+func (n *notifier) queue(ctx context.Context, s logical.Storage, g *grantEntry, h grantHealth) (bool, error) {
 	level := noticeLevel(h.Level)
-	if !g.Notified[level].IsZero() {
+	if g.notified(level) {
 		return false, nil
 	}
-	key := noticeKey(g.AppID, g.Slot, level)
+	return n.put(ctx, s, &notice{AppID: g.AppID, Slot: g.Slot, Level: level, Deadline: h.Deadline, Reason: h.Reason, Failing: h.Failing, QueuedAt: n.clock.Now()})
+}
+
+func (n *notifier) put(ctx context.Context, s logical.Storage, no *notice) (bool, error) {
+	key := noticeKey(no.AppID, no.Slot, no.Level)
 	if existing, err := s.Get(ctx, key); err != nil {
 		return false, err
 	} else if existing != nil {
 		return true, nil
 	}
-	e, err := logical.StorageEntryJSON(key, &notice{AppID: g.AppID, Slot: g.Slot, Level: level, Deadline: h.Deadline,
-		Reason: h.Reason, QueuedAt: b.clock.Now()})
+	e, err := logical.StorageEntryJSON(key, no)
 	if err != nil {
 		return false, err
 	}
 	return true, s.Put(ctx, e)
 }
 
-type notifyState struct {
-	LastCheck time.Time `json:"last_check"`
+// queueAppProblems queues one notice per app whose setup problem nobody was told about yet.
+func (n *notifier) queueAppProblems(ctx context.Context, s logical.Storage) error {
+	problems, err := n.apps.listProblems(ctx, s)
+	if err != nil {
+		return err
+	}
+	for appID, p := range problems {
+		if !p.Notified.IsZero() {
+			continue
+		}
+		if _, err := n.put(ctx, s, &notice{AppID: appID, Slot: appNoticeSlot, Level: levelAppSetup, Deadline: p.Since,
+			Reason: fmt.Sprintf("%s (Lark code %d)", p.Reason, p.Code), QueuedAt: n.clock.Now()}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// sendNotifications sends queued notices when the schedule has fired since the last check. A
-// notice that fails stays queued and is tried again at the next scheduled time.
-func (b *backend) sendNotifications(ctx context.Context, s logical.Storage, cfg *configEntry, deadline time.Time, r *sweepReport) error {
+// send runs the notification pass: when the schedule has fired since the last check (or an earlier
+// pass was cut short), every queued notice is tried until deadline. A notice Lark refuses stays
+// queued for the next scheduled time.
+func (n *notifier) send(ctx context.Context, s logical.Storage, cfg *configEntry, deadline time.Time, r *sweepReport) error {
 	sched, err := parseSchedule(cfg.NotifySchedule, cfg.NotifyTimezone)
 	if err != nil {
 		return err
@@ -86,123 +135,178 @@ func (b *backend) sendNotifications(ctx context.Context, s logical.Storage, cfg 
 			return err
 		}
 	}
-	now := b.clock.Now()
+	now := n.clock.Now()
 	if st.LastCheck.IsZero() {
 		// First run: only scheduled times from now on count.
 		st.LastCheck = now.Add(-time.Minute)
 	}
-	_, fired := sched.firedBetween(st.LastCheck, now)
+	if _, fired := sched.firedBetween(st.LastCheck, now); fired {
+		st.Pending = true
+	}
 	st.LastCheck = now
-	if e, err := logical.StorageEntryJSON(notifyStateKey, &st); err != nil {
-		return err
-	} else if err := s.Put(ctx, e); err != nil {
+	if err := putJSON(ctx, s, notifyStateKey, &st); err != nil {
 		return err
 	}
-	if !fired {
+	if !st.Pending {
 		return nil
 	}
-
+	if err := n.queueAppProblems(ctx, s); err != nil {
+		n.logger().Warn("queueing app setup notices", "error", err)
+	}
 	keys, err := listRecursive(ctx, s, noticePrefix)
 	if err != nil {
 		return err
 	}
 	for _, key := range keys {
 		if time.Now().After(deadline) {
-			break
+			r.NoticesLeft = true
+			return nil // still pending: the next sweep goes on
 		}
-		b.sendNotice(ctx, s, cfg, noticePrefix+key, r)
+		n.sendOne(ctx, s, noticePrefix+key, r)
 	}
-	return nil
+	st.Pending = false
+	return putJSON(ctx, s, notifyStateKey, &st)
 }
 
-func (b *backend) sendNotice(ctx context.Context, s logical.Storage, cfg *configEntry, key string, r *sweepReport) {
+func putJSON(ctx context.Context, s logical.Storage, key string, v interface{}) error {
+	e, err := logical.StorageEntryJSON(key, v)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, e)
+}
+
+func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r *sweepReport) {
 	raw, err := s.Get(ctx, key)
 	if err != nil || raw == nil {
 		return
 	}
-	var n notice
-	if err := raw.DecodeJSON(&n); err != nil {
+	var no notice
+	if err := raw.DecodeJSON(&no); err != nil {
 		_ = s.Delete(ctx, key)
 		return
 	}
-	label := n.AppID + "/" + n.Slot + "/" + n.Level
-	g, err := b.loadGrant(ctx, s, n.AppID, n.Slot)
-	if err != nil {
+	label := no.AppID + "/" + no.Slot + "/" + no.Level
+	sess, err := n.sessions.open(ctx, s, no.AppID)
+	if errors.Is(err, errAppNotConfigured) {
+		_ = s.Delete(ctx, key) // the app is gone
 		return
-	}
-	app, err := b.getApp(ctx, s, n.AppID)
-	if err != nil {
+	} else if err != nil {
 		return
-	}
-	if g == nil || app == nil || !g.Notified[n.Level].IsZero() {
-		_ = s.Delete(ctx, key) // the grant or app is gone, or the notice went out already
-		return
-	}
-
-	recipients := append([]string(nil), app.NotifyOpenIDs...)
-	if app.NotifyUsers && g.OpenID != "" {
-		recipients = append(recipients, g.OpenID)
 	}
 	fail := func(err error) {
-		n.Attempts++
-		n.LastError = err.Error()
-		if e, perr := logical.StorageEntryJSON(key, &n); perr == nil {
-			_ = s.Put(ctx, e)
-		}
-		b.metrics.notification("failed", n.Level)
+		no.Attempts++
+		no.LastError = err.Error()
+		_ = putJSON(ctx, s, key, &no)
+		n.metrics.notification("failed", no.Level)
 		r.NotifyFailed = append(r.NotifyFailed, label)
-		b.Logger().Warn("re-authorization notice not sent; it stays queued for the next scheduled time",
-			"app_id", n.AppID, "user", n.Slot, "level", n.Level, "attempts", n.Attempts, "error", err)
+		n.logger().Warn("notice not sent; it stays queued for the next scheduled time",
+			"app_id", no.AppID, "user", no.Slot, "level", no.Level, "attempts", no.Attempts, "error", err)
 	}
-	if len(recipients) > 0 {
-		tok, _, err := b.accessToken(ctx, s, n.AppID, kindTenant)
+
+	var messages []outgoing
+	if no.Level == levelAppSetup {
+		messages = n.appMessages(sess, &no)
+	} else {
+		g, err := n.grants.get(ctx, s, grantID{no.AppID, no.Slot})
 		if err != nil {
-			fail(err)
 			return
 		}
-		client, err := b.larkClient(app, cfg)
-		if err != nil {
-			fail(err)
+		if g == nil || g.notified(no.Level) {
+			_ = s.Delete(ctx, key) // the grant is gone, or the notice went out already
 			return
 		}
-		if n.SentTo == nil {
-			n.SentTo = map[string]bool{}
+		messages = n.grantMessages(ctx, s, sess, g, &no)
+	}
+
+	if len(messages) > 0 {
+		if no.SentTo == nil {
+			no.SentTo = map[string]bool{}
 		}
-		for _, openID := range recipients {
-			if n.SentTo[openID] {
+		for _, m := range messages {
+			if no.SentTo[m.to] {
 				continue
 			}
-			text := noticeText(app, g, &n, b.mountName(), openID == g.OpenID, b.userLink(ctx, s, app, g, openID))
 			// Lark keeps at most one message per uuid per hour: a retry after a lost answer cannot
 			// deliver the notice twice.
-			if _, err := client.SendText(ctx, tok.Token, openID, text, noticeUUID(key, openID)); err != nil {
+			if err := n.sendText(ctx, s, sess, m.to, m.text, noticeUUID(key, m.to)); err != nil {
 				fail(err)
 				return
 			}
-			n.SentTo[openID] = true
+			no.SentTo[m.to] = true
 		}
 	}
 
-	// Record it on the grant first: a crash before the delete leaves a queued notice that the
-	// next run drops as already sent, never a second message.
-	unlock := b.grants.lock(n.AppID, n.Slot)
-	g, err = b.reloadGrantLocked(ctx, s, n.AppID, n.Slot)
-	if err == nil && g != nil {
-		if g.Notified == nil {
-			g.Notified = map[string]time.Time{}
+	// Record it first: a crash before the delete leaves a queued notice that the next run drops as
+	// already sent, never a second message.
+	if no.Level == levelAppSetup {
+		if p, err := n.apps.load(ctx, s, no.AppID); err == nil && p != nil {
+			err = n.apps.markNotified(ctx, s, no.AppID, p)
+			if err != nil {
+				fail(err)
+				return
+			}
 		}
-		g.Notified[n.Level] = b.clock.Now()
-		err = b.storeGrant(ctx, s, g)
-	}
-	unlock()
-	if err != nil {
-		fail(err)
-		return
+	} else {
+		err = n.grants.withGrant(ctx, s, grantID{no.AppID, no.Slot}, func(tx *grantTx) error {
+			if g := tx.grant(); g != nil {
+				g.markNotified(no.Level, n.clock.Now())
+				return tx.save()
+			}
+			return nil
+		})
+		if err != nil {
+			fail(err)
+			return
+		}
 	}
 	_ = s.Delete(ctx, key)
-	b.metrics.notification("sent", n.Level)
+	n.metrics.notification("sent", no.Level)
 	r.Notified = append(r.Notified, label)
-	b.Logger().Info("re-authorization notice sent", "app_id", n.AppID, "user", n.Slot, "level", n.Level, "recipients", len(recipients))
+	n.logger().Info("notice sent", "app_id", no.AppID, "user", no.Slot, "level", no.Level, "recipients", len(messages))
+}
+
+type outgoing struct{ to, text string }
+
+func (n *notifier) grantMessages(ctx context.Context, s logical.Storage, sess *appSession, g *grantEntry, no *notice) []outgoing {
+	var out []outgoing
+	for _, to := range sess.app.NotifyOpenIDs {
+		out = append(out, outgoing{to, noticeText(sess.app, g, no, n.remedies(), false, "")})
+	}
+	if sess.app.NotifyUsers && g.OpenID != "" {
+		out = append(out, outgoing{g.OpenID, noticeText(sess.app, g, no, n.remedies(), true, n.userLink(ctx, s, sess, g))})
+	}
+	return out
+}
+
+func (n *notifier) appMessages(sess *appSession, no *notice) []outgoing {
+	text := fmt.Sprintf("[Vault] Lark refuses the setup of app %s: %s.\n"+
+		"What it means: no user token of this app can be refreshed; the grants are kept, and tokens keep working until they expire.\n"+
+		"What to do: fix the app's settings in the Lark developer console (and publish a new version if Lark asks); refreshes resume by themselves.",
+		sess.app.AppID, plainText(no.Reason, 300))
+	out := make([]outgoing, 0, len(sess.app.NotifyOpenIDs))
+	for _, to := range sess.app.NotifyOpenIDs {
+		out = append(out, outgoing{to, text})
+	}
+	return out
+}
+
+// sendText sends one message with the app's tenant token. A token Lark rejects (expired early,
+// revoked) is dropped and fetched again, once.
+func (n *notifier) sendText(ctx context.Context, s logical.Storage, sess *appSession, to, text, uuid string) error {
+	for attempt := 1; ; attempt++ {
+		tok, _, err := n.tokens.get(ctx, s, sess.app.AppID, kindTenant)
+		if err != nil {
+			return err
+		}
+		_, err = sess.lark.SendText(ctx, tok.Token, to, text, uuid)
+		if attempt == 1 && lark.IsKind(err, lark.KindTenantTokenInvalid) {
+			n.logger().Warn("Lark rejected the cached tenant token; fetching a new one", "app_id", sess.app.AppID)
+			n.tokens.rejected(ctx, s, sess.app.AppID, kindTenant, tok.Token)
+			continue
+		}
+		return err
+	}
 }
 
 func noticeUUID(key, openID string) string {
@@ -210,67 +314,80 @@ func noticeUUID(key, openID string) string {
 	return hex.EncodeToString(sum[:])[:40]
 }
 
-// userLink starts an authorization for the user's own slot, pinned to their open_id, so only they
+// userLink starts an authorization for the user's own slot, pinned to their identity, so only they
 // can use it; it is valid for a day because a message may be read hours later.
-func (b *backend) userLink(ctx context.Context, s logical.Storage, app *appEntry, g *grantEntry, recipient string) string {
-	if recipient != g.OpenID || app.RedirectURI == "" {
-		return ""
-	}
-	cfg, err := b.getConfig(ctx, s)
+func (n *notifier) userLink(ctx context.Context, s logical.Storage, sess *appSession, g *grantEntry) string {
+	link, _, err := n.states.begin(ctx, s, sess, pendingAuth{slot: g.Slot, scopes: g.Scopes, expected: g.identity(), ttl: noticeLinkTTL})
 	if err != nil {
-		return ""
-	}
-	client, err := b.larkClient(app, cfg)
-	if err != nil {
-		return ""
-	}
-	state, err := newStateValue()
-	if err != nil {
-		return ""
-	}
-	verifier, err := lark.NewPKCEVerifier()
-	if err != nil {
-		return ""
-	}
-	scopes, err := normalizeScopes(app.Scopes, g.Scopes, []string{offlineAccessScope})
-	if err != nil {
-		return ""
-	}
-	link, err := client.AuthorizeURL(lark.AuthorizeRequest{AppID: app.AppID, RedirectURI: app.RedirectURI, State: state,
-		CodeChallenge: lark.PKCEChallengeS256(verifier), Scopes: scopes})
-	if err != nil {
-		return ""
-	}
-	now := b.clock.Now()
-	if err := b.putOAuthState(ctx, s, state, &oauthState{AppID: app.AppID, Slot: g.Slot, Verifier: verifier,
-		RedirectURI: app.RedirectURI, Scopes: scopes, ExpectedOpenID: g.OpenID, CreatedAt: now, ExpiresAt: now.Add(noticeLinkTTL)}); err != nil {
 		return ""
 	}
 	return link
 }
 
-func noticeText(app *appEntry, g *grantEntry, n *notice, mount string, toUser bool, link string) string {
-	who := g.Name
+func noticeText(app *appEntry, g *grantEntry, no *notice, r remedies, toUser bool, link string) string {
+	who := plainText(g.Name, 64)
 	if who == "" {
 		who = g.OpenID
 	}
+	reason := plainText(no.Reason, 300)
 	var b strings.Builder
-	switch n.Level {
-	case levelExpired:
-		fmt.Fprintf(&b, "[Vault] The Lark authorization of %s (slot %q) for app %s has ended: %s.\n", who, g.Slot, app.AppID, n.Reason)
+	switch {
+	case no.Level == levelExpired:
+		fmt.Fprintf(&b, "[Vault] The Lark authorization of %s (slot %q) for app %s has ended: %s.\n", who, g.Slot, app.AppID, reason)
 		b.WriteString("What it means: services that read this user's token from Vault now get an error.\n")
+	case no.Failing != "":
+		fmt.Fprintf(&b, "[Vault] The Lark authorization of %s (slot %q) for app %s ends on %s (%s): %s.\n",
+			who, g.Slot, app.AppID, no.Deadline.UTC().Format("2006-01-02 15:04 MST"), no.Level, reason)
+		b.WriteString("What it means: unless a refresh succeeds before then, services that read this user's token from Vault get an error after that.\n")
 	default:
 		fmt.Fprintf(&b, "[Vault] The Lark authorization of %s (slot %q) for app %s ends on %s (%s): %s.\n",
-			who, g.Slot, app.AppID, n.Deadline.UTC().Format("2006-01-02 15:04 MST"), n.Level, n.Reason)
+			who, g.Slot, app.AppID, no.Deadline.UTC().Format("2006-01-02 15:04 MST"), no.Level, reason)
 		b.WriteString("What it means: after that, services that read this user's token from Vault get an error until the user authorizes again.\n")
 	}
-	if toUser && link != "" {
+	switch {
+	case no.Failing == lark.MeaningAppSetup:
+		b.WriteString("What to do: an administrator fixes the app's setup in the Lark developer console (token refresh switched off, app disabled or not installed); refreshes resume by themselves. Authorizing again does not help until then.")
+	case no.Failing == lark.MeaningUserAction:
+		b.WriteString("What to do: the user completes Lark's security verification (Lark shows it when they open the app); refreshes resume by themselves.")
+	case no.Failing != "":
+		fmt.Fprintf(&b, "What to do: nothing yet, Vault keeps trying; if Lark stays unreachable until then, the user must authorize again: %s", r.authorizeCommand(g.id()))
+	case toUser && link != "":
 		fmt.Fprintf(&b, "What to do: open this link and approve (valid for 24 hours, only for you): %s\n", link)
-	} else {
-		fmt.Fprintf(&b, "What to do: the user authorizes again; start it with: vault write %soauth/%s/authorize user=%s\n", mount, app.AppID, g.Slot)
+		b.WriteString("This is not an app_secret problem: the app's secret works; only this user's grant needs renewing.")
+	default:
+		fmt.Fprintf(&b, "What to do: the user authorizes again; start it with: %s\n", r.authorizeCommand(g.id()))
+		b.WriteString("This is not an app_secret problem: the app's secret works; only this user's grant needs renewing.")
 	}
-	b.WriteString("This is not an app_secret problem: the app's secret works; only this user's grant needs renewing.")
 	return b.String()
+}
+
+// plainText makes a value that came from a user or from Lark (a display name, a reason) safe inside
+// a Lark text message: no line breaks that could forge a line of our own, no markup (Lark renders
+// <at …> mentions and [text](url) links in text messages), bounded length.
+func plainText(s string, maxRunes int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n >= maxRunes {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' || (r >= 0x80 && r < 0xa0):
+			r = ' '
+		case r == '<':
+			r = '‹'
+		case r == '>':
+			r = '›'
+		case r == '[':
+			r = '［'
+		case r == ']':
+			r = '］'
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
 }
 
 // listRecursive lists every key under prefix (relative to it), descending into "folders".

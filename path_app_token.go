@@ -65,7 +65,7 @@ func pathAccessTokens(b *backend) []*framework.Path {
 // secretAccessToken declares the lease type. There is no Renew (the lease is non-renewable: a token
 // cannot outlive Lark's expiry) and Revoke does nothing upstream, because Lark offers no way to
 // revoke app or tenant tokens; it must still succeed so Vault can drop the lease.
-func secretAccessToken(b *backend, kind tokenKind) *framework.Secret {
+func secretAccessToken(kind tokenKind) *framework.Secret {
 	return &framework.Secret{
 		Type: kind.secretType(),
 		Fields: map[string]*framework.FieldSchema{
@@ -87,9 +87,9 @@ func (b *backend) pathAccessTokenRead(ctx context.Context, req *logical.Request,
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	tok, warning, err := b.accessToken(ctx, req.Storage, appID, kind)
+	tok, warning, err := b.tokens.get(ctx, req.Storage, appID, kind)
 	if err != nil {
-		return nil, b.operatorError(req, appID, err)
+		return nil, remediesFor(req).httpError(appID, err)
 	}
 	resp, err := b.tokenResponse(ctx, req.Storage, appID, kind.secretType(), map[string]interface{}{
 		"app_id":       appID,

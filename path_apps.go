@@ -2,9 +2,8 @@ package larksecrets
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -14,71 +13,6 @@ import (
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
 )
-
-const (
-	appStoragePrefix = "apps/"
-	appEntryVersion  = 1
-	operationPrefix  = "lark"
-	maxSecretBytes   = 256
-)
-
-// appEntry is one Lark app as stored. AppSecret never leaves the backend except in the request
-// body sent to Lark.
-type appEntry struct {
-	Version         int       `json:"version"`
-	AppID           string    `json:"app_id"`
-	AppSecret       string    `json:"app_secret"`
-	Brand           string    `json:"brand"`
-	BaseURL         string    `json:"base_url,omitempty"`
-	AccountsBaseURL string    `json:"accounts_base_url,omitempty"`
-	RedirectURI     string    `json:"redirect_uri,omitempty"`
-	Scopes          []string  `json:"scopes,omitempty"`
-	TokenEndpoint   string    `json:"token_endpoint,omitempty"`
-	LeaseMode       string    `json:"lease_mode,omitempty"`
-	NotifyOpenIDs   []string  `json:"notify_open_ids,omitempty"`
-	NotifyUsers     bool      `json:"notify_users,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
-	SecretUpdatedAt time.Time `json:"secret_updated_at"`
-}
-
-// accountsBaseURL is where the authorize page, the v3 token endpoint and revoke live.
-func (a *appEntry) accountsBaseURL() string {
-	if a.AccountsBaseURL != "" {
-		return a.AccountsBaseURL
-	}
-	return lark.Brand(a.Brand).AccountsBaseURL()
-}
-
-func (a *appEntry) tokenEndpoint() lark.TokenEndpoint {
-	if a.TokenEndpoint == "" {
-		return lark.TokenEndpointV3
-	}
-	return lark.TokenEndpoint(a.TokenEndpoint)
-}
-
-// leaseMode is the app's override, or the mount's setting.
-func (a *appEntry) leaseMode(cfg *configEntry) string {
-	if a != nil && a.LeaseMode != "" {
-		return a.LeaseMode
-	}
-	return cfg.LeaseMode
-}
-
-// openBaseURL is where this app's OpenAPI calls go: the override if set, else the brand's host.
-func (a *appEntry) openBaseURL() string {
-	if a.BaseURL != "" {
-		return a.BaseURL
-	}
-	return lark.Brand(a.Brand).OpenBaseURL()
-}
-
-// secretFingerprint lets an operator check which secret is stored without reading it: the first 8
-// hex digits of its SHA-256, comparable with `printf %s "$SECRET" | sha256sum | cut -c1-8`.
-func secretFingerprint(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return "sha256:" + hex.EncodeToString(sum[:])[:8]
-}
 
 var appFields = map[string]*framework.FieldSchema{
 	"app_id": {
@@ -126,6 +60,14 @@ var appFields = map[string]*framework.FieldSchema{
 	"notify_users": {
 		Type:        framework.TypeBool,
 		Description: "Also message the user whose grant nears its end, with a fresh authorize link for their own slot (valid 24 hours, usable only by them).",
+	},
+	"identity_metadata_key": {
+		Type:        framework.TypeString,
+		Description: `Name of a Vault entity metadata key that holds each person's Lark identity for this app: their open_id ("ou_...") or union_id ("on_..."), e.g. "lark_union_id". oauth/<app_id>/authorize then only lets the requester's own Lark user complete the authorization. Empty: not used.`,
+	},
+	"identity_alias_mount": {
+		Type:        framework.TypeString,
+		Description: `Accessor of an auth mount (e.g. an OIDC/JWT mount whose logins come from Feishu, "auth_oidc_1a2b3c4d") whose alias name for a person is their Lark open_id or union_id. Used like identity_metadata_key. Empty: not used.`,
 	},
 	"token_endpoint": {
 		Type:          framework.TypeString,
@@ -191,52 +133,15 @@ func (b *backend) appExists(ctx context.Context, req *logical.Request, d *framew
 		// Let the handler produce the error message.
 		return false, nil
 	}
-	app, err := b.getApp(ctx, req.Storage, appID)
+	app, err := b.apps.get(ctx, req.Storage, appID)
 	return app != nil, err
 }
 
-// getApp returns the app, from memory when possible: every token read needs it. The cached entry is
-// shared, so callers copy before changing it.
-func (b *backend) getApp(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
-	b.appsMu.RLock()
-	cached, ok := b.apps[appID]
-	b.appsMu.RUnlock()
-	if ok {
-		return cached, nil
+func (b *backend) pathAppsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
 	}
-	app, err := b.loadApp(ctx, s, appID)
-	if err != nil || app == nil {
-		return app, err
-	}
-	b.appsMu.Lock()
-	b.apps[appID] = app
-	b.appsMu.Unlock()
-	return app, nil
-}
-
-func (b *backend) forgetApp(appID string) {
-	b.appsMu.Lock()
-	delete(b.apps, appID)
-	b.appsMu.Unlock()
-}
-
-func (b *backend) loadApp(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
-	entry, err := s.Get(ctx, appStoragePrefix+appID)
-	if err != nil {
-		return nil, fmt.Errorf("reading app %s: %w", appID, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	var app appEntry
-	if err := entry.DecodeJSON(&app); err != nil {
-		return nil, fmt.Errorf("decoding app %s: %w", appID, err)
-	}
-	return &app, nil
-}
-
-func (b *backend) pathAppsList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	ids, err := req.Storage.List(ctx, appStoragePrefix)
+	ids, err := b.apps.list(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +156,7 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	app, err := b.getApp(ctx, req.Storage, appID)
+	app, err := b.apps.get(ctx, req.Storage, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +164,8 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 		return nil, nil
 	}
 	return &logical.Response{Data: map[string]interface{}{
+		"identity_metadata_key":  app.IdentityMetadataKey,
+		"identity_alias_mount":   app.IdentityAliasMount,
 		"app_id":                 app.AppID,
 		"brand":                  app.Brand,
 		"base_url":               app.BaseURL,
@@ -303,7 +210,7 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	existing, err := b.loadApp(ctx, req.Storage, appID)
+	existing, err := b.apps.load(ctx, req.Storage, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -401,6 +308,20 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 		}
 		app.LeaseMode = m
 	}
+	if raw, ok := d.GetOk("identity_metadata_key"); ok {
+		k := raw.(string)
+		if k != "" && !metadataKeyPattern.MatchString(k) {
+			return logical.ErrorResponse("identity_metadata_key %q is not a metadata key name (1-128 letters, digits, '_', '-', '.')", truncateForMessage(k)), nil
+		}
+		app.IdentityMetadataKey = k
+	}
+	if raw, ok := d.GetOk("identity_alias_mount"); ok {
+		m := raw.(string)
+		if m != "" && !mountAccessorPattern.MatchString(m) {
+			return logical.ErrorResponse("identity_alias_mount %q is not an auth mount accessor (such as auth_oidc_1a2b3c4d; see vault auth list -format=json)", truncateForMessage(m)), nil
+		}
+		app.IdentityAliasMount = m
+	}
 	if raw, ok := d.GetOk("token_endpoint"); ok {
 		ep, err := lark.ParseTokenEndpoint(raw.(string))
 		if err != nil {
@@ -414,17 +335,12 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 		existing.AccountsBaseURL != app.AccountsBaseURL
 	app.UpdatedAt = now
 
-	entry, err := logical.StorageEntryJSON(appStoragePrefix+appID, &app)
-	if err != nil {
+	if err := b.apps.put(ctx, req.Storage, &app); err != nil {
 		return nil, err
 	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, err
-	}
-	b.forgetApp(appID)
 	if endpointChanged && existing != nil {
 		// Tokens fetched with the old secret or from another host must not outlive the change.
-		if err := b.dropTokens(ctx, req.Storage, appID); err != nil {
+		if err := b.tokens.drop(ctx, req.Storage, appID); err != nil {
 			return nil, err
 		}
 	}
@@ -438,31 +354,27 @@ func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *fr
 	}
 	// User grants cannot be re-created without every user authorizing again: refuse rather than
 	// lose them.
-	slots, err := req.Storage.List(ctx, grantStoragePrefix+appID+"/")
+	slots, err := b.grants.list(ctx, req.Storage, appID)
 	if err != nil {
 		return nil, err
 	}
 	if len(slots) > 0 {
-		return logical.ErrorResponse("app %s still holds %d user grant(s); delete them first (vault delete %suser-token/%s/<user>), which also revokes them at Lark", appID, len(slots), mountOf(req), appID), nil
+		return logical.ErrorResponse("app %s still holds %d user grant(s); delete them first (vault delete %suser-token/%s/<user>), which also revokes them at Lark", appID, len(slots), remediesFor(req).mount, appID), nil
 	}
 	// Tokens first: if deleting them fails the app stays and the delete can simply be repeated.
-	if err := b.dropTokens(ctx, req.Storage, appID); err != nil {
+	if err := b.tokens.drop(ctx, req.Storage, appID); err != nil {
 		return nil, err
 	}
-	if err := req.Storage.Delete(ctx, appStoragePrefix+appID); err != nil {
+	if err := b.slots.dropApp(ctx, req.Storage, appID); err != nil {
 		return nil, err
 	}
-	b.forgetApp(appID)
+	if err := b.apps.delete(ctx, req.Storage, appID); err != nil {
+		return nil, err
+	}
 	return nil, nil
 }
 
-// dropTokens forgets an app's cached tokens in storage and memory.
-func (b *backend) dropTokens(ctx context.Context, s logical.Storage, appID string) error {
-	for _, kind := range allTokenKinds {
-		if err := s.Delete(ctx, tokenStorageKey(appID, kind)); err != nil {
-			return fmt.Errorf("dropping cached %s token of %s: %w", kind, appID, err)
-		}
-	}
-	b.tokens.forgetApp(appID)
-	return nil
-}
+var (
+	metadataKeyPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+	mountAccessorPattern = regexp.MustCompile(`^auth_[A-Za-z0-9_]+_[0-9a-f]{8}$`)
+)

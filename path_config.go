@@ -2,123 +2,11 @@ package larksecrets
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
-
-const (
-	configStorageKey     = "config"
-	configEntryVersion   = 1
-	defaultLeaseMargin   = 5 * time.Minute
-	defaultRefreshWindow = 25 * time.Minute
-	defaultLarkTimeout   = 10 * time.Second
-	defaultLarkAttempts  = 3
-
-	// Lark re-issues an app or tenant token only in the last 30 minutes of its life; a refresh
-	// window above that would make every read in between a wasted upstream call.
-	larkReuseWindow = 30 * time.Minute
-)
-
-// configEntry holds the mount-wide settings. Durations are stored as time.Duration and shown in
-// seconds, the way Vault's own engines show them.
-type configEntry struct {
-	Version            int           `json:"version"`
-	LeaseSafetyMargin  time.Duration `json:"lease_safety_margin"`
-	TokenRefreshWindow time.Duration `json:"token_refresh_window"`
-	LarkRequestTimeout time.Duration `json:"lark_request_timeout"`
-	LarkMaxAttempts    int           `json:"lark_max_attempts"`
-	LeaseMode          string        `json:"lease_mode,omitempty"`
-
-	WarningDays    int           `json:"warning_days,omitempty"`
-	CriticalDays   int           `json:"critical_days,omitempty"`
-	NotifySchedule string        `json:"notify_schedule,omitempty"`
-	NotifyTimezone string        `json:"notify_timezone,omitempty"`
-	KeepaliveRate  int           `json:"keepalive_rate,omitempty"`
-	SweepBudget    time.Duration `json:"sweep_budget,omitempty"`
-}
-
-const (
-	defaultWarningDays    = 7
-	defaultCriticalDays   = 3
-	defaultNotifySchedule = "0 9,21 * * *"
-	defaultNotifyTimezone = "UTC"
-	defaultKeepaliveRate  = 5
-	defaultSweepBudget    = 20 * time.Second
-)
-
-// fillDefaults gives entries stored by older versions the settings they did not have yet.
-func (c *configEntry) fillDefaults() {
-	if c.LeaseMode == "" {
-		c.LeaseMode = leaseModeLease
-	}
-	if c.WarningDays == 0 {
-		c.WarningDays = defaultWarningDays
-	}
-	if c.CriticalDays == 0 {
-		c.CriticalDays = defaultCriticalDays
-	}
-	if c.NotifySchedule == "" {
-		c.NotifySchedule = defaultNotifySchedule
-	}
-	if c.NotifyTimezone == "" {
-		c.NotifyTimezone = defaultNotifyTimezone
-	}
-	if c.KeepaliveRate == 0 {
-		c.KeepaliveRate = defaultKeepaliveRate
-	}
-	if c.SweepBudget == 0 {
-		c.SweepBudget = defaultSweepBudget
-	}
-}
-
-const (
-	leaseModeLease = "lease"
-	leaseModeNone  = "none"
-)
-
-func validLeaseMode(m string) bool { return m == leaseModeLease || m == leaseModeNone }
-
-func defaultConfig() *configEntry {
-	c := &configEntry{
-		Version:            configEntryVersion,
-		LeaseSafetyMargin:  defaultLeaseMargin,
-		TokenRefreshWindow: defaultRefreshWindow,
-		LarkRequestTimeout: defaultLarkTimeout,
-		LarkMaxAttempts:    defaultLarkAttempts,
-	}
-	c.fillDefaults()
-	return c
-}
-
-func (c *configEntry) validate() error {
-	switch {
-	case c.LeaseSafetyMargin < 10*time.Second || c.LeaseSafetyMargin > 20*time.Minute:
-		return fmt.Errorf("lease_safety_margin must be between 10s and 20m, got %s", c.LeaseSafetyMargin)
-	case c.TokenRefreshWindow > larkReuseWindow:
-		return fmt.Errorf("token_refresh_window must be at most 30m: Lark hands out the same token until its last 30 minutes, got %s", c.TokenRefreshWindow)
-	case c.TokenRefreshWindow < c.LeaseSafetyMargin+time.Minute:
-		return fmt.Errorf("token_refresh_window (%s) must exceed lease_safety_margin (%s) by at least 1m, or a served lease could be shorter than a minute", c.TokenRefreshWindow, c.LeaseSafetyMargin)
-	case c.LarkRequestTimeout < time.Second || c.LarkRequestTimeout > time.Minute:
-		return fmt.Errorf("lark_request_timeout must be between 1s and 1m, got %s", c.LarkRequestTimeout)
-	case c.LarkMaxAttempts < 1 || c.LarkMaxAttempts > 10:
-		return fmt.Errorf("lark_max_attempts must be between 1 and 10, got %d", c.LarkMaxAttempts)
-	case !validLeaseMode(c.LeaseMode):
-		return fmt.Errorf(`lease_mode must be "lease" or "none", got %q`, c.LeaseMode)
-	case c.CriticalDays < 1 || c.WarningDays > 60 || c.CriticalDays >= c.WarningDays:
-		return fmt.Errorf("need 1 <= critical_days < warning_days <= 60, got critical_days=%d warning_days=%d", c.CriticalDays, c.WarningDays)
-	case c.KeepaliveRate < 1 || c.KeepaliveRate > 40:
-		return fmt.Errorf("keepalive_rate must be between 1 and 40 refreshes per second per app (Lark allows 50), got %d", c.KeepaliveRate)
-	case c.SweepBudget < time.Second || c.SweepBudget > time.Minute:
-		return fmt.Errorf("sweep_budget must be between 1s and 1m (Vault cancels periodic work after 90s), got %s", c.SweepBudget)
-	}
-	if _, err := parseSchedule(c.NotifySchedule, c.NotifyTimezone); err != nil {
-		return err
-	}
-	return nil
-}
 
 var configFields = map[string]*framework.FieldSchema{
 	"lease_safety_margin": {
@@ -167,6 +55,11 @@ var configFields = map[string]*framework.FieldSchema{
 		Description: "At most this many keep-alive refreshes per second per app (Lark allows 50 token requests per second). Between 1 and 40.",
 		Default:     defaultKeepaliveRate,
 	},
+	"failure_grace": {
+		Type:        framework.TypeDurationSecond,
+		Description: "How long refreshes of a grant may keep failing (Lark down, the app's settings broken) before its level follows its refresh token's expiry instead of the 365-day end. A brief Lark outage should not page anyone. Between 0s and 168h; default 6h.",
+		Default:     int(defaultFailureGrace.Seconds()),
+	},
 	"sweep_budget": {
 		Type:        framework.TypeDurationSecond,
 		Description: "How long one sweep (run every minute by Vault, or by writing to sweep) may work before it stops and leaves the rest for the next run. Between 1s and 1m; Vault cancels periodic work after 90s.",
@@ -203,11 +96,12 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	cfg, err := b.getConfig(ctx, req.Storage)
+	cfg, err := b.config.get(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
+		"failure_grace":        int64(cfg.failureGrace().Seconds()),
 		"lease_safety_margin":  int64(cfg.LeaseSafetyMargin.Seconds()),
 		"token_refresh_window": int64(cfg.TokenRefreshWindow.Seconds()),
 		"lark_request_timeout": int64(cfg.LarkRequestTimeout.Seconds()),
@@ -226,7 +120,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	current, err := b.getConfig(ctx, req.Storage)
+	current, err := b.config.get(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -264,44 +158,15 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if v, ok := d.GetOk("sweep_budget"); ok {
 		next.SweepBudget = time.Duration(v.(int)) * time.Second
 	}
+	if v, ok := d.GetOk("failure_grace"); ok {
+		g := time.Duration(v.(int)) * time.Second
+		next.FailureGrace = &g
+	}
 	if err := next.validate(); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	next.Version = configEntryVersion
-	entry, err := logical.StorageEntryJSON(configStorageKey, &next)
-	if err != nil {
+	if err := b.config.put(ctx, req.Storage, &next); err != nil {
 		return nil, err
 	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, err
-	}
-	b.configMu.Lock()
-	b.config = &next
-	b.configMu.Unlock()
 	return nil, nil
-}
-
-// getConfig returns the cached settings, loading them (or the defaults) on first use.
-func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configEntry, error) {
-	b.configMu.RLock()
-	cfg := b.config
-	b.configMu.RUnlock()
-	if cfg != nil {
-		return cfg, nil
-	}
-	entry, err := s.Get(ctx, configStorageKey)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	cfg = defaultConfig()
-	if entry != nil {
-		if err := entry.DecodeJSON(cfg); err != nil {
-			return nil, fmt.Errorf("decoding config: %w", err)
-		}
-		cfg.fillDefaults()
-	}
-	b.configMu.Lock()
-	b.config = cfg
-	b.configMu.Unlock()
-	return cfg, nil
 }

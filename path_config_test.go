@@ -22,6 +22,7 @@ func TestConfigDefaultsAndPartialUpdates(t *testing.T) {
 		"notify_timezone":      "UTC",
 		"keepalive_rate":       5,
 		"sweep_budget":         int64(20),
+		"failure_grace":        int64(21600),
 	}, resp.Data)
 
 	env.mustWrite("config", map[string]interface{}{"lease_safety_margin": "1m"})

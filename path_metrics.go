@@ -25,7 +25,10 @@ restart from zero with it.`,
 	}}
 }
 
-func (b *backend) pathMetricsRead(_ context.Context, _ *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+func (b *backend) pathMetricsRead(_ context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
 	var buf bytes.Buffer
 	b.metrics.write(&buf)
 	return &logical.Response{Data: map[string]interface{}{

@@ -17,12 +17,8 @@ import (
 
 const callbackPath = "oauth/callback"
 
-var (
-	errStateUnknown = errors.New("unknown authorization state")
-	errStateExpired = errors.New("expired authorization state")
-	// Lark's codes are [A-Za-z0-9-_]; anything else is not a code Lark sent.
-	codePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,512}$`)
-)
+// Lark's codes are [A-Za-z0-9-_]; anything else is not a code Lark sent.
+var codePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,512}$`)
 
 // authError is a failed authorization with a message meant for the person at the browser (and the
 // operator reading the exchange response). It never contains a token.
@@ -44,7 +40,7 @@ func pathOAuth(b *backend) []*framework.Path {
 			},
 			"expected_open_id": {
 				Type:        framework.TypeString,
-				Description: "If set, the authorization succeeds only when the person signs in as this Lark user (open_id, ou_...).",
+				Description: "The Lark user (open_id, ou_...) who must sign in. On authorize it may only repeat the slot's own user (from the slot's binding, its current grant or the requester's Vault identity); on replace, administrators may name anyone, or leave it empty to accept whoever signs in.",
 			},
 		}
 		return f
@@ -95,8 +91,10 @@ Query parameters (set by Lark, not by people):
 			},
 			HelpSynopsis: "Complete an authorization with a code and state received elsewhere.",
 			HelpDescription: `For setups where redirect_uri points at the team's own app rather than at Vault: that
-page writes code and state here. The Vault identity must be the one that started the
-authorization. Returns the grant's status, never a token.`,
+page writes code and state here. Only whoever started the
+authorization may complete it: the same Vault entity, or, for a token without an
+entity (root, "vault token create"), the same token. Returns the grant's status,
+never a token.`,
 		},
 	}
 	// Each start path exists with the slot in the body and with the slot in the path; the second
@@ -128,7 +126,7 @@ authorization. Returns the grant's status, never a token.`,
 					},
 				},
 				HelpSynopsis:    "Start an authorization that may give a slot to a different Lark user.",
-				HelpDescription: "Same as oauth/<app_id>/authorize, except that the grant replaces the slot's current one even when it belongs to another Lark user. Grant this path to administrators only.",
+				HelpDescription: "Like oauth/<app_id>/authorize, but for administrators: the slot may end up holding a different Lark user than today, expected_open_id may name anyone (or be left empty to accept whoever signs in), and a slot with no Lark identity bound can be authorized. Grant this path to administrators only.",
 			})
 	}
 	return paths
@@ -141,92 +139,131 @@ The slot can be named in the path (oauth/<app_id>/authorize/<user>), which lets 
 identity-templated policy allow each person to start an authorization only for their
 own slot, or in the "user" field.
 
-A slot belongs to one Lark user: once it holds a grant, an authorization that comes back
-as a different Lark user is refused. Use oauth/<app_id>/replace (admins) to hand a
-slot to someone else.`
+Only the slot's own Lark user can complete the authorization, so a link forwarded to
+someone else is refused at the callback. Who that user is comes from, in order: the
+slot's binding (slots/<app_id>/<user>, written by administrators), the Lark user whose
+grant the slot already holds, and the requester's Vault identity if the app names where
+to find it (identity_metadata_key or identity_alias_mount). A slot with none of these is
+refused with instructions. Use oauth/<app_id>/replace (administrators) to hand a slot
+to someone else.`
 
 func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *framework.FieldData, replace bool) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	appID, slot, errResp := validateAppAndSlot(d)
+	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
 	}
 	// The path form and the field must not disagree, or a policy on the path could be bypassed.
-	if body, ok := req.Data["user"].(string); ok && body != slot {
-		return logical.ErrorResponse("user in the path (%q) and in the request (%q) differ", slot, truncateForMessage(body)), nil
+	if body, ok := req.Data["user"].(string); ok && body != id.Slot {
+		return logical.ErrorResponse("user in the path (%q) and in the request (%q) differ", id.Slot, truncateForMessage(body)), nil
 	}
-	expected := d.Get("expected_open_id").(string)
-	if expected != "" && !openIDPattern.MatchString(expected) {
-		return logical.ErrorResponse("expected_open_id %q is not a Lark open_id (ou_...)", truncateForMessage(expected)), nil
+	var asked larkIdentity
+	if raw := d.Get("expected_open_id").(string); raw != "" {
+		if !openIDPattern.MatchString(raw) {
+			return logical.ErrorResponse("expected_open_id %q is not a Lark open_id (ou_...)", truncateForMessage(raw)), nil
+		}
+		asked = larkIdentity{OpenID: raw}
 	}
-	app, err := b.getApp(ctx, req.Storage, appID)
+	r := remediesFor(req)
+	sess, err := b.sessions.open(ctx, req.Storage, id.App)
 	if err != nil {
-		return nil, err
+		return nil, r.httpError(id.App, err)
 	}
-	if app == nil {
-		return nil, b.operatorError(req, appID, errAppNotConfigured)
+	if sess.app.RedirectURI == "" {
+		return logical.ErrorResponse("app %s has no redirect_uri; set it first: vault write %sapps/%s redirect_uri=https://<vault>/v1/%soauth/callback", id.App, r.mount, id.App, r.mount), nil
 	}
-	if app.RedirectURI == "" {
-		return logical.ErrorResponse("app %s has no redirect_uri; set it first: vault write %sapps/%s redirect_uri=https://<vault>/v1/%soauth/callback", appID, mountOf(req), appID, mountOf(req)), nil
-	}
-	scopes, err := normalizeScopes(app.Scopes, d.Get("scopes").([]string), []string{offlineAccessScope})
-	if err != nil {
+	if _, err := normalizeScopes(sess.app.Scopes, d.Get("scopes").([]string), []string{offlineAccessScope}); err != nil {
 		return logical.ErrorResponse("scopes: %s", err.Error()), nil
 	}
-	cfg, err := b.getConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
+	expected := asked
+	if !replace {
+		var refusal error
+		expected, refusal = b.selfServiceIdentity(ctx, req, sess, id, asked)
+		if refusal != nil {
+			return nil, refusal
+		}
 	}
-	client, err := b.larkClient(app, cfg)
-	if err != nil {
-		return nil, err
-	}
-	state, err := newStateValue()
-	if err != nil {
-		return nil, err
-	}
-	verifier, err := lark.NewPKCEVerifier()
-	if err != nil {
-		return nil, err
-	}
-	authURL, err := client.AuthorizeURL(lark.AuthorizeRequest{
-		AppID:         appID,
-		RedirectURI:   app.RedirectURI,
-		State:         state,
-		CodeChallenge: lark.PKCEChallengeS256(verifier),
-		Scopes:        scopes,
+	link, st, err := b.states.begin(ctx, req.Storage, sess, pendingAuth{
+		slot:          id.Slot,
+		scopes:        d.Get("scopes").([]string),
+		expected:      expected,
+		entityID:      req.EntityID,
+		tokenAccessor: req.ClientTokenAccessor,
+		replace:       replace,
+		ttl:           oauthStateTTL,
 	})
 	if err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
-	now := b.clock.Now()
-	st := &oauthState{
-		AppID:          appID,
-		Slot:           slot,
-		Verifier:       verifier,
-		RedirectURI:    app.RedirectURI,
-		Scopes:         scopes,
-		EntityID:       req.EntityID,
-		ExpectedOpenID: expected,
-		Replace:        replace,
-		CreatedAt:      now,
-		ExpiresAt:      now.Add(oauthStateTTL),
-	}
-	if err := b.putOAuthState(ctx, req.Storage, state, st); err != nil {
+		if strings.HasPrefix(err.Error(), "scopes: ") {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		var le *lark.Error
+		if errors.As(err, &le) {
+			return logical.ErrorResponse(le.Error()), nil
+		}
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"authorize_url":    authURL,
-		"expires_at":       formatTime(st.ExpiresAt),
-		"app_id":           appID,
-		"user":             slot,
-		"redirect_uri":     app.RedirectURI,
-		"scopes":           scopes,
-		"replaces_holder":  replace,
-		"expected_open_id": expected,
+		"authorize_url":     link,
+		"expires_at":        formatTime(st.ExpiresAt),
+		"app_id":            id.App,
+		"user":              id.Slot,
+		"redirect_uri":      sess.app.RedirectURI,
+		"scopes":            st.Scopes,
+		"replaces_holder":   replace,
+		"expected_open_id":  expected.OpenID,
+		"expected_union_id": expected.UnionID,
 	}}, nil
+}
+
+// selfServiceIdentity decides who may complete a self-service authorization of slot id: the slot's
+// own Lark user, combined with the requester's Lark identity where the app says how to find it. A
+// requester can never name someone else (a link forwarded to a colleague would otherwise capture
+// the colleague's grant into the requester's slot).
+func (b *backend) selfServiceIdentity(ctx context.Context, req *logical.Request, sess *appSession, id grantID, asked larkIdentity) (larkIdentity, error) {
+	r := remediesFor(req)
+	owner, err := b.slotOwner(ctx, req.Storage, id)
+	if err != nil {
+		return larkIdentity{}, err
+	}
+	requester, source, rerr := requesterIdentity(b.System(), req, sess.app)
+	if rerr != nil && !errors.Is(rerr, errNoEntity) {
+		return larkIdentity{}, logical.CodedError(http.StatusBadRequest, fmt.Sprintf("your Vault identity names no usable Lark user: %v", rerr))
+	}
+	expected := owner
+	if requester.known() {
+		merged, ok := owner.merge(requester)
+		if !ok {
+			return larkIdentity{}, logical.CodedError(http.StatusForbidden, fmt.Sprintf(
+				"slot %q of %s belongs to Lark user %s, but your Vault identity (%s) is Lark user %s; only the slot's user may authorize it. An administrator can hand the slot over with: %s",
+				id.Slot, id.App, owner, source, requester, r.replaceCommand(id)))
+		}
+		expected = merged
+	}
+	if asked.known() {
+		// A requester may repeat who the slot's user is, never add someone: an open_id Vault cannot
+		// tie to the slot's user is refused even when it does not contradict a union_id.
+		if asked.OpenID != expected.OpenID {
+			return larkIdentity{}, logical.CodedError(http.StatusForbidden, fmt.Sprintf(
+				"expected_open_id may only name the slot's own Lark user (%s); to hand slot %q to someone else an administrator uses: %s",
+				orNone(expected), id.Slot, r.replaceCommand(id)))
+		}
+	}
+	if !expected.known() {
+		return larkIdentity{}, logical.CodedError(http.StatusForbidden, fmt.Sprintf(
+			"slot %q of %s is not bound to a Lark user, and your Vault identity does not say which Lark user you are, so Vault cannot make sure only you complete this authorization. "+
+				"An administrator can bind the slot (%s), or set the app's identity_metadata_key or identity_alias_mount so each person's Vault entity names their Lark user (see the README, \"Who may fill a slot\"), or start it for you with: %s",
+			id.Slot, id.App, r.bindSlot(id), r.replaceCommand(id)))
+	}
+	return expected, nil
+}
+
+func orNone(i larkIdentity) string {
+	if !i.known() {
+		return "none is bound"
+	}
+	return i.String()
 }
 
 func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -248,7 +285,7 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 	if state == "" {
 		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link has no state parameter, so it does not come from an authorization started in Vault. Nothing was stored."), nil
 	}
-	st, err := b.takeOAuthState(ctx, req.Storage, state)
+	st, err := b.states.take(ctx, req.Storage, state)
 	switch {
 	case errors.Is(err, errStateUnknown):
 		return callbackPage(http.StatusBadRequest, "This authorization link is unknown or already used",
@@ -277,7 +314,7 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 		if errors.As(err, &ae) {
 			return callbackPage(ae.status, "Authorization failed", ae.msg), nil
 		}
-		b.Logger().Error("authorization callback failed", "app_id", st.AppID, "user", st.Slot, "error", err)
+		b.Logger().Error("authorization callback failed", "grant", st.id().String(), "error", err)
 		return callbackPage(http.StatusInternalServerError, "Authorization failed", "Vault could not complete the authorization. Ask an administrator to look at Vault's log, then try again with a new link."), nil
 	}
 	who := g.Name
@@ -306,7 +343,7 @@ func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
-	st, err := b.takeOAuthState(ctx, req.Storage, state)
+	st, err := b.states.take(ctx, req.Storage, state)
 	switch {
 	case errors.Is(err, errStateUnknown):
 		return logical.ErrorResponse("state is unknown or was already used; start a new authorization"), nil
@@ -318,8 +355,8 @@ func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d
 	if st.AppID != appID {
 		return logical.ErrorResponse("state belongs to app %s, not %s; it is now used up", st.AppID, appID), nil
 	}
-	if st.EntityID != "" && st.EntityID != req.EntityID {
-		return logical.ErrorResponse("this authorization was started by another Vault identity; only that identity may complete it (the state is now used up)"), nil
+	if !st.startedBy(req) {
+		return nil, logical.CodedError(http.StatusForbidden, "this authorization was started by another Vault identity (or token); only that identity may complete it (the state is now used up)")
 	}
 	g, err := b.completeAuthorization(ctx, req.Storage, st, code)
 	if err != nil {
@@ -329,7 +366,11 @@ func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d
 		}
 		return nil, err
 	}
-	data := g.status()
+	cfg, err := b.config.get(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	data := g.status(g.healthNow(b.clock.Now(), cfg))
 	data["app_id"], data["user"] = g.AppID, g.Slot
 	return &logical.Response{Data: data}, nil
 }
@@ -337,68 +378,87 @@ func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d
 // completeAuthorization exchanges the code, learns who the user is, applies the slot-ownership
 // rules and stores the grant. Any grant obtained but refused is revoked at Lark.
 func (b *backend) completeAuthorization(ctx context.Context, s logical.Storage, st *oauthState, code string) (*grantEntry, error) {
-	app, err := b.getApp(ctx, s, st.AppID)
-	if err != nil {
+	id := st.id()
+	sess, err := b.sessions.open(ctx, s, id.App)
+	if errors.Is(err, errAppNotConfigured) {
+		return nil, &authError{http.StatusBadRequest, fmt.Sprintf("App %s is no longer configured in Vault. Nothing was stored.", id.App)}
+	} else if err != nil {
 		return nil, err
 	}
-	if app == nil {
-		return nil, &authError{http.StatusBadRequest, fmt.Sprintf("App %s is no longer configured in Vault. Nothing was stored.", st.AppID)}
-	}
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	client, err := b.larkClient(app, cfg)
-	if err != nil {
-		return nil, err
-	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*cfg.LarkRequestTimeout+5*time.Second)
+	// Once Lark has issued tokens, storing them must not depend on the browser waiting.
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*sess.cfg.LarkRequestTimeout+5*time.Second)
 	defer cancel()
 
-	tok, err := client.ExchangeCode(callCtx, app.tokenEndpoint(), app.AppID, app.AppSecret, code, st.RedirectURI, st.Verifier)
+	tok, err := sess.lark.ExchangeCode(callCtx, code, st.RedirectURI, st.Verifier)
 	if err != nil {
 		return nil, exchangeAuthError(err)
 	}
 	refuse := func(status int, msg string) (*grantEntry, error) {
-		for _, t := range []struct{ tok, hint string }{{tok.RefreshToken, lark.TokenTypeHintRefreshToken}, {tok.AccessToken, lark.TokenTypeHintAccessToken}} {
-			if t.tok != "" {
-				_ = b.revokeBestEffort(client, app, t.tok, t.hint)
-			}
-		}
+		b.revokeTokens(sess, tok.RefreshToken, tok.AccessToken)
 		return nil, &authError{status, msg}
 	}
 	if tok.RefreshToken == "" {
 		return refuse(http.StatusBadRequest, "Lark issued no refresh token, so Vault could not keep this authorization alive. The app must have the offline_access scope enabled (and token refresh switched on) in the developer console. Nothing was stored.")
 	}
-	info, err := client.UserInfo(callCtx, tok.AccessToken)
+	info, err := sess.lark.UserInfo(callCtx, tok.AccessToken)
 	if err != nil {
 		return refuse(http.StatusBadGateway, "Vault could not ask Lark who you are, so it stored nothing. Try again with a new link.")
 	}
-	if st.ExpectedOpenID != "" && info.OpenID != st.ExpectedOpenID {
-		return refuse(http.StatusForbidden, "You signed in as a different Lark user than this link was made for. Nothing was stored; the authorization was revoked.")
+	if expected := st.expected(); expected.known() && !expected.matches(info) {
+		b.Logger().Warn("refused an authorization completed by a different Lark user than expected", "grant", id.String())
+		return refuse(http.StatusForbidden, "You signed in as a different Lark user than this link was made for: only the slot's own user can complete it. Nothing was stored; the authorization was revoked.")
 	}
-
-	unlock := b.grants.lock(st.AppID, st.Slot)
-	defer unlock()
-	existing, err := b.reloadGrantLocked(ctx, s, st.AppID, st.Slot)
+	binding, err := b.slots.get(ctx, s, id)
 	if err != nil {
 		return refuse(http.StatusInternalServerError, "Vault could not read the slot. Nothing was stored.")
 	}
-	if existing != nil && existing.OpenID != "" && existing.OpenID != info.OpenID && !st.Replace {
-		b.Logger().Warn("refused an authorization by a different Lark user for an occupied slot", "app_id", st.AppID, "user", st.Slot)
-		return refuse(http.StatusForbidden, fmt.Sprintf("Slot %q already holds another Lark user's grant. Only an administrator can hand it to someone else (oauth/%s/replace). Nothing was stored; the authorization was revoked.", st.Slot, st.AppID))
+
+	var g *grantEntry
+	var refusal *authError
+	err = b.grants.withGrant(ctx, s, id, func(tx *grantTx) error {
+		existing := tx.grant()
+		if !st.Replace {
+			if existing != nil && existing.OpenID != "" && existing.OpenID != info.OpenID {
+				refusal = &authError{http.StatusForbidden, fmt.Sprintf("Slot %q already holds another Lark user's grant. Only an administrator can hand it to someone else (oauth/%s/replace). Nothing was stored; the authorization was revoked.", id.Slot, id.App)}
+				return nil
+			}
+			if binding != nil && !binding.Identity.matches(info) {
+				refusal = &authError{http.StatusForbidden, fmt.Sprintf("Slot %q is bound to another Lark user. Nothing was stored; the authorization was revoked.", id.Slot)}
+				return nil
+			}
+		}
+		now := b.clock.Now()
+		g = newGrant(id, now, st.EntityID, tok, info, now)
+		if err := tx.replace(g); err != nil {
+			return err
+		}
+		// Only a slot that passes to another user takes the previous user's tokens out of
+		// circulation. When the same user authorizes again, their old tokens expire on their own:
+		// Lark may end the whole authorization on a revoke, and the new tokens with it.
+		if existing != nil && existing.OpenID != "" && existing.OpenID != g.OpenID {
+			b.revokeTokens(sess, existing.RefreshToken, existing.AccessToken)
+		}
+		if st.Replace && binding != nil && !binding.Identity.matches(info) {
+			binding.Identity, binding.BoundBy, binding.BoundAt = g.identity(), st.EntityID, now
+			if err := b.slots.put(ctx, s, id, binding); err != nil {
+				b.Logger().Warn("the slot's binding still names its previous user", "grant", id.String(), "error", err)
+			}
+		}
+		return nil
+	})
+	if refusal != nil {
+		b.Logger().Warn("refused an authorization for a slot that belongs to another Lark user", "grant", id.String())
+		return refuse(refusal.status, refusal.msg)
 	}
-	now := b.clock.Now()
-	g := newGrant(st.AppID, st.Slot, now, st.EntityID, tok, info, now)
-	if err := b.storeGrant(ctx, s, g); err != nil {
-		b.grants.mu.Lock()
-		b.grants.unsaved[grantStorageKey(g.AppID, g.Slot)] = g
-		b.grants.mu.Unlock()
-		return nil, fmt.Errorf("storing the new grant: %w", err)
+	if err != nil {
+		var ns *notStoredError
+		if errors.As(err, &ns) {
+			return nil, &authError{http.StatusServiceUnavailable, "Lark issued your grant but Vault's storage refused it; Vault keeps it in memory and stores it as soon as it can. If Vault restarts before that, authorize again."}
+		}
+		return nil, err
 	}
-	b.revokeReplaced(client, app, existing, g)
-	b.Logger().Info("user authorized", "app_id", g.AppID, "user", g.Slot, "open_id", g.OpenID)
-	b.sendEvent(ctx, "lark/user-authorized", g.AppID, g.Slot, "authorize")
+	b.Logger().Info("user authorized", "grant", id.String(), "open_id", g.OpenID)
+	b.sendEvent(ctx, "lark/user-authorized", id, "authorize")
 	return g, nil
 }
 
@@ -412,7 +472,18 @@ func exchangeAuthError(err error) error {
 		return &authError{http.StatusBadRequest, fmt.Sprintf("Lark refused the authorization code (code %d: %s). Codes work once and for 5 minutes; ask for a new link. Nothing was stored.", le.Code, strings.TrimSuffix(le.Msg, "."))}
 	case lark.KindAppSecretRejected:
 		return &authError{http.StatusBadGateway, "Lark rejected the app's secret, so the authorization could not be completed. An administrator must update the app secret in Vault. Nothing was stored."}
-	case lark.KindUnavailable, lark.KindRateLimited:
+	case lark.KindUserRefused:
+		return &authError{http.StatusForbidden, fmt.Sprintf("Lark refused you for this app: %s. Nothing was stored.", le.Reason())}
+	case lark.KindUserChallenge:
+		msg := fmt.Sprintf("Lark asks you to complete a verification first: %s.", le.Reason())
+		if le.ChallengeURL != "" {
+			msg += " Open " + le.ChallengeURL + ", then ask for a new link."
+		}
+		return &authError{http.StatusConflict, msg + " Nothing was stored."}
+	case lark.KindAppSetup:
+		return &authError{http.StatusBadGateway, fmt.Sprintf("Lark refuses the app's setup: %s. An administrator must fix it in the Lark developer console. Nothing was stored.", le.Reason())}
+	}
+	if le.Meaning() == lark.MeaningTransient {
 		return &authError{http.StatusServiceUnavailable, "Lark could not be reached to complete the authorization. Try again in a few minutes with a new link. Nothing was stored."}
 	}
 	return &authError{http.StatusBadGateway, fmt.Sprintf("Lark could not complete the authorization (code %d: %s). Nothing was stored.", le.Code, le.Msg)}

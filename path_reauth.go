@@ -3,7 +3,6 @@ package larksecrets
 import (
 	"context"
 	"sort"
-	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -22,40 +21,38 @@ func pathReauth(b *backend) []*framework.Path {
 most critical_days left), expired or reauth_required, with its deadline and reason. Each
 also comes as a response warning, which Vault's audit log keeps in plain text; days_left
 and reauth_required are numbers and booleans, also readable there. App and tenant tokens
-are never listed: they renew themselves.`,
+are never listed: they renew themselves. The path takes no parameters.`,
 	}}
 }
 
 type reauthItem struct {
-	key string
-	g   *grantEntry
-	h   grantHealth
+	g *grantEntry
+	h grantHealth
 }
 
 func (b *backend) reauthItems(ctx context.Context, s logical.Storage) ([]reauthItem, error) {
-	cfg, err := b.getConfig(ctx, s)
+	cfg, err := b.config.get(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := b.listGrantKeys(ctx, s)
+	ids, err := b.grants.listAll(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	now := b.clock.Now()
 	var items []reauthItem
-	for _, key := range keys {
-		appID, slot, _ := strings.Cut(key, "/")
-		g, err := b.loadGrant(ctx, s, appID, slot)
+	for _, id := range ids {
+		g, err := b.grants.get(ctx, s, id)
 		if err != nil {
 			return nil, err
 		}
 		if g == nil {
 			continue
 		}
-		h := g.health(now, cfg)
-		b.metrics.setLevel(key, h.Level)
+		h := g.healthNow(now, cfg)
+		b.metrics.setLevel(id, h.Level)
 		if h.Level != levelOK {
-			items = append(items, reauthItem{key, g, h})
+			items = append(items, reauthItem{g, h})
 		}
 	}
 	// Worst first, then soonest.
@@ -77,23 +74,27 @@ func (it reauthItem) info() map[string]interface{} {
 		"level":           it.h.Level,
 		"deadline":        formatTime(it.h.Deadline),
 		"days_left":       it.h.DaysLeft,
-		"reauth_required": it.h.Level == levelExpired || it.h.Level == levelReauthRequired,
+		"reauth_required": it.h.reauthRequired(),
 		"reason":          it.h.Reason,
 	}
 }
 
-func (b *backend) pathReauthRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+func (b *backend) pathReauthRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
 	items, err := b.reauthItems(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
+	r := remediesFor(req)
 	resp := &logical.Response{Data: map[string]interface{}{}}
 	grants := map[string]interface{}{}
 	counts := map[string]int{levelWarning: 0, levelCritical: 0, levelExpired: 0, levelReauthRequired: 0}
 	for _, it := range items {
-		grants[it.key] = it.info()
+		grants[it.g.id().String()] = it.info()
 		counts[it.h.Level]++
-		resp.AddWarning(it.h.warning(it.g.AppID, it.g.Slot, mountOf(req)))
+		resp.AddWarning(it.h.warning(it.g.id(), r))
 	}
 	resp.Data["grants"] = grants
 	resp.Data["count"] = len(items)
@@ -103,20 +104,24 @@ func (b *backend) pathReauthRead(ctx context.Context, req *logical.Request, _ *f
 	return resp, nil
 }
 
-func (b *backend) pathReauthList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+func (b *backend) pathReauthList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
 	items, err := b.reauthItems(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
+	r := remediesFor(req)
 	keys := make([]string, 0, len(items))
 	info := make(map[string]interface{}, len(items))
 	for _, it := range items {
-		keys = append(keys, it.key)
-		info[it.key] = it.info()
+		keys = append(keys, it.g.id().String())
+		info[it.g.id().String()] = it.info()
 	}
 	resp := logical.ListResponseWithInfo(keys, info)
 	for _, it := range items {
-		resp.AddWarning(it.h.warning(it.g.AppID, it.g.Slot, mountOf(req)))
+		resp.AddWarning(it.h.warning(it.g.id(), r))
 	}
 	return resp, nil
 }

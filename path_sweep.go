@@ -3,6 +3,7 @@ package larksecrets
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -24,15 +25,19 @@ func pathSweep(b *backend) []*framework.Path {
 		HelpSynopsis: "Run the keep-alive sweep now.",
 		HelpDescription: `Vault runs the sweep about once a minute on the active node, unaudited. Writing here
 runs it at once, as an audited request, and returns what it refreshed, flagged and
-notified. It stops after sweep_budget and resumes from a stored cursor next time.`,
+notified. It stops after sweep_budget and resumes from a stored cursor next time. The
+path takes no parameters.`,
 	}}
 }
 
-func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
-	r, err := b.sweep(ctx, req.Storage)
+	r, err := b.sweeper.run(ctx, req.Storage)
 	if errors.Is(err, errSweepRunning) {
 		return logical.ErrorResponse("a sweep is already running; try again in a moment"), nil
 	}
@@ -41,17 +46,20 @@ func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, _ *fra
 	}
 	flagged := make([]map[string]interface{}, 0, len(r.Flagged))
 	resp := &logical.Response{}
+	rem := remediesFor(req)
 	for _, f := range r.Flagged {
 		flagged = append(flagged, map[string]interface{}{
-			"grant":           f.Key,
+			"grant":           f.ID.String(),
 			"level":           f.Health.Level,
 			"deadline":        formatTime(f.Health.Deadline),
 			"days_left":       f.Health.DaysLeft,
-			"reauth_required": f.Health.Level == levelExpired || f.Health.Level == levelReauthRequired,
+			"reauth_required": f.Health.reauthRequired(),
 			"reason":          f.Health.Reason,
 		})
-		appID, slot := splitGrantKey(f.Key)
-		resp.AddWarning(f.Health.warning(appID, slot, mountOf(req)))
+		resp.AddWarning(f.Health.warning(f.ID, rem))
+	}
+	if r.UnsavedLeft > 0 {
+		resp.AddWarning(fmt.Sprintf("%d grant(s) with rotated refresh tokens could not be stored yet; they are kept in memory and retried (see Vault's log)", r.UnsavedLeft))
 	}
 	resp.Data = map[string]interface{}{
 		"grants_total":         r.GrantsTotal,
@@ -66,6 +74,9 @@ func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, _ *fra
 		"notified":             nonNil(r.Notified),
 		"notify_failed":        nonNil(r.NotifyFailed),
 		"states_dropped":       r.StatesDropped,
+		"notices_left":         r.NoticesLeft,
+		"unsaved_stored":       r.UnsavedStored,
+		"unsaved_left":         r.UnsavedLeft,
 	}
 	return resp, nil
 }
@@ -75,13 +86,4 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-func splitGrantKey(key string) (string, string) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[:i], key[i+1:]
-		}
-	}
-	return key, ""
 }

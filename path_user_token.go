@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -57,7 +59,7 @@ after authorization), refresh_expires_at, access_expires_at, last_refresh_at.`,
 				},
 				"authorized_at": {
 					Type:        framework.TypeString,
-					Description: "Import only: when the user authorized (RFC 3339). Lark ends a grant 365 days after that; defaults to now, which may overstate how long the grant lives.",
+					Description: "Import only: when the user authorized (RFC 3339), at most 365 days ago and not in the future. Lark ends a grant 365 days after that; defaults to now, which may overstate how long the grant lives.",
 				},
 				"replace": {
 					Type:        framework.TypeBool,
@@ -81,6 +83,9 @@ after authorization), refresh_expires_at, access_expires_at, last_refresh_at.`,
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback: b.pathUserTokenDelete,
 					Summary:  "Forget the grant and revoke it at Lark (best effort).",
+					// Revoking at Lark must happen only where the grant is then deleted.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 			},
 			HelpSynopsis: "One Lark user's access token, from a grant kept alive inside Vault.",
@@ -99,30 +104,31 @@ and revokes it at Lark.`,
 }
 
 func (b *backend) grantExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	appID, slot := d.Get("app_id").(string), d.Get("user").(string)
-	if validateAppID(appID) != nil || validateSlot(slot) != nil {
+	id, errResp := grantIDFrom(d)
+	if errResp != nil {
 		return false, nil
 	}
-	g, err := b.loadGrant(ctx, req.Storage, appID, slot)
+	g, err := b.grants.get(ctx, req.Storage, id)
 	return g != nil, err
 }
 
-func validateAppAndSlot(d *framework.FieldData) (string, string, *logical.Response) {
+// grantIDFrom validates the app_id and user fields.
+func grantIDFrom(d *framework.FieldData) (grantID, *logical.Response) {
 	appID, slot := d.Get("app_id").(string), d.Get("user").(string)
 	if err := validateAppID(appID); err != nil {
-		return "", "", logical.ErrorResponse(err.Error())
+		return grantID{}, logical.ErrorResponse(err.Error())
 	}
 	if err := validateSlot(slot); err != nil {
-		return "", "", logical.ErrorResponse(err.Error())
+		return grantID{}, logical.ErrorResponse(err.Error())
 	}
-	return appID, slot, nil
+	return grantID{appID, slot}, nil
 }
 
 func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	appID, slot, errResp := validateAppAndSlot(d)
+	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
 	}
@@ -131,17 +137,27 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 			return logical.ErrorResponse("%s is only accepted when importing (write)", k), nil
 		}
 	}
-	g, warnings, err := b.userToken(ctx, req.Storage, appID, slot)
+	r := remediesFor(req)
+	g, warnings, err := b.readUserToken(ctx, req.Storage, id)
 	if err != nil {
-		return nil, b.userTokenError(req, appID, slot, err)
+		if errors.Is(err, errGrantNotFound) {
+			return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+				"no Lark grant for user %q of app %s; start one with: %s", id.Slot, id.App, r.authorizeCommand(id)))
+		}
+		return nil, r.httpError(id.App, err)
 	}
-	resp, err := b.tokenResponse(ctx, req.Storage, appID, secretTypeUserToken, map[string]interface{}{
-		"app_id":             appID,
-		"user":               slot,
+	cfg, err := b.config.get(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	now := b.clock.Now()
+	resp, err := b.tokenResponse(ctx, req.Storage, id.App, secretTypeUserToken, map[string]interface{}{
+		"app_id":             id.App,
+		"user":               id.Slot,
 		"token_type":         "user_access_token",
 		"access_token":       g.AccessToken,
 		"expires_at":         formatTime(g.AccessExpiresAt),
-		"expires_in":         int64(g.AccessExpiresAt.Sub(b.clock.Now()).Seconds()),
+		"expires_in":         int64(g.AccessExpiresAt.Sub(now).Seconds()),
 		"open_id":            g.OpenID,
 		"union_id":           g.UnionID,
 		"name":               g.Name,
@@ -149,20 +165,18 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 		"authorized_at":      formatTime(g.AuthorizedAt),
 		"grant_expires_at":   formatTime(g.GrantExpiresAt),
 		"refresh_expires_at": formatTime(g.RefreshExpiresAt),
-	}, map[string]interface{}{"app_id": appID, "user": slot}, g.AccessExpiresAt, g.LastRefreshAt)
+	}, map[string]interface{}{"app_id": id.App, "user": id.Slot}, g.AccessExpiresAt, g.LastRefreshAt)
 	if err != nil {
 		return nil, err
 	}
 	// The grant's level travels with every read: the warning lands in the audit log in plain text,
 	// the numbers and booleans too.
-	if cfg, err := b.getConfig(ctx, req.Storage); err == nil {
-		h := g.health(b.clock.Now(), cfg)
-		b.metrics.setLevel(appID+"/"+slot, h.Level)
-		resp.Data["days_left"] = h.DaysLeft
-		resp.Data["reauth_required"] = h.Level == levelExpired || h.Level == levelReauthRequired
-		if w := h.warning(appID, slot, mountOf(req)); w != "" {
-			resp.AddWarning(w)
-		}
+	h := g.healthNow(now, cfg)
+	b.metrics.setLevel(id, h.Level)
+	resp.Data["days_left"] = h.DaysLeft
+	resp.Data["reauth_required"] = h.reauthRequired()
+	if w := h.warning(id, r); w != "" {
+		resp.AddWarning(w)
 	}
 	for _, w := range warnings {
 		resp.AddWarning(w)
@@ -171,18 +185,26 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 }
 
 func (b *backend) pathUserTokenList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	slots, err := req.Storage.List(ctx, grantStoragePrefix+appID+"/")
+	cfg, err := b.config.get(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
+	slots, err := b.grants.list(ctx, req.Storage, appID)
+	if err != nil {
+		return nil, err
+	}
+	now := b.clock.Now()
 	keys := make([]string, 0, len(slots))
 	info := make(map[string]interface{}, len(slots))
 	for _, slot := range slots {
-		g, err := b.loadGrant(ctx, req.Storage, appID, slot)
+		g, err := b.grants.get(ctx, req.Storage, grantID{appID, slot})
 		if err != nil {
 			return nil, err
 		}
@@ -190,188 +212,182 @@ func (b *backend) pathUserTokenList(ctx context.Context, req *logical.Request, d
 			continue
 		}
 		keys = append(keys, slot)
-		info[slot] = g.status()
+		info[slot] = g.status(g.healthNow(now, cfg))
 	}
 	return logical.ListResponseWithInfo(keys, info), nil
+}
+
+// importRefreshTokenPattern is what a Lark v2/v3 refresh token can look like (a JWT or an opaque
+// token): checked before the token is spent, so a paste mistake costs nothing.
+var importRefreshTokenPattern = regexp.MustCompile(`^[A-Za-z0-9._~+/=-]+$`)
+
+func plausibleRefreshToken(t string) bool {
+	return len(t) >= 16 && len(t) <= 8192 && importRefreshTokenPattern.MatchString(t)
 }
 
 func (b *backend) pathUserTokenImport(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	appID, slot, errResp := validateAppAndSlot(d)
+	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
 	}
+	r := remediesFor(req)
+	// Everything that can be checked here is checked before the single-use token is spent.
 	refresh := d.Get("refresh_token").(string)
 	if refresh == "" {
-		return logical.ErrorResponse("refresh_token is required to import a grant; to authorize a user instead, use oauth/%s/authorize", appID), nil
+		return logical.ErrorResponse("refresh_token is required to import a grant; to authorize a user instead, use oauth/%s/authorize", id.App), nil
 	}
-	if len(refresh) > 8192 || strings.ContainsAny(refresh, " \t\r\n") {
-		return logical.ErrorResponse("refresh_token is not a Lark refresh token (too long or contains whitespace)"), nil
+	if !plausibleRefreshToken(refresh) {
+		return logical.ErrorResponse("refresh_token is not a Lark refresh token (16-8192 characters of letters, digits and ._~+/=-, no spaces); nothing was sent to Lark"), nil
 	}
 	now := b.clock.Now()
 	authorizedAt := now
 	if raw := d.Get("authorized_at").(string); raw != "" {
 		t, err := time.Parse(time.RFC3339, raw)
 		if err != nil {
-			return logical.ErrorResponse("authorized_at must be an RFC 3339 time such as 2026-01-31T09:00:00Z"), nil
+			return logical.ErrorResponse("authorized_at must be an RFC 3339 time such as 2026-01-31T09:00:00Z; nothing was sent to Lark"), nil
 		}
-		if t.After(now.Add(time.Minute)) {
-			return logical.ErrorResponse("authorized_at is in the future"), nil
+		switch {
+		case t.After(now.Add(time.Minute)):
+			return logical.ErrorResponse("authorized_at is in the future; nothing was sent to Lark"), nil
+		case !now.Before(t.Add(grantMaxAge)):
+			return logical.ErrorResponse("authorized_at is %s, more than 365 days ago: Lark has ended that grant, so the user must authorize again (%s); nothing was sent to Lark",
+				formatTime(t), r.authorizeCommand(id)), nil
 		}
 		authorizedAt = t
 	}
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
-	app, err := b.getApp(ctx, req.Storage, appID)
+	sess, err := b.sessions.open(ctx, req.Storage, id.App)
 	if err != nil {
-		return nil, err
+		return nil, r.httpError(id.App, err)
 	}
-	if app == nil {
-		return nil, b.operatorError(req, appID, errAppNotConfigured)
-	}
-	cfg, err := b.getConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	client, err := b.larkClient(app, cfg)
+	replace := d.Get("replace").(bool)
+	binding, err := b.slots.get(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
 	}
 
-	unlock := b.grants.lock(appID, slot)
-	defer unlock()
-	existing, err := b.reloadGrantLocked(ctx, req.Storage, appID, slot)
-	if err != nil {
-		return nil, err
-	}
-
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*cfg.LarkRequestTimeout+5*time.Second)
-	defer cancel()
-	tok, err := client.RefreshUserToken(callCtx, app.tokenEndpoint(), app.AppID, app.AppSecret, refresh)
-	if err != nil {
-		var le *lark.Error
-		if errors.As(err, &le) && le.Kind == lark.KindReauthRequired {
-			return logical.ErrorResponse("Lark refused the refresh token: %s (code %d); nothing was stored", lark.ReauthReason(le.Code), le.Code), nil
+	var (
+		g        *grantEntry
+		warnings []string
+		refused  *logical.Response
+	)
+	err = b.grants.withGrant(ctx, req.Storage, id, func(tx *grantTx) error {
+		existing := tx.grant()
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshCallBudget(sess.cfg)+sess.cfg.LarkRequestTimeout)
+		defer cancel()
+		tok, err := sess.lark.RefreshUserToken(callCtx, refresh)
+		if err != nil {
+			var le *lark.Error
+			if errors.As(err, &le) && le.Meaning() == lark.MeaningGrantOver {
+				refused = logical.ErrorResponse("Lark refused the refresh token: %s (code %d); nothing was stored", le.Reason(), le.Code)
+				return nil
+			}
+			return err
 		}
-		return nil, b.operatorError(req, appID, err)
+		fetchedAt := b.clock.Now()
+		// Whose grant is it? The slot's user: its binding, or the user whose grant it holds.
+		// With replace, an administrator hands the slot to whoever the token belongs to.
+		owner := larkIdentity{}
+		if binding != nil && !replace {
+			owner = binding.Identity
+		}
+		if existing != nil && !existing.IdentityPending && !replace {
+			if merged, ok := owner.merge(existing.identity()); ok {
+				owner = merged
+			}
+		}
+		info, ierr := sess.lark.UserInfo(callCtx, tok.AccessToken)
+		if ierr == nil && owner.known() && !owner.matches(info) && !replace {
+			b.revokeTokens(sess, tok.RefreshToken, tok.AccessToken)
+			refused = logical.ErrorResponse("slot %q of %s belongs to Lark user %s, and the imported token is for %s; pass replace=true to give the slot to the new user (the imported grant was revoked)",
+				id.Slot, id.App, owner, info.OpenID)
+			return nil
+		}
+		pending := ierr != nil
+		if pending {
+			// The token is spent; keep the new pair and the slot's binding, and ask Lark again at
+			// the next refresh. Never clear who the slot belongs to.
+			b.Logger().Warn("imported grant: user_info failed; keeping the slot's binding until Lark can be asked again", "grant", id.String(), "error", ierr)
+			info = &lark.UserInfo{OpenID: owner.OpenID, UnionID: owner.UnionID}
+			if existing != nil && existing.identity() == owner {
+				info.Name = existing.Name
+			}
+			warnings = append(warnings, fmt.Sprintf("Lark could not say whose grant this is (%v); the slot keeps its binding and the next refresh checks it", ierr))
+		}
+		g = newGrant(id, authorizedAt, req.EntityID, tok, info, fetchedAt)
+		g.IdentityPending = pending
+		if err := tx.replace(g); err != nil {
+			return err
+		}
+		if replace && !pending && binding != nil && !binding.Identity.matches(info) {
+			binding.Identity, binding.BoundBy, binding.BoundAt = g.identity(), req.EntityID, fetchedAt
+			if err := b.slots.put(ctx, req.Storage, id, binding); err != nil {
+				warnings = append(warnings, fmt.Sprintf("the slot's binding still names the previous user (%v); update it with %s", err, r.bindSlot(id)))
+			}
+		}
+		// A slot that passes to another user takes the old user's tokens out of circulation; the
+		// same user's old tokens are left to expire (Lark may end the whole authorization on a
+		// revoke, new tokens included).
+		if existing != nil && !pending && existing.OpenID != "" && existing.OpenID != g.OpenID {
+			b.revokeTokens(sess, existing.RefreshToken, existing.AccessToken)
+		}
+		return nil
+	})
+	if refused != nil {
+		return refused, nil
 	}
-	fetchedAt := b.clock.Now()
-	info, err := client.UserInfo(callCtx, tok.AccessToken)
 	if err != nil {
-		// The imported token is spent; keep the new pair rather than lose the grant.
-		b.Logger().Warn("imported grant: user_info failed; storing the grant without the user's identity", "app_id", appID, "user", slot, "error", err)
-		info = &lark.UserInfo{}
+		return nil, r.httpError(id.App, err)
 	}
-	if existing != nil && existing.OpenID != "" && info.OpenID != "" && existing.OpenID != info.OpenID && !d.Get("replace").(bool) {
-		b.revokeBestEffort(client, app, tok.RefreshToken, "refresh_token")
-		return logical.ErrorResponse("slot %q of %s belongs to Lark user %s, and the imported token is for %s; pass replace=true to give the slot to the new user (the imported grant was revoked)",
-			slot, appID, existing.OpenID, info.OpenID), nil
+	h := g.healthNow(b.clock.Now(), sess.cfg)
+	b.metrics.setLevel(id, h.Level)
+	resp := &logical.Response{Data: g.status(h)}
+	if w := h.warning(id, r); w != "" {
+		resp.AddWarning(w)
 	}
-	g := newGrant(appID, slot, authorizedAt, req.EntityID, tok, info, fetchedAt)
-	if err := b.storeGrant(ctx, req.Storage, g); err != nil {
-		b.grants.mu.Lock()
-		b.grants.unsaved[grantStorageKey(appID, slot)] = g
-		b.grants.mu.Unlock()
-		return nil, fmt.Errorf("the grant was imported at Lark but Vault could not store it (kept in memory, stored on the next read): %w", err)
-	}
-	b.revokeReplaced(client, app, existing, g)
-	resp := &logical.Response{Data: g.status()}
-	if g.GrantExpiresAt.Sub(fetchedAt) < 7*24*time.Hour {
-		resp.AddWarning(fmt.Sprintf("this grant ends at %s (365 days after authorized_at); the user must authorize again before then", formatTime(g.GrantExpiresAt)))
+	for _, w := range warnings {
+		resp.AddWarning(w)
 	}
 	return resp, nil
 }
 
-// newGrant builds a fresh grant from a token answer and the user's identity.
-func newGrant(appID, slot string, authorizedAt time.Time, entityID string, tok *lark.UserToken, info *lark.UserInfo, now time.Time) *grantEntry {
-	g := &grantEntry{
-		AppID:           appID,
-		Slot:            slot,
-		OpenID:          info.OpenID,
-		UnionID:         info.UnionID,
-		Name:            info.Name,
-		Scopes:          tok.Scope,
-		AccessToken:     tok.AccessToken,
-		AccessExpiresAt: now.Add(tok.ExpiresIn),
-		RefreshToken:    tok.RefreshToken,
-		AuthorizedAt:    authorizedAt.UTC(),
-		AuthorizedBy:    entityID,
-		LastRefreshAt:   now,
-		GrantExpiresAt:  authorizedAt.UTC().Add(grantMaxAge),
-		State:           grantStateOK,
-	}
-	if tok.RefreshToken != "" {
-		g.RefreshExpiresAt = now.Add(tok.RefreshExpiresIn)
-		if g.RefreshExpiresAt.After(g.GrantExpiresAt) {
-			g.RefreshExpiresAt = g.GrantExpiresAt
-		}
-	}
-	return g
-}
-
 func (b *backend) pathUserTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	appID, slot, errResp := validateAppAndSlot(d)
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
 	}
-	unlock := b.grants.lock(appID, slot)
-	defer unlock()
-	g, err := b.reloadGrantLocked(ctx, req.Storage, appID, slot)
-	if err != nil {
-		return nil, err
-	}
-	if g == nil {
-		return nil, nil
+	// A node that may not write must not revoke at Lark a grant it then cannot delete.
+	if !b.WriteSafeReplicationState() {
+		return nil, logical.ErrReadOnly
 	}
 	resp := &logical.Response{}
-	if app, err := b.getApp(ctx, req.Storage, appID); err == nil && app != nil {
-		if cfg, err := b.getConfig(ctx, req.Storage); err == nil {
-			if client, err := b.larkClient(app, cfg); err == nil {
-				for _, t := range []struct{ tok, hint string }{{g.RefreshToken, "refresh_token"}, {g.AccessToken, "access_token"}} {
-					if t.tok == "" {
-						continue
-					}
-					if err := b.revokeBestEffort(client, app, t.tok, t.hint); err != nil {
-						resp.AddWarning(fmt.Sprintf("could not revoke the %s at Lark (%v); the grant is forgotten here anyway, and the user can remove the app's access in Lark", t.hint, err))
-					}
-				}
+	err := b.grants.withGrant(ctx, req.Storage, id, func(tx *grantTx) error {
+		g := tx.grant()
+		if g == nil {
+			return nil
+		}
+		if sess, err := b.sessions.open(ctx, req.Storage, id.App); err == nil {
+			for _, rerr := range b.revokeTokens(sess, g.RefreshToken, g.AccessToken) {
+				resp.AddWarning(fmt.Sprintf("could not revoke the %v at Lark; the grant is forgotten here anyway, and the user can remove the app's access in Lark", rerr))
 			}
 		}
-	}
-	if err := req.Storage.Delete(ctx, grantStorageKey(appID, slot)); err != nil {
+		return tx.remove()
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(resp.Warnings) == 0 {
 		return nil, nil
 	}
 	return resp, nil
-}
-
-// revokeReplaced revokes, at Lark, the tokens of a grant that a new one just replaced in its slot:
-// Vault no longer knows them, so nobody should be able to use them.
-func (b *backend) revokeReplaced(client *lark.Client, app *appEntry, old, replacement *grantEntry) {
-	if old == nil {
-		return
-	}
-	if old.RefreshToken != "" && old.RefreshToken != replacement.RefreshToken {
-		_ = b.revokeBestEffort(client, app, old.RefreshToken, lark.TokenTypeHintRefreshToken)
-	}
-	if old.AccessToken != "" && old.AccessToken != replacement.AccessToken {
-		_ = b.revokeBestEffort(client, app, old.AccessToken, lark.TokenTypeHintAccessToken)
-	}
-}
-
-func (b *backend) revokeBestEffort(client *lark.Client, app *appEntry, token, hint string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := client.RevokeToken(ctx, app.AppID, app.AppSecret, token, hint)
-	if err != nil {
-		b.Logger().Warn("revoking a user token at Lark failed", "app_id", app.AppID, "hint", hint, "error", err)
-	}
-	return err
 }
 
 // secretUserToken: non-renewable, and revoking the lease must not revoke the grant (the next

@@ -33,10 +33,30 @@ func (e *testEnv) addOAuthApp() {
 	})
 }
 
+// bindSlot binds a slot to an emulator user, as an administrator does before a person's first
+// self-service authorization.
+func (e *testEnv) bindSlot(slot, userID string) {
+	e.t.Helper()
+	e.mustWrite("slots/"+testAppID+"/"+slot, map[string]interface{}{"open_id": e.emu.OpenID(testAppID, userID)})
+}
+
 // authorize runs the browser's part: ask Vault for the URL, open it at the emulator (which approves
-// at once), and return the code and state Lark put on the redirect.
+// at once), and return the code and state Lark put on the redirect. A self-service authorization of
+// a slot that is neither bound nor filled gets the administrator's binding to the signed-in user
+// first, the way a real setup starts.
 func (e *testEnv) authorize(path string, data map[string]interface{}) (code, state string) {
 	e.t.Helper()
+	if strings.Contains(path, "/authorize") {
+		slot, _ := data["user"].(string)
+		if i := strings.LastIndex(path, "/authorize/"); i >= 0 {
+			slot = path[i+len("/authorize/"):]
+		}
+		if e.storedGrant(slot) == nil {
+			if b, _ := e.b.slots.get(context.Background(), e.storage, grantID{testAppID, slot}); b == nil {
+				e.bindSlot(slot, e.emu.CurrentUser().UserID)
+			}
+		}
+	}
 	resp, err := e.do(logical.UpdateOperation, path, data)
 	require.NoError(e.t, err)
 	require.False(e.t, resp.IsError(), "authorize: %v", resp.Error())
@@ -80,6 +100,7 @@ func TestAuthorizeCallbackAndRead(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
 	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "alice", Name: "Alice <Admin>"}))
+	env.bindSlot("alice", "alice")
 
 	resp, err := env.do(logical.UpdateOperation, "oauth/"+testAppID+"/authorize", map[string]interface{}{"user": "alice", "scopes": "im:message"})
 	require.NoError(t, err)
@@ -187,8 +208,7 @@ func TestLostRefreshAnswerIsDetectedAndReported(t *testing.T) {
 	_, err = env.read("user-token/" + testAppID + "/carol")
 	require.ErrorContains(t, err, "needs re-authorization")
 	require.Equal(t, calls, env.emu.Calls(larkemu.EndpointRefresh))
-	g, err := env.b.loadGrant(context.Background(), env.storage, testAppID, "carol")
-	require.NoError(t, err)
+	g := env.storedGrant("carol")
 	require.Equal(t, grantStateReauthRequired, g.State)
 	require.Equal(t, 20073, g.ReauthCode)
 	require.Nil(t, g.InFlight)
@@ -198,22 +218,20 @@ func TestInterruptedRefreshIsReportedAfterRestart(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
 	env.grantUser("dave")
-	g, err := env.b.loadGrant(context.Background(), env.storage, testAppID, "dave")
-	require.NoError(t, err)
+	g := env.storedGrant("dave")
 
 	// A previous process recorded a refresh, sent it, and died before storing Lark's answer.
 	client, err := lark.New(lark.Config{Brand: lark.BrandFeishu, BaseURL: env.emuURL, AccountsBaseURL: env.emuURL})
 	require.NoError(t, err)
-	_, err = client.RefreshUserToken(context.Background(), lark.TokenEndpointV3, testAppID, testSecret, g.RefreshToken)
+	_, err = client.App(lark.AppCredentials{AppID: testAppID, AppSecret: testSecret}).RefreshUserToken(context.Background(), g.RefreshToken)
 	require.NoError(t, err)
 	g.InFlight = &refreshInFlight{StartedAt: env.clock.Now(), RefreshTokenHash: tokenHash(g.RefreshToken)}
-	require.NoError(t, env.b.storeGrant(context.Background(), env.storage, g))
+	env.writeGrant(g)
 
 	env.b = env.newBackend(nil) // restart
 	_, err = env.read("user-token/" + testAppID + "/dave")
 	require.ErrorContains(t, err, "was interrupted after Lark had used the refresh token")
-	g, err = env.b.loadGrant(context.Background(), env.storage, testAppID, "dave")
-	require.NoError(t, err)
+	g = env.storedGrant("dave")
 	require.Equal(t, grantStateReauthRequired, g.State)
 }
 
@@ -221,17 +239,15 @@ func TestInterruptedRefreshThatNeverReachedLarkRecovers(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
 	env.grantUser("erin")
-	g, err := env.b.loadGrant(context.Background(), env.storage, testAppID, "erin")
-	require.NoError(t, err)
+	g := env.storedGrant("erin")
 	g.InFlight = &refreshInFlight{StartedAt: env.clock.Now(), RefreshTokenHash: tokenHash(g.RefreshToken)}
-	require.NoError(t, env.b.storeGrant(context.Background(), env.storage, g))
+	env.writeGrant(g)
 
 	// The mark forces a refresh even though the access token is fresh; Lark accepts the token.
 	resp, err := env.read("user-token/" + testAppID + "/erin")
 	require.NoError(t, err)
 	require.NotEqual(t, g.AccessToken, resp.Data["access_token"])
-	g, err = env.b.loadGrant(context.Background(), env.storage, testAppID, "erin")
-	require.NoError(t, err)
+	g = env.storedGrant("erin")
 	require.Nil(t, g.InFlight)
 	require.Equal(t, grantStateOK, g.State)
 }
@@ -389,12 +405,12 @@ func TestSlotBelongsToOneLarkUser(t *testing.T) {
 	code, state := env.authorize("oauth/"+testAppID+"/authorize", map[string]interface{}{"user": "shared"})
 	status, page := env.callback(map[string]interface{}{"code": code, "state": state})
 	require.Equal(t, http.StatusForbidden, status)
-	require.Contains(t, page, "already holds another Lark user")
-	g, err := env.b.loadGrant(context.Background(), env.storage, testAppID, "shared")
-	require.NoError(t, err)
+	require.Contains(t, page, "different Lark user than this link was made for")
+	g := env.storedGrant("shared")
 	require.Equal(t, owner, g.OpenID)
 
-	// expected_open_id pins the user even for an empty slot.
+	// A binding pins the user of an empty slot.
+	env.bindSlot("pinned", "owner")
 	code, state = env.authorize("oauth/"+testAppID+"/authorize", map[string]interface{}{"user": "pinned", "expected_open_id": owner})
 	status, _ = env.callback(map[string]interface{}{"code": code, "state": state})
 	require.Equal(t, http.StatusForbidden, status)
@@ -404,8 +420,7 @@ func TestSlotBelongsToOneLarkUser(t *testing.T) {
 	code, state = env.authorize("oauth/"+testAppID+"/replace/shared", nil)
 	status, page = env.callback(map[string]interface{}{"code": code, "state": state})
 	require.Equal(t, http.StatusOK, status, page)
-	g, err = env.b.loadGrant(context.Background(), env.storage, testAppID, "shared")
-	require.NoError(t, err)
+	g = env.storedGrant("shared")
 	require.Equal(t, env.emu.OpenID(testAppID, "intruder"), g.OpenID)
 }
 
@@ -439,28 +454,65 @@ func TestAuthorizeBadInput(t *testing.T) {
 	require.Empty(t, env.storedKeys(oauthStatePrefix))
 }
 
+// startAs starts an authorization of slot as a given requester and runs the browser's part,
+// returning the code and state that Lark redirects with.
+func (e *testEnv) startAs(slot, entityID, accessor string) (code, state string) {
+	e.t.Helper()
+	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation,
+		Path: "oauth/" + testAppID + "/authorize", Storage: e.storage, Data: map[string]interface{}{"user": slot},
+		EntityID: entityID, ClientTokenAccessor: accessor, MountPoint: "lark/"})
+	require.NoError(e.t, err)
+	require.False(e.t, resp.IsError(), "%v", resp.Error())
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := client.Get(resp.Data["authorize_url"].(string))
+	require.NoError(e.t, err)
+	r.Body.Close()
+	loc, err := url.Parse(r.Header.Get("Location"))
+	require.NoError(e.t, err)
+	return loc.Query().Get("code"), loc.Query().Get("state")
+}
+
+func (e *testEnv) exchangeAs(code, state, entityID, accessor string) (*logical.Response, error) {
+	return e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation,
+		Path: "oauth/" + testAppID + "/exchange", Storage: e.storage, EntityID: entityID, ClientTokenAccessor: accessor,
+		MountPoint: "lark/", Data: map[string]interface{}{"code": code, "state": state}})
+}
+
 func TestExchangeRequiresTheStartingIdentity(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
-	req := &logical.Request{Operation: logical.UpdateOperation, Path: "oauth/" + testAppID + "/authorize", Storage: env.storage,
-		Data: map[string]interface{}{"user": "jay"}, EntityID: "entity-jay", MountPoint: "lark/"}
-	resp, err := env.b.HandleRequest(context.Background(), req)
-	require.NoError(t, err)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	r, err := client.Get(resp.Data["authorize_url"].(string))
-	require.NoError(t, err)
-	r.Body.Close()
-	loc, _ := url.Parse(r.Header.Get("Location"))
-
-	exchange := func(entity string) (*logical.Response, error) {
-		return env.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation,
-			Path: "oauth/" + testAppID + "/exchange", Storage: env.storage, EntityID: entity, MountPoint: "lark/",
-			Data: map[string]interface{}{"code": loc.Query().Get("code"), "state": loc.Query().Get("state")}})
-	}
-	resp, err = exchange("entity-mallory")
-	require.NoError(t, err)
-	require.Contains(t, resp.Error().Error(), "another Vault identity")
+	env.bindSlot("jay", env.emu.CurrentUser().UserID)
+	code, state := env.startAs("jay", "entity-jay", "accessor-jay")
+	resp, err := env.exchangeAs(code, state, "entity-mallory", "accessor-mallory")
+	require.ErrorContains(t, err, "another Vault identity")
+	require.Nil(t, resp)
 	require.Empty(t, env.storedKeys(grantStoragePrefix))
+}
+
+// Root tokens and tokens from "vault token create" have no entity: the starter is then known by
+// its token accessor, and nobody else may complete the authorization (issue 12, defect 1).
+func TestExchangeWithoutEntityIsBoundToTheStartingToken(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	env.bindSlot("root-started", env.emu.CurrentUser().UserID)
+	code, state := env.startAs("root-started", "", "accessor-root")
+
+	// Another entity-less token, and a userpass user with an entity, are refused.
+	_, err := env.exchangeAs(code, state, "", "accessor-other")
+	require.ErrorContains(t, err, "another Vault identity")
+	require.Empty(t, env.storedKeys(grantStoragePrefix))
+
+	code, state = env.startAs("root-started", "", "accessor-root")
+	_, err = env.exchangeAs(code, state, "entity-userpass", "accessor-userpass")
+	require.ErrorContains(t, err, "another Vault identity")
+	require.Empty(t, env.storedKeys(grantStoragePrefix))
+
+	// The starting token completes it.
+	code, state = env.startAs("root-started", "", "accessor-root")
+	resp, err := env.exchangeAs(code, state, "", "accessor-root")
+	require.NoError(t, err)
+	require.False(t, resp.IsError(), "%v", resp.Error())
+	require.Equal(t, []string{"root-started"}, env.storedKeys(grantStoragePrefix+testAppID+"/"))
 }
 
 func TestImportAndDelete(t *testing.T) {
@@ -510,7 +562,8 @@ func TestGrantPastTheYearNeedsReauth(t *testing.T) {
 	require.NoError(t, err)
 	st := list.Data["key_info"].(map[string]interface{})["old"].(map[string]interface{})
 	require.Equal(t, true, st["reauth_required"])
-	require.Equal(t, 20037, st["reauth_code"])
+	require.Equal(t, "the grant reached Lark's 365-day limit after authorization", st["reauth_reason"])
+	require.Equal(t, 0, env.emu.Calls(larkemu.EndpointRefresh), "Vault knew without asking Lark")
 }
 
 func TestRevokedGrantBecomesReauthRequired(t *testing.T) {
@@ -532,7 +585,7 @@ func TestAppWithGrantsCannotBeDeleted(t *testing.T) {
 	resp, err := env.do(logical.DeleteOperation, "apps/"+testAppID, nil)
 	require.NoError(t, err)
 	require.Contains(t, resp.Error().Error(), "still holds 1 user grant")
-	app, err := env.b.getApp(context.Background(), env.storage, testAppID)
+	app, err := env.b.apps.get(context.Background(), env.storage, testAppID)
 	require.NoError(t, err)
 	require.NotNil(t, app)
 }
@@ -561,17 +614,29 @@ func TestExchangeFailureIsAnErrorWithItsReason(t *testing.T) {
 	require.Contains(t, err.Error(), "refused the authorization code")
 }
 
-func TestReplacedGrantIsRevokedAtLark(t *testing.T) {
+// When the same Lark user authorizes again, the old grant's tokens are left to expire: Lark may end
+// the whole authorization on a revoke, new tokens included (issue 8, edge 9). Only a slot that
+// passes to another user has the old user's tokens revoked.
+func TestReauthorizationRevokesOnlyAnotherUsersGrant(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
 	env.grantUser("again")
-	env.grantUser("again") // the same user authorizes again: the first grant's tokens are revoked
-	statuses := map[string]int{}
-	for _, g := range env.emu.Grants() {
-		statuses[g.Status]++
+	env.grantUser("again")
+	statuses := func() map[string]int {
+		out := map[string]int{}
+		for _, g := range env.emu.Grants() {
+			out[g.Status]++
+		}
+		return out
 	}
-	require.Equal(t, 1, statuses[larkemu.GrantRevoked], "%v", statuses)
+	require.Equal(t, 0, statuses()[larkemu.GrantRevoked], "%v", statuses())
 	resp, err := env.read("user-token/" + testAppID + "/again")
 	require.NoError(t, err)
 	require.NotEmpty(t, resp.Data["access_token"])
+
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "successor"}))
+	code, state := env.authorize("oauth/"+testAppID+"/replace/again", nil)
+	status, page := env.callback(map[string]interface{}{"code": code, "state": state})
+	require.Equal(t, http.StatusOK, status, page)
+	require.Equal(t, 1, statuses()[larkemu.GrantRevoked], "the previous user's grant is revoked: %v", statuses())
 }

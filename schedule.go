@@ -16,6 +16,9 @@ type notifySchedule struct {
 }
 
 func parseSchedule(expr, tz string) (*notifySchedule, error) {
+	if err := validTimezone(tz); err != nil {
+		return nil, err
+	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
 		return nil, fmt.Errorf("notify_timezone %q is not an IANA time zone (such as UTC or Asia/Shanghai)", truncateForMessage(tz))

@@ -3,18 +3,27 @@ package larksecrets
 import (
 	"context"
 	"errors"
-	"fmt"
-	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/time/rate"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/clock"
 )
 
 const sweepCursorKey = "sweep/cursor"
+
+// Shares of sweep_budget. Visiting grants stops at its share so that the notification pass and the
+// dropping of expired authorization states always get time of their own, however many grants there
+// are (the cursor carries the rest of the grants to the next sweep).
+const (
+	grantShare  = 0.6
+	noticeShare = 0.3
+)
 
 // sweepReport is what one sweep did; the sweep path returns it, because Vault does not audit the
 // periodic run and these findings must be visible somewhere audited.
@@ -31,265 +40,227 @@ type sweepReport struct {
 	AppTokensRefreshed []string
 	Notified           []string
 	NotifyFailed       []string
+	NoticesLeft        bool // the notification pass ran out of time; the next sweep goes on
 	StatesDropped      int
+	UnsavedStored      int
+	UnsavedLeft        int
 }
 
 type flaggedGrant struct {
-	Key      string
+	ID       grantID
 	Health   grantHealth
 	Notified bool
 }
 
+// sweeper runs the periodic work: keep grants alive, classify them, notify, keep app tokens warm,
+// drop expired authorization states.
 type sweeper struct {
+	clock    clock.Clock
+	logger   func() hclog.Logger
+	config   *configStore
+	grants   *grantStore
+	sessions *sessions
+	tokens   *tokenService
+	states   *stateStore
+	notifier *notifier
+	metrics  *metrics
+	// refresh is the refresh protocol (refresh.go), run with the grant held.
+	refresh func(tx *grantTx, sess *appSession, cause string) error
+
 	running  sync.Mutex
 	limitsMu sync.Mutex
 	limits   map[string]*rate.Limiter // per app: keep-alive refreshes per second
 }
 
-func newSweeper() *sweeper { return &sweeper{limits: map[string]*rate.Limiter{}} }
-
-func (s *sweeper) limiter(appID string, perSecond int) *rate.Limiter {
-	s.limitsMu.Lock()
-	defer s.limitsMu.Unlock()
-	l := s.limits[appID]
+func (sw *sweeper) limiter(appID string, perSecond int) *rate.Limiter {
+	sw.limitsMu.Lock()
+	defer sw.limitsMu.Unlock()
+	l := sw.limits[appID]
 	if l == nil || l.Limit() != rate.Limit(perSecond) {
 		l = rate.NewLimiter(rate.Limit(perSecond), 1)
-		s.limits[appID] = l
+		sw.limits[appID] = l
 	}
 	return l
 }
 
-var errSweepRunning = errors.New("a sweep is already running")
+var (
+	errSweepRunning = errors.New("a sweep is already running")
+	errBudget       = errors.New("sweep budget exhausted")
+)
 
-// periodic is Vault's once-a-minute hook. Only a node that may write does the work: refreshing
-// spends single-use tokens whose successors must be stored.
-func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
-	b.noteMount(req)
-	if !b.WriteSafeReplicationState() {
-		return nil
-	}
-	_, err := b.sweep(ctx, req.Storage)
-	if errors.Is(err, errSweepRunning) {
-		return nil
-	}
-	return err
-}
-
-// sweep keeps grants alive, classifies them, queues and sends notices, refreshes cached app tokens
-// and drops expired authorization states, within the configured time budget. A cursor in storage
-// carries the position over to the next run, so any number of grants is covered.
-func (b *backend) sweep(ctx context.Context, s logical.Storage) (*sweepReport, error) {
-	if !b.sweeper.running.TryLock() {
+// run does one sweep within the configured budget. A cursor in storage carries the position over to
+// the next run, so any number of grants is covered.
+func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, error) {
+	if !sw.running.TryLock() {
 		return nil, errSweepRunning
 	}
-	defer b.sweeper.running.Unlock()
+	defer sw.running.Unlock()
 
-	cfg, err := b.getConfig(ctx, s)
+	cfg, err := sw.config.get(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	start := b.clock.Now()
-	r := &sweepReport{StartedAt: start}
+	r := &sweepReport{StartedAt: sw.clock.Now()}
 	// Real time, not the injectable clock: the budget protects Vault's request deadline.
 	realStart := time.Now()
-	deadline := realStart.Add(cfg.SweepBudget)
-	ctx, cancel := context.WithDeadline(ctx, deadline.Add(15*time.Second))
-	defer cancel()
+	budget := cfg.SweepBudget
+	grantsDeadline := realStart.Add(time.Duration(float64(budget) * grantShare))
 
-	b.sweepAppTokens(ctx, s, r)
-
-	keys, err := b.listGrantKeys(ctx, s)
-	if err != nil {
+	r.UnsavedStored, r.UnsavedLeft = sw.grants.flushUnsaved(ctx, s)
+	sw.warmAppTokens(ctx, s, r)
+	if err := sw.visitGrants(ctx, s, cfg, grantsDeadline, r); err != nil {
 		return nil, err
 	}
-	r.GrantsTotal = len(keys)
-	cursor := ""
-	if e, err := s.Get(ctx, sweepCursorKey); err != nil {
-		return nil, err
-	} else if e != nil {
-		cursor = string(e.Value)
-	}
-	first := sort.SearchStrings(keys, cursor)
-	if first < len(keys) && keys[first] == cursor {
-		first++
-	}
-	last := cursor
-	for i := 0; i < len(keys); i++ {
-		if time.Now().After(deadline) {
-			r.BudgetExhausted = true
-			break
-		}
-		key := keys[(first+i)%len(keys)]
-		if err := b.visitGrant(ctx, s, cfg, key, deadline, r); err != nil {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errBudget) {
-				r.BudgetExhausted = true
-				break
-			}
-			b.Logger().Warn("sweep: grant not processed", "grant", key, "error", err)
-		}
-		r.GrantsVisited++
-		last = key
-	}
-	r.FullPass = r.GrantsVisited == len(keys)
-	if last != cursor {
-		if err := s.Put(ctx, &logical.StorageEntry{Key: sweepCursorKey, Value: []byte(last)}); err != nil {
-			return nil, fmt.Errorf("storing the sweep cursor: %w", err)
-		}
-	}
 
-	if err := b.sendNotifications(ctx, s, cfg, deadline, r); err != nil {
-		b.Logger().Warn("sweep: notifications", "error", err)
+	// The notification pass gets its share even when visiting overran (a slow Lark, a keep-alive
+	// started near the end): it never depends on how many grants there are.
+	noticesDeadline := laterOf(realStart.Add(time.Duration(float64(budget)*(grantShare+noticeShare))), time.Now().Add(time.Duration(float64(budget)*noticeShare)))
+	if err := sw.notifier.send(ctx, s, cfg, noticesDeadline, r); err != nil {
+		sw.logger().Warn("sweep: notifications", "error", err)
 	}
-	r.StatesDropped = b.dropExpiredStates(ctx, s, deadline)
+	statesDeadline := laterOf(realStart.Add(budget), time.Now().Add(time.Duration(float64(budget)*(1-grantShare-noticeShare))))
+	r.StatesDropped = sw.states.dropExpired(ctx, s, statesDeadline)
 
 	r.Took = time.Since(realStart)
 	result := "complete"
-	if r.BudgetExhausted {
+	if r.BudgetExhausted || r.NoticesLeft {
 		result = "budget_exhausted"
 	}
-	b.metrics.sweep(result, r.Took)
-	b.Logger().Debug("sweep done", "grants", r.GrantsTotal, "visited", r.GrantsVisited, "refreshed", len(r.Refreshed),
+	sw.metrics.sweep(result, r.Took)
+	sw.logger().Debug("sweep done", "grants", r.GrantsTotal, "visited", r.GrantsVisited, "refreshed", len(r.Refreshed),
 		"failed", len(r.RefreshFailed), "flagged", len(r.Flagged), "notified", len(r.Notified), "took", r.Took)
 	return r, nil
 }
 
-var errBudget = errors.New("sweep budget exhausted")
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
 
-// listGrantKeys returns every grant as "app/slot", sorted, which is the cursor's order.
-func (b *backend) listGrantKeys(ctx context.Context, s logical.Storage) ([]string, error) {
-	apps, err := s.List(ctx, grantStoragePrefix)
+func (sw *sweeper) visitGrants(ctx context.Context, s logical.Storage, cfg *configEntry, deadline time.Time, r *sweepReport) error {
+	ids, err := sw.grants.listAll(ctx, s)
 	if err != nil {
-		return nil, err
-	}
-	var keys []string
-	for _, a := range apps {
-		appID := strings.TrimSuffix(a, "/")
-		slots, err := s.List(ctx, grantStoragePrefix+appID+"/")
-		if err != nil {
-			return nil, err
-		}
-		for _, slot := range slots {
-			keys = append(keys, appID+"/"+slot)
-		}
-	}
-	sort.Strings(keys)
-	return keys, nil
-}
-
-// keepaliveDue: refresh once about half of the refresh token's lifetime has passed. The point is a
-// fraction of the lifetime Lark reported (7 days in production, minutes in tests), jittered per
-// grant so grants authorized together do not all refresh in the same minute.
-func keepaliveDue(g *grantEntry, key string, now time.Time) bool {
-	if g.needsReauth() || g.RefreshToken == "" {
-		return false
-	}
-	if g.InFlight != nil {
-		return true
-	}
-	if g.RefreshExpiresAt.IsZero() || g.LastRefreshAt.IsZero() {
-		return false
-	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	frac := 0.45 + float64(h.Sum32()%1000)/10000 // 0.45 .. 0.55
-	lifetime := g.RefreshExpiresAt.Sub(g.LastRefreshAt)
-	return !now.Before(g.LastRefreshAt.Add(time.Duration(float64(lifetime) * frac)))
-}
-
-func (b *backend) visitGrant(ctx context.Context, s logical.Storage, cfg *configEntry, key string, deadline time.Time, r *sweepReport) error {
-	appID, slot, _ := strings.Cut(key, "/")
-	g, err := b.loadGrant(ctx, s, appID, slot)
-	if err != nil || g == nil {
 		return err
 	}
-	if keepaliveDue(g, key, b.clock.Now()) {
-		lim := b.sweeper.limiter(appID, cfg.KeepaliveRate)
-		res := lim.Reserve()
-		if wait := res.Delay(); time.Now().Add(wait).After(deadline) {
-			res.Cancel()
-			return errBudget
-		} else if wait > 0 {
-			time.Sleep(wait)
+	r.GrantsTotal = len(ids)
+	var cursor grantID
+	if e, err := s.Get(ctx, sweepCursorKey); err != nil {
+		return err
+	} else if e != nil {
+		cursor, _ = parseGrantID(string(e.Value))
+	}
+	first := sort.Search(len(ids), func(i int) bool { return !lessGrantID(ids[i], cursor) })
+	if first < len(ids) && ids[first] == cursor {
+		first++
+	}
+	last := cursor
+	for i := 0; i < len(ids); i++ {
+		if time.Now().After(deadline) {
+			r.BudgetExhausted = true
+			break
 		}
-		unlock := b.grants.lock(appID, slot)
-		g, err = b.reloadGrantLocked(ctx, s, appID, slot)
-		if err == nil && g != nil && keepaliveDue(g, key, b.clock.Now()) {
-			var refreshed *grantEntry
-			refreshed, _, err = b.refreshGrantLocked(ctx, s, g, cfg)
-			if err == nil {
-				g = refreshed
-				r.Refreshed = append(r.Refreshed, key)
-			} else {
-				r.RefreshFailed = append(r.RefreshFailed, key)
-				if reloaded, lerr := b.loadGrant(ctx, s, appID, slot); lerr == nil && reloaded != nil {
-					g = reloaded
-				}
+		id := ids[(first+i)%len(ids)]
+		if err := sw.visit(ctx, s, cfg, id, deadline, r); err != nil {
+			if errors.Is(err, errBudget) {
+				r.BudgetExhausted = true
+				break
 			}
+			sw.logger().Warn("sweep: grant not processed", "grant", id.String(), "error", err)
 		}
-		unlock()
-		if g == nil {
+		r.GrantsVisited++
+		last = id
+	}
+	r.FullPass = r.GrantsVisited == len(ids)
+	if last != cursor {
+		if err := s.Put(ctx, &logical.StorageEntry{Key: sweepCursorKey, Value: []byte(last.String())}); err != nil {
 			return err
 		}
 	}
-	h := g.health(b.clock.Now(), cfg)
-	b.metrics.setLevel(key, h.Level)
+	return nil
+}
+
+func lessGrantID(a, b grantID) bool {
+	if a.App != b.App {
+		return a.App < b.App
+	}
+	return a.Slot < b.Slot
+}
+
+func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntry, id grantID, deadline time.Time, r *sweepReport) error {
+	g, err := sw.grants.peek(ctx, s, id)
+	if err != nil || g == nil {
+		return err
+	}
+	if g.keepaliveDue(sw.clock.Now()) {
+		if err := sw.keepAlive(ctx, s, cfg, id, deadline, r); err != nil {
+			return err
+		}
+		if g, err = sw.grants.peek(ctx, s, id); err != nil || g == nil {
+			return err
+		}
+	}
+	h := g.healthNow(sw.clock.Now(), cfg)
+	sw.metrics.setLevel(id, h.Level)
 	if h.Level == levelOK {
 		return nil
 	}
-	queued, err := b.queueNotice(ctx, s, g, h)
-	r.Flagged = append(r.Flagged, flaggedGrant{Key: key, Health: h, Notified: !queued && g.Notified[noticeLevel(h.Level)] != (time.Time{})})
+	queued, err := sw.notifier.queue(ctx, s, g, h)
+	r.Flagged = append(r.Flagged, flaggedGrant{ID: id, Health: h, Notified: !queued && g.notified(noticeLevel(h.Level))})
 	return err
 }
 
-// sweepAppTokens refreshes cached app and tenant tokens that are due, so readers do not wait for
-// Lark. Only tokens someone has read are kept warm; an idle app costs nothing.
-func (b *backend) sweepAppTokens(ctx context.Context, s logical.Storage, r *sweepReport) {
-	apps, err := s.List(ctx, tokenStoragePrefix)
+// keepAlive refreshes a grant nobody read, paced by the app's keepalive_rate. A refresh is started
+// only while the grant share of the budget lasts; once started it runs to its end and its outcome is
+// stored whatever the sweep's deadline (refresh.go).
+func (sw *sweeper) keepAlive(ctx context.Context, s logical.Storage, cfg *configEntry, id grantID, deadline time.Time, r *sweepReport) error {
+	res := sw.limiter(id.App, cfg.KeepaliveRate).Reserve()
+	if wait := res.Delay(); time.Now().Add(wait).After(deadline) {
+		res.Cancel()
+		return errBudget
+	} else if wait > 0 {
+		time.Sleep(wait)
+	}
+	sess, err := sw.sessions.open(ctx, s, id.App)
 	if err != nil {
-		b.Logger().Warn("sweep: listing cached tokens", "error", err)
+		return err
+	}
+	return sw.grants.withGrant(ctx, s, id, func(tx *grantTx) error {
+		g := tx.grant()
+		if g == nil || !g.keepaliveDue(sw.clock.Now()) {
+			return nil // a reader refreshed it meanwhile, or it was deleted
+		}
+		if err := sw.refresh(tx, sess, "sweep"); err != nil {
+			r.RefreshFailed = append(r.RefreshFailed, id.String())
+			return nil // recorded on the grant; its level says the rest
+		}
+		r.Refreshed = append(r.Refreshed, id.String())
+		return nil
+	})
+}
+
+// warmAppTokens refreshes cached app and tenant tokens that are due, so readers do not wait for
+// Lark. Only tokens someone has read are kept warm; an idle app costs nothing.
+func (sw *sweeper) warmAppTokens(ctx context.Context, s logical.Storage, r *sweepReport) {
+	apps, err := sw.tokens.storedApps(ctx, s)
+	if err != nil {
+		sw.logger().Warn("sweep: listing cached tokens", "error", err)
 		return
 	}
-	now := b.clock.Now()
+	now := sw.clock.Now()
 	for _, a := range apps {
 		appID := strings.TrimSuffix(a, "/")
 		for _, kind := range allTokenKinds {
-			e, err := b.loadToken(ctx, s, appID, kind)
+			e, err := sw.tokens.load(ctx, s, appID, kind)
 			if err != nil || e == nil || e.fresh(now) {
 				continue
 			}
-			if _, _, err := b.accessToken(ctx, s, appID, kind); err != nil {
-				b.Logger().Warn("sweep: refreshing a cached token failed", "app_id", appID, "kind", kind, "error", err)
+			if _, _, err := sw.tokens.get(ctx, s, appID, kind); err != nil {
+				sw.logger().Warn("sweep: refreshing a cached token failed", "app_id", appID, "kind", kind, "error", err)
 				continue
 			}
 			r.AppTokensRefreshed = append(r.AppTokensRefreshed, appID+"/"+string(kind))
 		}
 	}
-}
-
-// dropExpiredStates deletes authorization states nobody redeemed.
-func (b *backend) dropExpiredStates(ctx context.Context, s logical.Storage, deadline time.Time) int {
-	keys, err := s.List(ctx, oauthStatePrefix)
-	if err != nil {
-		return 0
-	}
-	dropped := 0
-	now := b.clock.Now()
-	for _, k := range keys {
-		if time.Now().After(deadline) {
-			break
-		}
-		raw, err := s.Get(ctx, oauthStatePrefix+k)
-		if err != nil || raw == nil {
-			continue
-		}
-		var st oauthState
-		if raw.DecodeJSON(&st) != nil || !now.Before(st.ExpiresAt) {
-			b.stateMu.Lock()
-			if s.Delete(ctx, oauthStatePrefix+k) == nil {
-				dropped++
-			}
-			b.stateMu.Unlock()
-		}
-	}
-	return dropped
 }

@@ -18,7 +18,7 @@ import (
 
 func (e *testEnv) sweep() *sweepReport {
 	e.t.Helper()
-	r, err := e.b.sweep(context.Background(), e.storage)
+	r, err := e.b.sweeper.run(context.Background(), e.storage)
 	require.NoError(e.t, err)
 	return r
 }
@@ -47,8 +47,7 @@ func TestSweepKeepsAnUnreadGrantAliveFor60Days(t *testing.T) {
 		r := env.sweep()
 		require.Empty(t, r.RefreshFailed, "hour %d", hour)
 		if len(r.Refreshed) > 0 {
-			g, err := env.b.loadGrant(context.Background(), env.storage, testAppID, "idle")
-			require.NoError(t, err)
+			g := env.storedGrant("idle")
 			// Rotated before the refresh token's own expiry, never after.
 			require.True(t, lastRefresh.IsZero() || env.clock.Now().Before(lastRefresh.Add(7*24*time.Hour)))
 			lastRefresh = g.LastRefreshAt
@@ -238,7 +237,6 @@ func TestSweepOfTenThousandGrantsStaysInBudgetAndRespectsTheRateLimit(t *testing
 	env.emuURL = ts
 	env.addOAuthApp()
 	env.mustWrite("config", map[string]interface{}{"sweep_budget": 1, "keepalive_rate": 20})
-	ctx := context.Background()
 
 	// 10,000 grants: 60 due for keep-alive (real ones at the emulator), the rest fresh.
 	now := env.clock.Now()
@@ -254,10 +252,10 @@ func TestSweepOfTenThousandGrantsStaysInBudgetAndRespectsTheRateLimit(t *testing
 			g.LastRefreshAt = now.Add(-6 * 24 * time.Hour)
 			g.RefreshExpiresAt = now.Add(24 * time.Hour)
 		}
-		require.NoError(t, env.b.storeGrant(ctx, env.storage, g))
+		env.writeGrant(g)
 	}
 	visited, refreshed := 0, 0
-	for run := 0; run < 10 && refreshed < 61; run++ {
+	for run := 0; run < 20 && refreshed < 61; run++ { // grant visiting gets 60 % of each budget
 		r := env.sweep()
 		require.Less(t, r.Took, 1500*time.Millisecond, "run %d took %s with a 1s budget", run, r.Took)
 		require.Empty(t, r.RefreshFailed)
@@ -287,21 +285,31 @@ func httptestServer(t *testing.T, h http.Handler) string {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-func TestReadOfAnEndedGrantSaysReauthRequired(t *testing.T) {
+// An import whose authorized_at says the grant has already ended is refused before the single-use
+// token is spent (issue 12, defect 3).
+func TestImportOfAnEndedGrantSpendsNothing(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
 	minted, err := env.emu.MintGrant(larkemu.MintRequest{AppID: testAppID, AuthorizedAgo: 364 * 24 * time.Hour})
 	require.NoError(t, err)
-	// Vault was told the user authorized 366 days ago: by its own count the grant has ended.
 	resp, err := env.write("user-token/"+testAppID+"/ended", map[string]interface{}{
 		"refresh_token": minted.RefreshToken,
 		"authorized_at": env.clock.Now().Add(-366 * 24 * time.Hour).Format(time.RFC3339),
 	})
 	require.NoError(t, err)
-	require.False(t, resp.IsError())
-	read, err := env.read("user-token/" + testAppID + "/ended")
-	require.NoError(t, err, "the access token itself is still valid")
-	require.Equal(t, true, read.Data["reauth_required"])
-	require.Equal(t, 0.0, read.Data["days_left"])
-	require.Contains(t, read.Warnings[0], "has ended")
+	require.True(t, resp.IsError())
+	require.Contains(t, resp.Error().Error(), "more than 365 days ago")
+	require.Contains(t, resp.Error().Error(), "authorized_at")
+	require.Equal(t, 0, env.emu.Calls(larkemu.EndpointRefresh), "the token was not spent")
+	require.Empty(t, env.storedKeys(grantStoragePrefix))
+
+	// A grant with a day left is stored with its true level at once.
+	resp, err = env.write("user-token/"+testAppID+"/last-day", map[string]interface{}{
+		"refresh_token": minted.RefreshToken,
+		"authorized_at": env.clock.Now().Add(-364 * 24 * time.Hour).Format(time.RFC3339),
+	})
+	require.NoError(t, err)
+	require.False(t, resp.IsError(), "%v", resp.Error())
+	require.Equal(t, levelCritical, resp.Data["level"])
+	require.Contains(t, resp.Warnings[0], "is at level critical")
 }

@@ -15,11 +15,11 @@ import (
 // token's whole lifetime.
 func (b *backend) tokenResponse(ctx context.Context, s logical.Storage, appID, secretType string,
 	data, internal map[string]interface{}, expiresAt, issuedAt time.Time) (*logical.Response, error) {
-	cfg, err := b.getConfig(ctx, s)
+	cfg, err := b.config.get(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	app, err := b.getApp(ctx, s, appID)
+	app, err := b.apps.get(ctx, s, appID)
 	if err != nil {
 		return nil, err
 	}

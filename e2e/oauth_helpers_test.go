@@ -50,6 +50,9 @@ func larkUser(t *testing.T, userID, name string) {
 // PKCE, the app's redirect_uri and offline_access.
 func authorizeURL(t *testing.T, token, path string, args ...string) (authURL, state string) {
 	t.Helper()
+	if token == rootToken {
+		bindEmptySlot(t, path, args...)
+	}
 	cmd := append([]string{"write"}, append([]string{path}, args...)...)
 	if len(args) == 0 {
 		cmd = []string{"write", "-f", path}
@@ -273,4 +276,74 @@ func waitForRefreshDue(t *testing.T, expiresAt string) {
 	due := exp.Add(time.Second - userRefreshWindow)
 	t.Logf("waiting %s for the refresh point", time.Until(due).Round(time.Second))
 	time.Sleep(time.Until(due) + 500*time.Millisecond)
+}
+
+// signedInUnionID is the union_id of the user signed in at the emulator (the one its authorize page
+// approves as).
+func signedInUnionID(t *testing.T, emuURL string) string {
+	t.Helper()
+	users, _ := emulatorAt(t, emuURL, http.MethodGet, "/_emulator/users", nil)["users"].([]any)
+	for _, u := range users {
+		if m, _ := u.(map[string]any); m["current"] == true {
+			return m["union_id"].(string)
+		}
+	}
+	t.Fatal("no user is signed in at the emulator")
+	return ""
+}
+
+// unionIDOf is the union_id of an emulator user.
+func unionIDOf(t *testing.T, emuURL, userID string) string {
+	t.Helper()
+	users, _ := emulatorAt(t, emuURL, http.MethodGet, "/_emulator/users", nil)["users"].([]any)
+	for _, u := range users {
+		if m, _ := u.(map[string]any); m["user_id"] == userID {
+			return m["union_id"].(string)
+		}
+	}
+	t.Fatalf("no emulator user %q", userID)
+	return ""
+}
+
+// bindEmptySlot binds the slot a self-service authorization (oauth/<app>/authorize[/<slot>]) names
+// to the user signed in at the emulator, the way an administrator prepares a person's first
+// authorization, unless the slot is bound already or holds a grant (then it has an owner).
+func bindEmptySlot(t *testing.T, path string, args ...string) {
+	t.Helper()
+	rest, ok := strings.CutPrefix(path, mountPath+"/oauth/")
+	if !ok {
+		return
+	}
+	app, tail, _ := strings.Cut(rest, "/")
+	slot, isAuthorize := strings.CutPrefix(tail, "authorize/")
+	if tail == "authorize" {
+		isAuthorize = true
+		for _, a := range args {
+			if v, ok := strings.CutPrefix(a, "user="); ok {
+				slot = v
+			}
+		}
+	}
+	if !isAuthorize || slot == "" || strings.ContainsAny(slot, " /") {
+		return
+	}
+	if status, _ := vaultHTTP(t, rootToken, http.MethodGet, mountPath+"/slots/"+app+"/"+slot, nil); status == http.StatusOK {
+		return
+	}
+	if _, held := slots(t, app)[slot]; held {
+		return
+	}
+	mustVault(t, rootToken, "write", mountPath+"/slots/"+app+"/"+slot, "union_id="+signedInUnionID(t, env.emuURL))
+}
+
+// entityOf is the entity id behind a Vault token.
+func entityOf(t *testing.T, token string) string {
+	t.Helper()
+	out := vaultJSON(t, token, "token", "lookup")
+	data, _ := out["data"].(map[string]any)
+	id, _ := data["entity_id"].(string)
+	if id == "" {
+		t.Fatalf("token has no entity: %v", data)
+	}
+	return id
 }

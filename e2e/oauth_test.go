@@ -14,7 +14,9 @@ import (
 
 func TestUserTokenIdentityTemplatedPolicy(t *testing.T) {
 	const app = "cli_e2eself"
-	newOAuthApp(t, app)
+	// Each person's Lark identity comes from their entity's metadata, so a self-service
+	// authorization can only be completed by that person.
+	newOAuthApp(t, app, "identity_metadata_key=lark_union_id")
 	mustVault(t, rootToken, "auth", "enable", "-path=e2euserpass", "userpass")
 	auths := vaultJSON(t, rootToken, "auth", "list")
 	mount, _ := auths["e2euserpass/"].(map[string]any)
@@ -45,8 +47,10 @@ path "%[1]s/oauth/%[2]s/exchange" { capabilities = ["update"] }
 		tokens[who] = tok
 
 		// The person starts the authorization for their own slot (path form), signs in to Lark as
-		// themselves and comes back through the callback.
+		// themselves and comes back through the callback. An administrator recorded their Lark
+		// identity on their entity.
 		larkUser(t, "e2e_"+who, strings.ToUpper(who[:1])+who[1:])
+		mustVault(t, rootToken, "write", "identity/entity/id/"+entityOf(t, tok), "metadata=lark_union_id="+unionIDOf(t, env.emuURL, "e2e_"+who))
 		p, code, state := browserFlow(t, tok, mountPath+"/oauth/"+app+"/authorize/"+who)
 		wantPage(t, p, http.StatusOK, []string{"Authorized", fmt.Sprintf("slot &#34;%s&#34;", who)}, code, state)
 

@@ -58,11 +58,11 @@ func TestTokenSuccess(t *testing.T) {
 			require.NoError(t, err)
 
 			if tt.endpoint == EndpointAppAccessToken {
-				tok, err := c.AppAccessToken(context.Background(), testAppID, testAppSecret)
+				tok, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).AppAccessToken(context.Background())
 				require.NoError(t, err)
 				assert.Equal(t, &AppToken{AppAccessToken: "a-app123", TenantAccessToken: "t-ten456", ExpiresIn: 7200 * time.Second}, tok)
 			} else {
-				tok, err := c.TenantAccessToken(context.Background(), testAppID, testAppSecret)
+				tok, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 				require.NoError(t, err)
 				assert.Equal(t, &TenantToken{TenantAccessToken: "t-ten456", ExpiresIn: 5400 * time.Second}, tok)
 			}
@@ -91,7 +91,7 @@ func TestBaseURLOverride(t *testing.T) {
 		cfg.Brand = BrandLark
 		cfg.UserAgent = "custom-agent/9"
 	})
-	tok, err := c.TenantAccessToken(context.Background(), testAppID, testAppSecret)
+	tok, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "t-override", tok.TenantAccessToken)
 	assert.Equal(t, 7000*time.Second, tok.ExpiresIn)
@@ -103,7 +103,7 @@ func TestBaseURLOverride(t *testing.T) {
 
 func TestAppTokenWithoutTenantToken(t *testing.T) {
 	fake := newFake(t, reply(200, `{"code":0,"msg":"ok","app_access_token":"a-only","expire":100}`))
-	tok, err := newClient(t, fake.srv.URL).AppAccessToken(context.Background(), testAppID, testAppSecret)
+	tok, err := newClient(t, fake.srv.URL).App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).AppAccessToken(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, &AppToken{AppAccessToken: "a-only", ExpiresIn: 100 * time.Second}, tok)
 }
@@ -116,11 +116,11 @@ func TestEmptyCredentialsRejectedLocally(t *testing.T) {
 		{"  ", testAppSecret, "app_id is empty"},
 		{testAppID, "", "app_secret is empty"},
 	} {
-		_, err := c.TenantAccessToken(context.Background(), tc.id, tc.secret)
+		_, err := c.App(AppCredentials{AppID: tc.id, AppSecret: tc.secret}).TenantAccessToken(context.Background())
 		e := asError(t, err)
 		assert.Equal(t, KindInvalidRequest, e.Kind)
 		assert.Contains(t, e.Error(), tc.want)
-		_, err = c.AppAccessToken(context.Background(), tc.id, tc.secret)
+		_, err = c.App(AppCredentials{AppID: tc.id, AppSecret: tc.secret}).AppAccessToken(context.Background())
 		assert.True(t, IsKind(err, KindInvalidRequest))
 	}
 	assert.Zero(t, fake.hits(), "nothing must be sent")
@@ -133,7 +133,7 @@ func TestConcurrentUse(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			tok, err := c.TenantAccessToken(context.Background(), testAppID, testAppSecret)
+			tok, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 			if assert.NoError(t, err) {
 				assert.Equal(t, "t-shared", tok.TenantAccessToken)
 			}

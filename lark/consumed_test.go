@@ -26,14 +26,14 @@ func TestLostRefreshIsConsumedMaybe(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, emu.InjectFailure(larkemu.Failure{Endpoint: larkemu.EndpointRefresh, Mode: larkemu.FailLostResponse}))
 
-			_, err = c.RefreshUserToken(t.Context(), ep, emuApp, emuSecret, m.RefreshToken)
+			_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).RefreshUserToken(t.Context(), m.RefreshToken)
 			e := asError(t, err)
 			assert.Equal(t, KindUnavailable, e.Kind, e.Error())
 			assert.True(t, e.ConsumedMaybe())
 			assert.Equal(t, 1, e.Attempts)
 			assert.Equal(t, 1, emu.Calls(larkemu.EndpointRefresh), "no silent retry of a single-use token")
 
-			_, err = c.RefreshUserToken(t.Context(), ep, emuApp, emuSecret, m.RefreshToken)
+			_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).RefreshUserToken(t.Context(), m.RefreshToken)
 			e = asError(t, err)
 			assert.Equal(t, 20073, e.Code, "the lost refresh did spend the token")
 			assert.False(t, e.ConsumedMaybe())
@@ -79,13 +79,13 @@ func TestConsumedMaybe(t *testing.T) {
 				require.NoError(t, emu.InjectFailure(f))
 				want := tt.kind
 				if target == larkemu.EndpointRefresh {
-					_, err = c.RefreshUserToken(t.Context(), TokenEndpointV3, emuApp, emuSecret, m.RefreshToken)
+					_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(t.Context(), m.RefreshToken)
 				} else {
 					if tt.exchangeKind != "" {
 						want = tt.exchangeKind
 					}
 					code, verifier := authorizeCode(t, c, emuApp, grantScopes...)
-					_, err = c.ExchangeCode(t.Context(), TokenEndpointV3, emuApp, emuSecret, code, emuRedirect, verifier)
+					_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).ExchangeCode(t.Context(), code, emuRedirect, verifier)
 				}
 				e := asError(t, err)
 				assert.Equal(t, want, e.Kind, e.Error())
@@ -104,19 +104,19 @@ func TestNotSentIsNotConsumed(t *testing.T) {
 	require.NoError(t, ln.Close())
 	c := newClient(t, addr, func(cfg *Config) { cfg.AccountsBaseURL = addr })
 
-	_, err = c.RefreshUserToken(t.Context(), TokenEndpointV3, emuApp, emuSecret, "rt")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(t.Context(), "rt")
 	e := asError(t, err)
 	assert.Equal(t, KindUnavailable, e.Kind)
 	assert.Contains(t, e.Error(), "connection refused")
 	assert.False(t, e.ConsumedMaybe(), "connection refused: nothing left")
 	assert.Equal(t, 1, e.Attempts)
 
-	_, err = c.RefreshUserToken(t.Context(), TokenEndpointV3, emuApp, emuSecret, "")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(t.Context(), "")
 	assert.False(t, asError(t, err).ConsumedMaybe(), "refused locally")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err = c.ExchangeCode(ctx, TokenEndpointV2, emuApp, emuSecret, "code", emuRedirect, "")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV2}).ExchangeCode(ctx, "code", emuRedirect, "")
 	e = asError(t, err)
 	assert.False(t, e.ConsumedMaybe(), "the caller gave up before sending")
 	assert.True(t, errors.Is(err, context.Canceled))
@@ -145,7 +145,7 @@ func TestConsumedMaybeWithoutTrace(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			hc := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, tt.err })}
 			c := newClient(t, "http://127.0.0.1:1", func(cfg *Config) { cfg.HTTPClient = hc })
-			_, err := c.RefreshUserToken(t.Context(), TokenEndpointV3, emuApp, emuSecret, "rt")
+			_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(t.Context(), "rt")
 			e := asError(t, err)
 			assert.Equal(t, tt.maybe, e.ConsumedMaybe(), e.Error())
 			assert.Equal(t, 1, e.Attempts)
@@ -158,7 +158,7 @@ func TestConsumedMaybeWithoutTrace(t *testing.T) {
 func TestConsumedMaybeSticksAcrossRetries(t *testing.T) {
 	fake := newFake(t, replyType(502, "text/plain", "bad gateway"), reply(400, `{"code":20002,"error":"invalid_client"}`))
 	c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.AccountsBaseURL = fake.srv.URL })
-	err := c.RevokeToken(t.Context(), emuApp, emuSecret, "tok", "")
+	err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(t.Context(), "tok", "")
 	e := asError(t, err)
 	assert.Equal(t, KindAppSecretRejected, e.Kind)
 	assert.Equal(t, 2, e.Attempts)

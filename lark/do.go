@@ -129,7 +129,7 @@ func (c *Client) roundTrip(ctx context.Context, r request, payload []byte, conte
 		e.consumedMaybe = sent.maybeSent(err)
 		return e
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	logID := cleanField(resp.Header.Get("X-Tt-Logid"), 128)
 	data, err := readLimited(resp, c.maxBody)
 	if err != nil {
@@ -143,7 +143,7 @@ func (c *Client) roundTrip(ctx context.Context, r request, payload []byte, conte
 			e = transportError(ctx, r, err)
 		}
 		// Lark started answering, so it had the whole request; the answer is what got lost.
-		e.Endpoint, e.HTTPStatus, e.LogID, e.consumedMaybe = r.endpoint, resp.StatusCode, logID, true
+		e.Endpoint, e.HTTPStatus, e.LogID, e.consumedMaybe = r.endpoint, resp.StatusCode, safeLogID(logID, r.secrets), true
 		return e
 	}
 	return interpret(r, resp, data, logID, out)

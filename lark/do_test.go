@@ -122,7 +122,7 @@ func TestClassifyCode(t *testing.T) {
 		{10014, "app secret invalid", KindAppSecretRejected},
 		{10014, "app id not exists", KindAppNotFound},
 		{10014, "App ID not exists", KindAppNotFound},
-		{10014, "app unauthorized", KindAppSecretRejected},
+		{10014, "app unauthorized", KindAppSetup}, // the generic table: the app is disabled, its secret is fine
 		{10015, "", KindAppSecretRejected},
 		{99991543, "", KindAppSecretRejected},
 		{99991400, "", KindRateLimited},

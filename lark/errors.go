@@ -23,10 +23,19 @@ const (
 	KindLarkError         ErrorKind = "lark_error"          // any other Lark code
 
 	// User grants (oauth_*.go, user_info.go, messages.go).
-	KindReauthRequired     ErrorKind = "reauth_required"      // the refresh token is dead; see Reason
+	KindReauthRequired     ErrorKind = "reauth_required"      // the refresh token is dead; see GrantEnd and Reason
+	KindUserRefused        ErrorKind = "user_refused"         // the user may not hold a grant for this app (gone, no permission, inactive)
+	KindAppSetup           ErrorKind = "app_setup"            // the app's console settings or installation refuse it; see Reason
+	KindUserChallenge      ErrorKind = "user_challenge"       // the user must pass a security check; see ChallengeURL
 	KindCodeInvalid        ErrorKind = "code_invalid"         // the authorization code (or its PKCE/redirect binding) was refused
 	KindUserTokenInvalid   ErrorKind = "user_token_invalid"   // refresh the user token, or re-authorize if that fails too
 	KindTenantTokenInvalid ErrorKind = "tenant_token_invalid" // fetch a new tenant token
+
+	// Store apps (store_app.go).
+	KindAppTicketInvalid ErrorKind = "app_ticket_invalid" // no app_ticket, or Lark refused it: resend and wait for the event
+	KindTenantKeyInvalid ErrorKind = "tenant_key_invalid" // unknown tenant, or the app is not installed or enabled there
+	KindAppTokenInvalid  ErrorKind = "app_token_invalid"  // fetch a new app token
+	KindAppTypeMismatch  ErrorKind = "app_type_mismatch"  // Lark disagrees with the configured app type
 )
 
 // Error is the only error type the client returns (apart from none). Its text is meant for operators
@@ -39,8 +48,11 @@ type Error struct {
 	Msg        string
 	RetryAfter time.Duration
 	LogID      string // quote this to Lark support
-	Attempts   int
-	Err        error
+	// ChallengeURL is the https link Lark gives with a security-policy block (KindUserChallenge),
+	// which the user must open; "" otherwise.
+	ChallengeURL string
+	Attempts     int
+	Err          error
 
 	// detail is a short, secret-free explanation (e.g. "timeout", "HTML page instead of JSON").
 	detail string
@@ -81,14 +93,22 @@ func (e *Error) Error() string {
 		}
 	case KindBadResponse:
 		b.WriteString("unexpected response from Lark")
-	case KindReauthRequired:
-		b.WriteString(reauthHeadline(e.Code))
+	case KindReauthRequired, KindUserRefused, KindAppSetup, KindUserChallenge:
+		b.WriteString(headline(e))
 	case KindCodeInvalid:
 		b.WriteString("Lark refused the authorization code; start the authorization again")
 	case KindUserTokenInvalid:
 		b.WriteString("Lark rejected the user access token (expired, revoked or not a user token)")
 	case KindTenantTokenInvalid:
 		b.WriteString("Lark rejected the tenant access token (expired or invalid)")
+	case KindAppTicketInvalid:
+		b.WriteString("no app_ticket Lark accepts (missing, expired or replaced); ask Lark to resend it and wait for the app_ticket event")
+	case KindTenantKeyInvalid:
+		b.WriteString("Lark refused the tenant key (unknown tenant, or the app is not installed or enabled there)")
+	case KindAppTokenInvalid:
+		b.WriteString("Lark rejected the app access token (expired or invalid)")
+	case KindAppTypeMismatch:
+		b.WriteString("Lark says this is not a store app (self-built apps get no app_ticket); configure it as self_built")
 	default:
 		b.WriteString("Lark returned an error")
 	}
@@ -143,7 +163,7 @@ func plural(n int, one, many string) string {
 // Lark codes with a meaning the backend acts on. Everything else becomes KindLarkError.
 const (
 	codeInvalidParam      = 10003    // legacy token endpoints: malformed or empty body
-	codeAppCredentials    = 10014    // "app id not exists" or "app secret invalid", told apart by msg
+	codeAppCredentials    = 10014    // "app id not exists", "app secret invalid" or "app unauthorized", told apart by msg
 	codeWrongAppSecret    = 10015    // generic error table's "wrong app secret"
 	codeAppIDOrSecretGone = 99991543 // newer "app_id or app_secret does not exist"
 	codeRateLimited       = 99991400
@@ -158,12 +178,16 @@ func classifyCode(code int, msg string) ErrorKind {
 	case codeInvalidParam:
 		return KindInvalidRequest
 	case codeAppCredentials:
-		// Live Lark reuses 10014 for both an unknown app id and a wrong secret; only msg differs.
-		// Anything that does not name the app id is treated as a secret problem, matching the
-		// official CLI ("10014: invalid app_secret").
+		// Live Lark reuses 10014 for an unknown app id, a wrong secret and (per the generic error
+		// table) a disabled app; only msg differs. Anything that names neither the app id nor
+		// authorization is treated as a secret problem, matching the official CLI ("10014: invalid
+		// app_secret").
 		m := strings.ToLower(msg)
-		if strings.Contains(m, "app id not exist") || strings.Contains(m, "app_id not exist") {
+		switch {
+		case strings.Contains(m, "app id not exist") || strings.Contains(m, "app_id not exist"):
 			return KindAppNotFound
+		case strings.Contains(m, "unauthorized") || strings.Contains(m, "not authorized"):
+			return KindAppSetup
 		}
 		return KindAppSecretRejected
 	case codeWrongAppSecret, codeAppIDOrSecretGone:

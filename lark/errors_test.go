@@ -126,11 +126,11 @@ func TestErrorKinds(t *testing.T) {
 			var err error
 			if tt.endpoint == EndpointAppAccessToken {
 				var tok *AppToken
-				tok, err = c.AppAccessToken(context.Background(), testAppID, testAppSecret)
+				tok, err = c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).AppAccessToken(context.Background())
 				assert.Nil(t, tok)
 			} else {
 				var tok *TenantToken
-				tok, err = c.TenantAccessToken(context.Background(), testAppID, testAppSecret)
+				tok, err = c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 				assert.Nil(t, tok)
 			}
 			e := asError(t, err)
@@ -183,7 +183,7 @@ func TestRetryThenSuccess(t *testing.T) {
 			obs := &observer{}
 			c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.Observe = obs.observe })
 			start := time.Now()
-			tok, err := c.TenantAccessToken(context.Background(), testAppID, testAppSecret)
+			tok, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 			require.NoError(t, err)
 			assert.Equal(t, "t-after-retry", tok.TenantAccessToken)
 			assert.GreaterOrEqual(t, time.Since(start), tt.minWait)
@@ -203,7 +203,7 @@ func TestTimeoutPerAttempt(t *testing.T) {
 		cfg.Observe = obs.observe
 	})
 	start := time.Now()
-	_, err := c.TenantAccessToken(context.Background(), testAppID, testAppSecret)
+	_, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 	elapsed := time.Since(start)
 	e := asError(t, err)
 	assert.Equal(t, KindUnavailable, e.Kind)
@@ -226,7 +226,7 @@ func TestSlowBodyCountsAgainstTimeout(t *testing.T) {
 		hang(w, r)
 	})
 	c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.Timeout = 100 * time.Millisecond; cfg.MaxAttempts = 2 })
-	_, err := c.TenantAccessToken(context.Background(), testAppID, testAppSecret)
+	_, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 	e := asError(t, err)
 	assert.Equal(t, KindUnavailable, e.Kind)
 	assert.Equal(t, 2, e.Attempts)
@@ -241,7 +241,7 @@ func TestConnectionRefused(t *testing.T) {
 
 	obs := &observer{}
 	c := newClient(t, "http://"+addr, func(cfg *Config) { cfg.Observe = obs.observe })
-	_, err = c.AppAccessToken(context.Background(), testAppID, testAppSecret)
+	_, err = c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).AppAccessToken(context.Background())
 	e := asError(t, err)
 	assert.Equal(t, KindUnavailable, e.Kind)
 	assert.Equal(t, 3, e.Attempts)
@@ -267,7 +267,7 @@ func TestContextStopsRetries(t *testing.T) {
 			cancel()
 		}()
 		start := time.Now()
-		_, err := c.TenantAccessToken(ctx, testAppID, testAppSecret)
+		_, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(ctx)
 		assert.Less(t, time.Since(start), time.Second, "must not sit out the 4 s reset")
 		e := asError(t, err)
 		assert.Equal(t, KindRateLimited, e.Kind)
@@ -284,7 +284,7 @@ func TestContextStopsRetries(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(100*time.Millisecond, cancel)
 		start := time.Now()
-		_, err := c.TenantAccessToken(ctx, testAppID, testAppSecret)
+		_, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(ctx)
 		assert.Less(t, time.Since(start), time.Second)
 		e := asError(t, err)
 		assert.Equal(t, KindUnavailable, e.Kind)
@@ -301,7 +301,7 @@ func TestContextStopsRetries(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		start := time.Now()
-		_, err := c.TenantAccessToken(ctx, testAppID, testAppSecret)
+		_, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(ctx)
 		assert.Less(t, time.Since(start), time.Second, "must not sleep into the deadline")
 		e := asError(t, err)
 		assert.Equal(t, KindRateLimited, e.Kind)
@@ -315,7 +315,7 @@ func TestContextStopsRetries(t *testing.T) {
 		c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.Observe = obs.observe })
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := c.TenantAccessToken(ctx, testAppID, testAppSecret)
+		_, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(ctx)
 		assert.True(t, errors.Is(err, context.Canceled))
 		e := asError(t, err)
 		assert.Zero(t, e.Attempts)
@@ -339,7 +339,7 @@ func TestRedirectTargetNeverSeesTheSecret(t *testing.T) {
 				http.Redirect(w, r, thief.srv.URL+"/open-apis/auth/v3/tenant_access_token/internal", http.StatusPermanentRedirect)
 			})
 			c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.HTTPClient = tc.hc })
-			_, err := c.TenantAccessToken(context.Background(), testAppID, testAppSecret)
+			_, err := c.App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 			assert.True(t, IsKind(err, KindBadResponse), "got %v", err)
 			assert.Zero(t, thief.hits())
 			if tc.hc != nil {
@@ -352,7 +352,7 @@ func TestRedirectTargetNeverSeesTheSecret(t *testing.T) {
 func TestMsgIsCleanedAndTruncated(t *testing.T) {
 	long := strings.Repeat("é", 1000)
 	fake := newFake(t, reply(200, `{"code":12345,"msg":"line1\nline2 `+long+`"}`))
-	_, err := newClient(t, fake.srv.URL).TenantAccessToken(context.Background(), testAppID, testAppSecret)
+	_, err := newClient(t, fake.srv.URL).App(AppCredentials{AppID: testAppID, AppSecret: testAppSecret}).TenantAccessToken(context.Background())
 	e := asError(t, err)
 	assert.NotContains(t, e.Msg, "\n")
 	assert.True(t, strings.HasPrefix(e.Msg, "line1 line2 "))
@@ -412,7 +412,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 					tt.cfg(cfg)
 				}
 			})
-			_, err := c.TenantAccessToken(context.Background(), testAppID, secret)
+			_, err := c.App(AppCredentials{AppID: testAppID, AppSecret: secret}).TenantAccessToken(context.Background())
 			require.True(t, IsKind(err, tt.kind), "got %v", err)
 			check(t, err)
 		})
@@ -422,7 +422,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		require.NoError(t, err)
 		addr := ln.Addr().String()
 		require.NoError(t, ln.Close())
-		_, err = newClient(t, "http://"+addr).AppAccessToken(context.Background(), testAppID, secret)
+		_, err = newClient(t, "http://"+addr).App(AppCredentials{AppID: testAppID, AppSecret: secret}).AppAccessToken(context.Background())
 		check(t, err)
 	})
 	for _, k := range []ErrorKind{KindAppSecretRejected, KindAppNotFound, KindInvalidRequest, KindRateLimited, KindUnavailable, KindBadResponse, KindLarkError} {

@@ -60,7 +60,7 @@ func authorizeCode(t *testing.T, c *Client, appID string, scopes ...string) (cod
 func grant(t *testing.T, c *Client, ep TokenEndpoint) *UserToken {
 	t.Helper()
 	code, verifier := authorizeCode(t, c, emuApp, grantScopes...)
-	tok, err := c.ExchangeCode(t.Context(), ep, emuApp, emuSecret, code, emuRedirect, verifier)
+	tok, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).ExchangeCode(t.Context(), code, emuRedirect, verifier)
 	require.NoError(t, err)
 	require.NotEmpty(t, tok.RefreshToken)
 	return tok

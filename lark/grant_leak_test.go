@@ -45,15 +45,15 @@ func TestGrantCallsNeverLeak(t *testing.T) {
 	}
 	calls := map[string]func(c *Client) error{
 		"exchange": func(c *Client) error {
-			_, err := c.ExchangeCode(context.Background(), TokenEndpointV3, emuApp, appSecret, code, emuRedirect, verifier)
+			_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: appSecret, UserTokenEndpoint: TokenEndpointV3}).ExchangeCode(context.Background(), code, emuRedirect, verifier)
 			return err
 		},
 		"refresh": func(c *Client) error {
-			_, err := c.RefreshUserToken(context.Background(), TokenEndpointV2, emuApp, appSecret, refresh)
+			_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: appSecret, UserTokenEndpoint: TokenEndpointV2}).RefreshUserToken(context.Background(), refresh)
 			return err
 		},
 		"revoke": func(c *Client) error {
-			return c.RevokeToken(context.Background(), emuApp, appSecret, revokeTok, TokenTypeHintRefreshToken)
+			return c.App(AppCredentials{AppID: emuApp, AppSecret: appSecret}).RevokeToken(context.Background(), revokeTok, TokenTypeHintRefreshToken)
 		},
 		"user_info": func(c *Client) error {
 			_, err := c.UserInfo(context.Background(), userTok)
@@ -147,7 +147,7 @@ func TestGrantCallsNeverLeak(t *testing.T) {
 	}
 	t.Run("refused locally", func(t *testing.T) {
 		c := newClient(t, "http://127.0.0.1:1")
-		_, err := c.ExchangeCode(context.Background(), TokenEndpointV3, emuApp, appSecret, code, emuRedirect, verifier+"\n")
+		_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: appSecret, UserTokenEndpoint: TokenEndpointV3}).ExchangeCode(context.Background(), code, emuRedirect, verifier+"\n")
 		check(t, err)
 		_, err = c.UserInfo(context.Background(), userTok+" "+appSecret)
 		check(t, err)

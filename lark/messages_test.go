@@ -13,7 +13,7 @@ import (
 
 func TestSendText(t *testing.T) {
 	emu, _, c := newEmu(t)
-	tenant, err := c.TenantAccessToken(t.Context(), emuApp, emuSecret)
+	tenant, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).TenantAccessToken(t.Context())
 	require.NoError(t, err)
 	openID := emu.OpenID(emuApp, larkemu.DefaultUserID)
 	const text = `Grant "ops" ends in 3 days <re-authorize> & 续期`
@@ -42,7 +42,7 @@ func TestSendText(t *testing.T) {
 
 func TestSendTextErrors(t *testing.T) {
 	emu, _, c := newEmu(t)
-	tenant, err := c.TenantAccessToken(t.Context(), emuApp, emuSecret)
+	tenant, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).TenantAccessToken(t.Context())
 	require.NoError(t, err)
 	openID := emu.OpenID(emuApp, larkemu.DefaultUserID)
 
@@ -63,7 +63,7 @@ func TestSendTextErrors(t *testing.T) {
 
 func TestSendTextRetriesOnlyWithUUID(t *testing.T) {
 	emu, _, c := newEmu(t)
-	tenant, err := c.TenantAccessToken(t.Context(), emuApp, emuSecret)
+	tenant, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).TenantAccessToken(t.Context())
 	require.NoError(t, err)
 	openID := emu.OpenID(emuApp, larkemu.DefaultUserID)
 

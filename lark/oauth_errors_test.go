@@ -56,7 +56,7 @@ func TestExchangeErrorsFromEmulator(t *testing.T) {
 				emu, _, c := newEmu(t)
 				code, verifier := authorizeCode(t, c, emuApp, grantScopes...)
 				appID, secret, code, redirect, verifier := tt.prepare(t, emu, c, code, verifier)
-				tok, err := c.ExchangeCode(t.Context(), ep, appID, secret, code, redirect, verifier)
+				tok, err := c.App(AppCredentials{AppID: appID, AppSecret: secret, UserTokenEndpoint: ep}).ExchangeCode(t.Context(), code, redirect, verifier)
 				assert.Nil(t, tok)
 				e := asError(t, err)
 				assert.Equal(t, tt.kind, e.Kind, e.Error())
@@ -103,7 +103,7 @@ func TestRefreshErrorsFromEmulator(t *testing.T) {
 		{"refresh disabled for the app", func(t *testing.T, emu *larkemu.Server, rt string) (string, string, string) {
 			require.NoError(t, emu.RegisterApp(larkemu.App{ID: emuApp, Secret: emuSecret, RefreshDisabled: true}))
 			return emuApp, emuSecret, rt
-		}, KindReauthRequired, 20074, "app's security settings"},
+		}, KindAppSetup, 20074, "app's security settings"},
 		{"wrong secret", func(_ *testing.T, _ *larkemu.Server, rt string) (string, string, string) {
 			return emuApp, "wrong-secret", rt
 		}, KindAppSecretRejected, 20002, ""},
@@ -118,7 +118,7 @@ func TestRefreshErrorsFromEmulator(t *testing.T) {
 				m, err := emu.MintGrant(larkemu.MintRequest{AppID: emuApp})
 				require.NoError(t, err)
 				appID, secret, rt := tt.prepare(t, emu, m.RefreshToken)
-				tok, err := c.RefreshUserToken(t.Context(), ep, appID, secret, rt)
+				tok, err := c.App(AppCredentials{AppID: appID, AppSecret: secret, UserTokenEndpoint: ep}).RefreshUserToken(t.Context(), rt)
 				assert.Nil(t, tok)
 				e := asError(t, err)
 				assert.Equal(t, tt.kind, e.Kind, e.Error())
@@ -129,7 +129,6 @@ func TestRefreshErrorsFromEmulator(t *testing.T) {
 				assert.Equal(t, 1, emu.Calls(larkemu.EndpointRefresh))
 				if tt.reason != "" {
 					assert.Contains(t, e.Reason(), tt.reason)
-					assert.Equal(t, ReauthReason(tt.code), e.Reason())
 					assert.Contains(t, e.Error(), e.Reason())
 				} else {
 					assert.Empty(t, e.Reason())
@@ -143,25 +142,28 @@ func TestRefreshErrorsFromEmulator(t *testing.T) {
 func TestOAuthCodeTable(t *testing.T) {
 	refresh := map[int]ErrorKind{
 		20037: KindReauthRequired, 20064: KindReauthRequired, 20073: KindReauthRequired, 20026: KindReauthRequired,
-		20024: KindReauthRequired, 20074: KindReauthRequired,
+		20024: KindReauthRequired, 20008: KindReauthRequired, 20010: KindReauthRequired, 20066: KindReauthRequired,
+		20074: KindAppSetup, 20069: KindAppSetup, 20009: KindAppSetup,
 		20002: KindAppSecretRejected, 20048: KindAppNotFound, 20050: KindUnavailable, 20072: KindUnavailable,
 		20001: KindInvalidRequest, 20063: KindInvalidRequest, 20070: KindInvalidRequest,
-		20066: KindLarkError, 20069: KindLarkError, 99991400: KindRateLimited,
+		21000: KindUserChallenge, 21001: KindUserChallenge,
+		20099: KindLarkError, 99991400: KindRateLimited,
 	}
 	exchange := map[int]ErrorKind{
 		20003: KindCodeInvalid, 20004: KindCodeInvalid, 20065: KindCodeInvalid, 20049: KindCodeInvalid,
 		20071: KindCodeInvalid, 20024: KindCodeInvalid,
 		20002: KindAppSecretRejected, 20048: KindAppNotFound, 20050: KindUnavailable, 20072: KindUnavailable,
-		20073: KindLarkError, 20008: KindLarkError,
+		20073: KindLarkError, 20008: KindUserRefused, 20010: KindUserRefused, 20066: KindUserRefused,
+		20069: KindAppSetup,
 	}
 	run := func(t *testing.T, target string, code int, want ErrorKind) {
 		emu, _, c := newEmu(t)
 		require.NoError(t, emu.InjectFailure(larkemu.Failure{Endpoint: target, Mode: larkemu.FailError, Code: code}))
 		var err error
 		if target == larkemu.EndpointRefresh {
-			_, err = c.RefreshUserToken(t.Context(), TokenEndpointV3, emuApp, emuSecret, "some-refresh-token")
+			_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(t.Context(), "some-refresh-token")
 		} else {
-			_, err = c.ExchangeCode(t.Context(), TokenEndpointV2, emuApp, emuSecret, "some-code", emuRedirect, "")
+			_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV2}).ExchangeCode(t.Context(), "some-code", emuRedirect, "")
 		}
 		e := asError(t, err)
 		assert.Equal(t, want, e.Kind, e.Error())
@@ -171,8 +173,9 @@ func TestOAuthCodeTable(t *testing.T) {
 		assert.Equal(t, 1, emu.Calls(larkemu.EndpointOAuthToken))
 		assert.False(t, e.ConsumedMaybe())
 		assert.Equal(t, want == KindUnavailable || want == KindRateLimited, e.Retryable())
-		if want == KindReauthRequired {
+		if want == KindReauthRequired || want == KindUserRefused || want == KindAppSetup || want == KindUserChallenge {
 			assert.NotEmpty(t, e.Reason())
+			assert.Contains(t, e.Error(), e.Reason())
 		}
 	}
 	for code, want := range refresh {
@@ -183,16 +186,88 @@ func TestOAuthCodeTable(t *testing.T) {
 	}
 }
 
-func TestReauthReason(t *testing.T) {
-	for _, code := range []int{20037, 20064, 20073, 20026, 20024, 20074} {
-		assert.NotEmpty(t, ReauthReason(code), code)
+// TestFailureMeaning is the one table of what each refresh answer means to the plugin: whose move
+// it is, and why the grant ended when it did.
+func TestFailureMeaning(t *testing.T) {
+	tests := []struct {
+		code    int
+		errName string
+		meaning Meaning
+		end     GrantEnd
+	}{
+		{20037, "invalid_grant", MeaningGrantOver, GrantEndExpired},
+		{20064, "invalid_grant", MeaningGrantOver, GrantEndRevoked},
+		{20073, "invalid_grant", MeaningGrantOver, GrantEndUsed},
+		{20026, "invalid_grant", MeaningGrantOver, GrantEndInvalid},
+		{20024, "invalid_grant", MeaningGrantOver, GrantEndOtherApp},
+		{20008, "", MeaningGrantOver, GrantEndUserGone},
+		{20010, "", MeaningGrantOver, GrantEndNoPermission},
+		{20066, "", MeaningGrantOver, GrantEndUserInactive},
+		{0, "invalid_grant", MeaningGrantOver, GrantEndInvalidGrant},
+		{20074, "", MeaningAppSetup, ""},
+		{20069, "invalid_client", MeaningAppSetup, ""},
+		{20009, "", MeaningAppSetup, ""},
+		{20002, "invalid_client", MeaningAppSetup, ""},
+		{20048, "invalid_client", MeaningAppSetup, ""},
+		{0, "invalid_client", MeaningAppSetup, ""},
+		{21000, "", MeaningUserAction, ""},
+		{21001, "", MeaningUserAction, ""},
+		{20050, "server_error", MeaningTransient, ""},
+		{20072, "temporarily_unavailable", MeaningTransient, ""},
+		{20099, "", MeaningUnknown, ""},
+		{20001, "invalid_request", MeaningUnknown, ""},
 	}
-	assert.Contains(t, ReauthReason(20074), "app", "an app setting, not the user's doing")
-	assert.Contains(t, (&Error{Endpoint: EndpointOAuthRefresh, Kind: KindReauthRequired, Code: 20074}).Error(), "cannot refresh the user token: token refresh is disabled")
-	for _, code := range []int{0, 20002, 20050, 20003} {
-		assert.Empty(t, ReauthReason(code), code)
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d/%s", tt.code, tt.errName), func(t *testing.T) {
+			e := &Error{Endpoint: EndpointOAuthRefresh, Kind: classifyRefresh(tt.code, tt.errName), Code: tt.code}
+			if e.Kind == "" {
+				e.Kind = classifyCode(tt.code, "")
+			}
+			assert.Equal(t, tt.meaning, e.Meaning(), e.Error())
+			assert.Equal(t, tt.end, e.GrantEnd())
+			if tt.end != "" {
+				assert.Equal(t, tt.end.Text(), e.Reason())
+			}
+		})
 	}
-	assert.Empty(t, (&Error{Kind: KindLarkError, Code: 20073}).Reason(), "Reason belongs to KindReauthRequired only")
+	// 10014 names three different problems; only its message tells them apart.
+	assert.Equal(t, KindAppNotFound, classifyCode(10014, "app id not exists"))
+	assert.Equal(t, KindAppSecretRejected, classifyCode(10014, "app secret invalid"))
+	assert.Equal(t, KindAppSetup, classifyCode(10014, "app unauthorized"))
+	assert.Contains(t, (&Error{Kind: KindAppSetup, Code: 10014}).Reason(), "not authorized")
+	assert.Contains(t, (&Error{Kind: KindAppSetup, Code: 20074}).Error(), "token refresh is disabled")
+	assert.Empty(t, (&Error{Kind: KindLarkError, Code: 20073}).Reason(), "a code means nothing outside its kind")
+	// Network and garbage are transient; the caller's own deadline too (Kind unavailable).
+	assert.Equal(t, MeaningTransient, (&Error{Kind: KindBadResponse}).Meaning())
+	assert.Equal(t, MeaningTransient, (&Error{Kind: KindUnavailable}).Meaning())
+}
+
+func TestChallengeURLIsKeptOnlyWhenSafe(t *testing.T) {
+	tests := []struct{ body, want string }{
+		{`{"code":21000,"error":"access_denied","error_description":"verify","challenge_url":"https://accounts.feishu.cn/challenge?t=1"}`, "https://accounts.feishu.cn/challenge?t=1"},
+		{`{"code":21000,"msg":"verify","data":{"challenge_url":"https://accounts.feishu.cn/c2"}}`, "https://accounts.feishu.cn/c2"},
+		{`{"code":21000,"challenge_url":"javascript:alert(1)"}`, ""},
+		{`{"code":21000,"challenge_url":"http://plain.example/c"}`, ""},
+		{`{"code":21000,"challenge_url":"https://x.example/a b"}`, ""},
+	}
+	for _, tt := range tests {
+		fake := newFake(t, reply(400, tt.body))
+		c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.AccountsBaseURL = fake.srv.URL })
+		_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RefreshUserToken(t.Context(), "rt")
+		e := asError(t, err)
+		assert.Equal(t, KindUserChallenge, e.Kind)
+		assert.Equal(t, tt.want, e.ChallengeURL, tt.body)
+		assert.Equal(t, MeaningUserAction, e.Meaning())
+	}
+}
+
+func TestRevokeAcceptsAnEmpty200(t *testing.T) {
+	fake := newFake(t, replyType(200, "", ""))
+	c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.AccountsBaseURL = fake.srv.URL })
+	require.NoError(t, c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(t.Context(), "tok", ""))
+	// A token endpoint, which must return something, still calls an empty 200 a bad answer.
+	_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RefreshUserToken(t.Context(), "rt")
+	assert.Equal(t, KindBadResponse, asError(t, err).Kind)
 }
 
 // TestOAuthErrorShapesWithoutEmulator covers answers the emulator never gives: an OAuth error name
@@ -204,18 +279,18 @@ func TestOAuthErrorShapesWithoutEmulator(t *testing.T) {
 		kind ErrorKind
 	}{
 		{"invalid_client without code", `{"error":"invalid_client","error_description":"The client secret is invalid."}`, KindAppSecretRejected},
-		{"other error name without code", `{"error":"invalid_grant"}`, KindLarkError},
+		{"other error name without code", `{"error":"unauthorized_client"}`, KindLarkError},
 		{"code and msg", `{"code":20002,"msg":"invalid client"}`, KindAppSecretRejected},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFake(t, reply(401, tt.body))
 			c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.AccountsBaseURL = fake.srv.URL })
-			err := c.RevokeToken(t.Context(), emuApp, emuSecret, "tok", "")
+			err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(t.Context(), "tok", "")
 			e := asError(t, err)
 			assert.Equal(t, tt.kind, e.Kind, e.Error())
 			assert.False(t, e.ConsumedMaybe())
-			_, err = c.RefreshUserToken(context.Background(), TokenEndpointV3, emuApp, emuSecret, "rt")
+			_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(context.Background(), "rt")
 			assert.Equal(t, tt.kind, asError(t, err).Kind)
 		})
 	}

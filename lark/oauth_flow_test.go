@@ -21,7 +21,7 @@ func TestUserGrantFlow(t *testing.T) {
 			ctx := t.Context()
 
 			code, verifier := authorizeCode(t, c, emuApp, grantScopes...)
-			t1, err := c.ExchangeCode(ctx, ep, emuApp, emuSecret, code, emuRedirect, verifier)
+			t1, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).ExchangeCode(ctx, code, emuRedirect, verifier)
 			require.NoError(t, err)
 			assert.NotEmpty(t, t1.AccessToken)
 			assert.NotEmpty(t, t1.RefreshToken)
@@ -30,7 +30,7 @@ func TestUserGrantFlow(t *testing.T) {
 			assert.Equal(t, grantScopes, t1.Scope)
 			assert.Equal(t, "Bearer", t1.TokenType)
 
-			_, err = c.ExchangeCode(ctx, ep, emuApp, emuSecret, code, emuRedirect, verifier)
+			_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).ExchangeCode(ctx, code, emuRedirect, verifier)
 			e := asError(t, err)
 			assert.Equal(t, KindCodeInvalid, e.Kind, "a code works once")
 			assert.Equal(t, 20065, e.Code)
@@ -44,9 +44,9 @@ func TestUserGrantFlow(t *testing.T) {
 				Name: user.Name, EnName: user.EnName, TenantKey: larkemu.DefaultTenantKey,
 			}, info)
 
-			t2, err := c.RefreshUserToken(ctx, ep, emuApp, emuSecret, t1.RefreshToken)
+			t2, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).RefreshUserToken(ctx, t1.RefreshToken)
 			require.NoError(t, err)
-			t3, err := c.RefreshUserToken(ctx, ep, emuApp, emuSecret, t2.RefreshToken)
+			t3, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).RefreshUserToken(ctx, t2.RefreshToken)
 			require.NoError(t, err)
 			assert.NotEqual(t, t1.RefreshToken, t2.RefreshToken)
 			assert.NotEqual(t, t2.RefreshToken, t3.RefreshToken)
@@ -54,7 +54,7 @@ func TestUserGrantFlow(t *testing.T) {
 			_, err = c.UserInfo(ctx, t1.AccessToken)
 			assert.NoError(t, err, "a refresh does not revoke the old access token")
 
-			_, err = c.RefreshUserToken(ctx, ep, emuApp, emuSecret, t1.RefreshToken)
+			_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).RefreshUserToken(ctx, t1.RefreshToken)
 			e = asError(t, err)
 			assert.Equal(t, KindReauthRequired, e.Kind)
 			assert.Equal(t, 20073, e.Code)
@@ -63,23 +63,25 @@ func TestUserGrantFlow(t *testing.T) {
 			assert.Contains(t, e.Error(), "lark: oauth_refresh: the user must authorize again: refresh token already used (HTTP 400, code 20073: ")
 			assert.Equal(t, 1, emu.Calls(larkemu.EndpointRefreshReuse))
 
-			require.NoError(t, c.RevokeToken(ctx, emuApp, emuSecret, t3.RefreshToken, TokenTypeHintRefreshToken))
-			_, err = c.RefreshUserToken(ctx, ep, emuApp, emuSecret, t3.RefreshToken)
+			require.NoError(t, c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(ctx, t3.RefreshToken, TokenTypeHintRefreshToken))
+			_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).RefreshUserToken(ctx, t3.RefreshToken)
 			e = asError(t, err)
 			assert.Equal(t, KindReauthRequired, e.Kind)
 			assert.Equal(t, 20064, e.Code)
 			assert.Contains(t, e.Reason(), "revoked")
 
-			require.NoError(t, c.RevokeToken(ctx, emuApp, emuSecret, t3.AccessToken, TokenTypeHintAccessToken))
+			require.NoError(t, c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(ctx, t3.AccessToken, TokenTypeHintAccessToken))
 			_, err = c.UserInfo(ctx, t3.AccessToken)
 			assert.True(t, IsKind(err, KindUserTokenInvalid), "got %v", err)
 
-			assert.Equal(t, map[string]int{
+			want := map[string]int{
 				larkemu.EndpointAuthorize: 1, larkemu.EndpointOAuthToken: 6, larkemu.EndpointCodeExchange: 2,
 				larkemu.EndpointRefresh: 4, larkemu.EndpointRefreshReuse: 1, larkemu.EndpointRevoke: 2,
-				larkemu.EndpointUserInfo: 3, larkemu.EndpointAppAccessToken: 0, larkemu.EndpointTenantAccessToken: 0,
-				larkemu.EndpointMessages: 0,
-			}, emu.Counters(), "exactly one HTTP request per call")
+				larkemu.EndpointUserInfo: 3,
+			}
+			for endpoint, n := range emu.Counters() {
+				assert.Equal(t, want[endpoint], n, "exactly one HTTP request per call: %s", endpoint)
+			}
 			var endpoints []string
 			for _, call := range obs.calls {
 				endpoints = append(endpoints, call.Endpoint)
@@ -95,7 +97,7 @@ func TestUserGrantFlow(t *testing.T) {
 func TestGrantWithoutOfflineAccessHasNoRefreshToken(t *testing.T) {
 	_, _, c := newEmu(t)
 	code, verifier := authorizeCode(t, c, emuApp, "auth:user.id:read")
-	tok, err := c.ExchangeCode(t.Context(), TokenEndpointV3, emuApp, emuSecret, code, emuRedirect, verifier)
+	tok, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).ExchangeCode(t.Context(), code, emuRedirect, verifier)
 	require.NoError(t, err)
 	assert.NotEmpty(t, tok.AccessToken)
 	assert.Empty(t, tok.RefreshToken)
@@ -108,11 +110,11 @@ func TestGrantNearItsEnd(t *testing.T) {
 	emu, _, c := newEmu(t)
 	m, err := emu.MintGrant(larkemu.MintRequest{AppID: emuApp, AuthorizedAgo: larkemu.DefaultGrantMaxAge - 48*time.Hour})
 	require.NoError(t, err)
-	tok, err := c.RefreshUserToken(t.Context(), TokenEndpointV3, emuApp, emuSecret, m.RefreshToken)
+	tok, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(t.Context(), m.RefreshToken)
 	require.NoError(t, err)
 	assert.InDelta(t, (48 * time.Hour).Seconds(), tok.RefreshExpiresIn.Seconds(), 5)
 	require.NoError(t, emu.Advance(49*time.Hour))
-	_, err = c.RefreshUserToken(t.Context(), TokenEndpointV3, emuApp, emuSecret, tok.RefreshToken)
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(t.Context(), tok.RefreshToken)
 	e := asError(t, err)
 	assert.Equal(t, KindReauthRequired, e.Kind)
 	assert.Equal(t, 20037, e.Code)

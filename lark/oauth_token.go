@@ -83,43 +83,43 @@ type UserToken struct {
 // ExchangeCode redeems an authorization code. It makes exactly one attempt: a code works once, so
 // after a lost answer the code is probably gone and the user must start over (see
 // Error.ConsumedMaybe). redirectURI and codeVerifier must repeat what the authorize link used.
-func (c *Client) ExchangeCode(ctx context.Context, ep TokenEndpoint, appID, appSecret, code, redirectURI, codeVerifier string) (*UserToken, error) {
+func (a *App) ExchangeCode(ctx context.Context, code, redirectURI, codeVerifier string) (*UserToken, error) {
 	switch {
 	case code == "":
 		return nil, invalid(EndpointOAuthToken, "authorization code is empty")
 	case codeVerifier != "" && !pkcePattern.MatchString(codeVerifier):
 		return nil, invalid(EndpointOAuthToken, "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]")
 	}
-	return c.userTokenCall(ctx, EndpointOAuthToken, ep, tokenRequest{
-		GrantType: "authorization_code", ClientID: appID, ClientSecret: appSecret,
+	return a.userTokenCall(ctx, EndpointOAuthToken, tokenRequest{
+		GrantType: "authorization_code", ClientID: a.creds.AppID, ClientSecret: a.creds.AppSecret,
 		Code: code, RedirectURI: redirectURI, CodeVerifier: codeVerifier,
-	}, classifyCodeExchange, appSecret, code, codeVerifier)
+	}, classifyCodeExchange, a.creds.AppSecret, code, codeVerifier)
 }
 
 // RefreshUserToken spends refreshToken for a new token pair. It makes exactly one attempt, because
 // Lark invalidates a refresh token the moment it accepts it: retrying after a lost answer would
 // present a dead token and end the grant. The caller decides about retrying, and may do so only when
 // the error's ConsumedMaybe is false. Dead grants come back as KindReauthRequired with a Reason.
-func (c *Client) RefreshUserToken(ctx context.Context, ep TokenEndpoint, appID, appSecret, refreshToken string) (*UserToken, error) {
+func (a *App) RefreshUserToken(ctx context.Context, refreshToken string) (*UserToken, error) {
 	if refreshToken == "" {
 		return nil, invalid(EndpointOAuthRefresh, "refresh token is empty")
 	}
-	return c.userTokenCall(ctx, EndpointOAuthRefresh, ep, tokenRequest{
-		GrantType: "refresh_token", ClientID: appID, ClientSecret: appSecret, RefreshToken: refreshToken,
-	}, classifyRefresh, appSecret, refreshToken)
+	return a.userTokenCall(ctx, EndpointOAuthRefresh, tokenRequest{
+		GrantType: "refresh_token", ClientID: a.creds.AppID, ClientSecret: a.creds.AppSecret, RefreshToken: refreshToken,
+	}, classifyRefresh, a.creds.AppSecret, refreshToken)
 }
 
-func (c *Client) userTokenCall(ctx context.Context, endpoint string, ep TokenEndpoint, body tokenRequest,
+func (a *App) userTokenCall(ctx context.Context, endpoint string, body tokenRequest,
 	classify func(int, string) ErrorKind, secrets ...string) (*UserToken, error) {
 	if err := checkAppCredentials(endpoint, body.ClientID, body.ClientSecret); err != nil {
 		return nil, err
 	}
-	u, ok := c.tokenURL(ep)
+	u, ok := a.tokenURL(a.creds.UserTokenEndpoint)
 	if !ok {
 		return nil, invalid(endpoint, `token endpoint must be "v3" or "v2"`)
 	}
 	var resp userTokenResponse
-	err := c.do(ctx, request{
+	err := a.do(ctx, request{
 		endpoint: endpoint, method: http.MethodPost, url: u, body: body,
 		secrets: secrets, maxAttempts: 1, classify: classify,
 	}, &resp)
@@ -149,7 +149,8 @@ const (
 // from the official CLI, lark-api.md §11). Revoking a refresh token ends the grant; an access token
 // stops working at once. Lark treats an unknown token as success, so revoking twice is harmless and
 // the call is retried like any idempotent one. tokenTypeHint is "", "access_token" or "refresh_token".
-func (c *Client) RevokeToken(ctx context.Context, appID, appSecret, token, tokenTypeHint string) error {
+func (a *App) RevokeToken(ctx context.Context, token, tokenTypeHint string) error {
+	appID, appSecret := a.creds.AppID, a.creds.AppSecret
 	if err := checkAppCredentials(EndpointOAuthRevoke, appID, appSecret); err != nil {
 		return err
 	}
@@ -164,8 +165,8 @@ func (c *Client) RevokeToken(ctx context.Context, appID, appSecret, token, token
 	if tokenTypeHint != "" {
 		form.Set("token_type_hint", tokenTypeHint)
 	}
-	return c.do(ctx, request{
-		endpoint: EndpointOAuthRevoke, method: http.MethodPost, url: c.accounts("/oauth/v1/revoke"), body: form,
+	return a.do(ctx, request{
+		endpoint: EndpointOAuthRevoke, method: http.MethodPost, url: a.accounts("/oauth/v1/revoke"), body: form,
 		secrets: []string{appSecret, token}, classify: classifyOAuthCommon,
 	}, nil)
 }

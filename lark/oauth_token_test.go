@@ -37,16 +37,16 @@ func TestTokenRequestShapes(t *testing.T) {
 	verifier := strings.Repeat("v", 43)
 
 	for _, ep := range []TokenEndpoint{TokenEndpointV2, TokenEndpointV3} {
-		tok, err := c.ExchangeCode(ctx, ep, emuApp, emuSecret, "the-code", emuRedirect, verifier)
+		tok, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).ExchangeCode(ctx, "the-code", emuRedirect, verifier)
 		require.NoError(t, err)
 		assert.Equal(t, &UserToken{
 			AccessToken: "eyJaccess.x.y", ExpiresIn: 2 * time.Hour, RefreshToken: "eyJrefresh.x.y", RefreshExpiresIn: 7 * 24 * time.Hour,
 			Scope: []string{"auth:user.id:read", "offline_access"}, TokenType: "Bearer",
 		}, tok)
-		_, err = c.RefreshUserToken(ctx, ep, emuApp, emuSecret, "the-refresh")
+		_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: ep}).RefreshUserToken(ctx, "the-refresh")
 		require.NoError(t, err)
 	}
-	require.NoError(t, c.RevokeToken(ctx, emuApp, emuSecret, "the-token", TokenTypeHintRefreshToken))
+	require.NoError(t, c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(ctx, "the-token", TokenTypeHintRefreshToken))
 
 	open, acc := fake.requests(), accounts.requests()
 	require.Len(t, open, 2)
@@ -89,11 +89,11 @@ func TestGrantCallsUseBrandHosts(t *testing.T) {
 	c, err := New(Config{Brand: BrandLark, HTTPClient: &http.Client{Transport: rt}})
 	require.NoError(t, err)
 	ctx := t.Context()
-	_, err = c.ExchangeCode(ctx, TokenEndpointV3, emuApp, emuSecret, "c", "", "")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).ExchangeCode(ctx, "c", "", "")
 	require.NoError(t, err)
-	_, err = c.RefreshUserToken(ctx, TokenEndpointV2, emuApp, emuSecret, "r")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV2}).RefreshUserToken(ctx, "r")
 	require.NoError(t, err)
-	require.NoError(t, c.RevokeToken(ctx, emuApp, emuSecret, "t", ""))
+	require.NoError(t, c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(ctx, "t", ""))
 	_, _ = c.UserInfo(ctx, "u-token")
 	_, _ = c.SendText(ctx, "t-token", "ou_1", "hi", "u")
 	assert.Equal(t, []string{
@@ -126,21 +126,21 @@ func TestUserTokenCallsRejectBadInputLocally(t *testing.T) {
 		assert.Contains(t, e.Error(), want)
 		assert.False(t, e.ConsumedMaybe())
 	}
-	_, err := c.ExchangeCode(ctx, TokenEndpointV3, emuApp, emuSecret, "", emuRedirect, "")
+	_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).ExchangeCode(ctx, "", emuRedirect, "")
 	check(err, "authorization code is empty")
-	_, err = c.ExchangeCode(ctx, TokenEndpointV3, emuApp, emuSecret, "c", emuRedirect, "short")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).ExchangeCode(ctx, "c", emuRedirect, "short")
 	check(err, "code_verifier")
-	_, err = c.ExchangeCode(ctx, "v9", emuApp, emuSecret, "c", emuRedirect, "")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: "v9"}).ExchangeCode(ctx, "c", emuRedirect, "")
 	check(err, "token endpoint")
-	_, err = c.RefreshUserToken(ctx, TokenEndpointV3, "", emuSecret, "r")
+	_, err = c.App(AppCredentials{AppID: "", AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(ctx, "r")
 	check(err, "app_id is empty")
-	_, err = c.RefreshUserToken(ctx, TokenEndpointV3, emuApp, "", "r")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: "", UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(ctx, "r")
 	check(err, "app_secret is empty")
-	_, err = c.RefreshUserToken(ctx, TokenEndpointV3, emuApp, emuSecret, "")
+	_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(ctx, "")
 	check(err, "refresh token is empty")
-	check(c.RevokeToken(ctx, emuApp, emuSecret, "", ""), "token is empty")
-	check(c.RevokeToken(ctx, emuApp, emuSecret, "t", "id_token"), "token_type_hint")
-	check(c.RevokeToken(ctx, emuApp, "", "t", ""), "app_secret is empty")
+	check(c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(ctx, "", ""), "token is empty")
+	check(c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).RevokeToken(ctx, "t", "id_token"), "token_type_hint")
+	check(c.App(AppCredentials{AppID: emuApp, AppSecret: ""}).RevokeToken(ctx, "t", ""), "app_secret is empty")
 	assert.Zero(t, fake.hits())
 }
 
@@ -165,7 +165,7 @@ func TestUserTokenValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFake(t, reply(200, tt.body))
 			c := newClient(t, fake.srv.URL, func(cfg *Config) { cfg.AccountsBaseURL = fake.srv.URL })
-			tok, err := c.RefreshUserToken(t.Context(), TokenEndpointV3, emuApp, emuSecret, "some-refresh-token")
+			tok, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret, UserTokenEndpoint: TokenEndpointV3}).RefreshUserToken(t.Context(), "some-refresh-token")
 			assert.Nil(t, tok)
 			e := asError(t, err)
 			assert.Equal(t, KindBadResponse, e.Kind)

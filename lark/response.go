@@ -19,14 +19,20 @@ import (
 // see 400 for the same errors).
 func interpret(r request, resp *http.Response, data []byte, logID string, out any) *Error {
 	status := resp.StatusCode
+	// An endpoint with nothing to return (revocation) may answer 2xx with an empty body; that is
+	// success, not a broken answer.
+	if out == nil && status >= 200 && status <= 299 && len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
 	env, envErr := parseEnvelope(data)
 	if logID == "" {
 		logID = cleanField(env.logID, 128)
 	}
-	e := &Error{Endpoint: r.endpoint, HTTPStatus: status, LogID: logID}
+	e := &Error{Endpoint: r.endpoint, HTTPStatus: status, LogID: safeLogID(logID, allSecrets(r, data))}
 	if envErr == nil {
 		// A rejected response may carry tokens; treat them like the request's secrets.
 		e.Code, e.Msg = env.code, cleanMsg(env.message(), allSecrets(r, data))
+		e.ChallengeURL = validChallengeURL(env.challengeURL)
 	}
 	// Only an error in Lark's own shape proves that Lark handled the request and refused it. Anything
 	// else (a proxy's page, a cut-off body, a success we cannot use) may follow Lark acting on it.
@@ -107,6 +113,9 @@ type envelope struct {
 	logID   string
 	errName string
 	errDesc string
+	// challengeURL comes with a security-policy block (21000/21001): top level on the OAuth
+	// endpoints, under data on OpenAPI answers.
+	challengeURL string
 }
 
 func (e envelope) message() string {
@@ -125,6 +134,8 @@ func parseEnvelope(data []byte) (envelope, error) {
 		Msg              string          `json:"msg"`
 		Error            json.RawMessage `json:"error"`
 		ErrorDescription string          `json:"error_description"`
+		ChallengeURL     string          `json:"challenge_url"`
+		Data             json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return envelope{}, err
@@ -136,7 +147,15 @@ func parseEnvelope(data []byte) (envelope, error) {
 		}
 		env.code = int(*raw.Code)
 	}
-	env.msg, env.errDesc = raw.Msg, raw.ErrorDescription
+	env.msg, env.errDesc, env.challengeURL = raw.Msg, raw.ErrorDescription, raw.ChallengeURL
+	if env.challengeURL == "" && len(raw.Data) > 0 && raw.Data[0] == '{' {
+		var data struct {
+			ChallengeURL string `json:"challenge_url"`
+		}
+		if json.Unmarshal(raw.Data, &data) == nil {
+			env.challengeURL = data.ChallengeURL
+		}
+	}
 	if len(raw.Error) > 0 {
 		// "error" is a string in OAuth answers and an object in gateway answers; neither shape is
 		// worth failing the whole response over.
@@ -224,6 +243,15 @@ func parseReset(h string) time.Duration {
 		return maxReset
 	}
 	return time.Duration(f * float64(time.Second))
+}
+
+// safeLogID drops a log id that contains a secret. A real log id never does; one that does comes
+// from something echoing the request, and it is printed in every error, so it goes entirely.
+func safeLogID(id string, secrets []string) string {
+	if redact(id, secrets) != id {
+		return ""
+	}
+	return id
 }
 
 // cleanField bounds a header-sourced value (log id) before it lands in an error message.

@@ -32,7 +32,7 @@ func TestUserInfoErrors(t *testing.T) {
 			return access
 		}, 20005, KindUserTokenInvalid, 200, 1},
 		{"a tenant token", func(t *testing.T, _ *larkemu.Server, c *Client, _ string) string {
-			tok, err := c.TenantAccessToken(t.Context(), emuApp, emuSecret)
+			tok, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).TenantAccessToken(t.Context())
 			require.NoError(t, err)
 			return tok.TenantAccessToken
 		}, 99991663, KindUserTokenInvalid, 400, 1},

@@ -107,7 +107,7 @@ func TestAppCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	// An app nobody registered is not counted per app (but globally, as always).
 	postJSON(t, ts.URL+PathTenantAccessToken, credentials("cli_nobody", "x"))
 
@@ -115,12 +115,15 @@ func TestAppCounters(t *testing.T) {
 		EndpointAppAccessToken: 1, EndpointTenantAccessToken: 1, EndpointAuthorize: 1, EndpointOAuthToken: 4,
 		EndpointCodeExchange: 1, EndpointRefresh: 3, EndpointRefreshReuse: 1, EndpointRevoke: 1,
 		EndpointUserInfo: 1, EndpointMessages: 1, CounterMaxRefreshPerSecond: 3,
+		EndpointClientCredentials: 0, EndpointAppTicketResend: 0, EndpointStoreAppAccessToken: 0,
+		EndpointStoreTenantAccessToken: 0, EndpointEventDelivery: 0,
 	}
 	got := s.AppCounters(testApp)
 	expectEqual(t, "counters", mustJSON(t, got), mustJSON(t, want))
 	other := s.AppCounters(otherApp)
 	expectEqual(t, "other oauth_token", other[EndpointOAuthToken], 1)
 	expectEqual(t, "other refresh", other[EndpointRefresh], 0)
+	expectEqual(t, "other client_credentials", other[EndpointClientCredentials], 1)
 	expectEqual(t, "never registered", s.AppCounters("cli_nobody")[EndpointTenantAccessToken], 0)
 	expectEqual(t, "global tenant_access_token", s.Calls(EndpointTenantAccessToken), 2)
 

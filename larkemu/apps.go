@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// App is a self-built Lark app as the emulator knows it.
+// App is a Lark app as the emulator knows it: self-built unless AppType says store.
 type App struct {
 	ID     string `json:"app_id"`
 	Secret string `json:"app_secret"`
@@ -23,6 +23,23 @@ type App struct {
 	// UserTokenTTL, when positive, replaces Options.UserTokenTTL for this app's user access tokens.
 	// On the control API: user_token_ttl_seconds.
 	UserTokenTTL time.Duration `json:"-"`
+
+	// AppType is AppTypeSelfBuilt (the default; "" means it) or AppTypeStore.
+	AppType string `json:"app_type,omitempty"`
+	// EventURL is the app's event request URL: where the emulator POSTs app_ticket, app_open,
+	// revocation events and URL-verification challenges. Empty: the app receives no events.
+	EventURL string `json:"event_url,omitempty"`
+	// VerificationToken is put into every event (token / header.token); required with EventURL.
+	VerificationToken string `json:"verification_token,omitempty"`
+	// EncryptKey, when set, makes every event body {"encrypt":"…"} and adds the X-Lark-* signature
+	// headers.
+	EncryptKey string `json:"encrypt_key,omitempty"`
+	// EventTypes are the events the app subscribed to besides app_ticket (which store apps always
+	// get): EventAppOpen (store apps only) and EventUserTokenRevoked.
+	EventTypes []string `json:"event_types,omitempty"`
+	// Tenants are installed (without an app_open event) when a store app is registered. Listing
+	// fewer tenants on a later registration uninstalls none; use UninstallTenant.
+	Tenants []string `json:"tenants,omitempty"`
 }
 
 // maxAppTokenTTL bounds the per-app lifetimes; anything longer is a typo.
@@ -61,9 +78,17 @@ func (s *Server) RegisterApp(a App) error {
 		}
 	}
 	a.Scopes = slices.Clone(a.Scopes)
+	if err := a.normalizeStoreConfig(); err != nil {
+		return err
+	}
+	now := s.clk.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.apps[a.ID] = &app{App: a}
+	s.registerStoreLocked(a, now)
+	if a.AppType == AppTypeStore {
+		s.ensureScheduler()
+	}
 	return nil
 }
 
@@ -91,6 +116,7 @@ func (s *Server) RemoveApp(appID string) bool {
 	}
 	delete(s.apps, appID)
 	delete(s.currentToken, appID)
+	s.store.forgetApp(appID)
 	for tok, t := range s.tenantTokens {
 		if t.appID == appID {
 			delete(s.tenantTokens, tok)
@@ -107,6 +133,8 @@ func (s *Server) Apps() []App {
 	for _, a := range s.apps {
 		c := a.App
 		c.Scopes = slices.Clone(c.Scopes)
+		c.EventTypes = slices.Clone(c.EventTypes)
+		c.Tenants = slices.Clone(c.Tenants)
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b App) int { return cmp.Compare(a.ID, b.ID) })

@@ -18,8 +18,11 @@ const (
 // appToken is an app/tenant access token. For self-built apps Lark hands out one token that serves
 // as both, so one record covers both endpoints.
 type appToken struct {
-	token     string
-	appID     string
+	token string
+	appID string
+	// tenantKey is the tenant a store app's tenant token is for; "" for self-built apps, whose
+	// tokens belong to Options.TenantKey.
+	tenantKey string
 	expiresAt time.Time
 }
 
@@ -55,10 +58,10 @@ func (s *Server) serveLegacyToken(w http.ResponseWriter, req *request, endpoint 
 		writeJSON(w, http.StatusOK, invalidParamReply)
 		return
 	}
-	tok, expire, msg := s.issueAppToken(appID, secret)
-	if msg != "" {
-		s.logf("%s: app_id=%s code=%d (%s)", endpoint, appID, codeAppAuth, msg)
-		writeJSON(w, http.StatusOK, codeMsg{Code: codeAppAuth, Msg: msg})
+	tok, expire, code, msg := s.issueAppToken(appID, secret)
+	if code != 0 {
+		s.logf("%s: app_id=%s code=%d (%s)", endpoint, appID, code, msg)
+		writeJSON(w, http.StatusOK, codeMsg{Code: code, Msg: msg})
 		return
 	}
 	s.logf("%s: app_id=%s code=0 expire=%d", endpoint, appID, expire)
@@ -90,26 +93,29 @@ func parseLegacyCredentials(req *request) (appID, secret string, ok bool) {
 
 // issueAppToken applies Lark's reuse rule: the current token comes back while at least ReuseWindow of
 // it remains; after that a new one is minted and the old one simply runs out. On failure it returns
-// the 10014 message.
-func (s *Server) issueAppToken(appID, secret string) (tok string, expire int64, errMsg string) {
+// the Lark code and message. A store app has no token here: it needs its app_ticket (10016).
+func (s *Server) issueAppToken(appID, secret string) (tok string, expire int64, code int, errMsg string) {
 	now := s.clk.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.apps[appID]
 	if !ok {
-		return "", 0, msgAppNotExists
+		return "", 0, codeAppAuth, msgAppNotExists
 	}
 	if subtle.ConstantTimeCompare([]byte(a.Secret), []byte(secret)) != 1 {
-		return "", 0, msgSecretInvalid
+		return "", 0, codeAppAuth, msgSecretInvalid
+	}
+	if a.AppType == AppTypeStore {
+		return "", 0, codeAppTypeMismatch, msgAppTypeMismatch
 	}
 	if cur := s.currentToken[appID]; cur != nil && cur.expiresAt.Sub(now) >= s.opts.ReuseWindow {
-		return cur.token, remainingSeconds(cur.expiresAt, now), ""
+		return cur.token, remainingSeconds(cur.expiresAt, now), 0, ""
 	}
 	s.pruneAppTokens(now)
 	t := &appToken{token: "t-g" + randomHex(20), appID: appID, expiresAt: now.Add(s.opts.AppTokenTTL)}
 	s.currentToken[appID] = t
 	s.tenantTokens[t.token] = t
-	return t.token, remainingSeconds(t.expiresAt, now), ""
+	return t.token, remainingSeconds(t.expiresAt, now), 0, ""
 }
 
 // pruneAppTokens drops expired tokens so a long-running emulator does not grow without bound.

@@ -92,7 +92,7 @@ func TestAuthorizePageErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
+			defer func() { _ = resp.Body.Close() }()
 			var b strings.Builder
 			_, _ = ioCopy(&b, resp)
 			expectEqual(t, "status", resp.StatusCode, http.StatusBadRequest)

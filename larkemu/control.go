@@ -61,6 +61,8 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			http.MethodGet:    func(w http.ResponseWriter, r *http.Request) error { return s.ctlAppCounters(w, id) },
 			http.MethodDelete: func(w http.ResponseWriter, r *http.Request) error { return s.ctlResetAppCounters(w, id) },
 		}
+	case isApp && id != "" && sub != "":
+		methods = s.appControl(id, sub) // storecontrol.go: tenants, tickets, events, url-verification
 	default:
 		methods = s.control[name]
 	}
@@ -127,6 +129,11 @@ type appView struct {
 	Scopes                 []string `json:"scopes"`
 	RefreshTokenTTLSeconds float64  `json:"refresh_token_ttl_seconds,omitempty"`
 	UserTokenTTLSeconds    float64  `json:"user_token_ttl_seconds,omitempty"`
+	// Store and event settings, shown only when set; the verification token and encrypt key never.
+	AppType       string   `json:"app_type,omitempty"` // only "store"; self-built apps omit it
+	EventURL      string   `json:"event_url,omitempty"`
+	EventTypes    []string `json:"event_types,omitempty"`
+	EncryptKeySet bool     `json:"encrypt_key_set,omitempty"`
 }
 
 // appRequest is the body of POST /_emulator/apps: App with its lifetimes in seconds (0 or absent:
@@ -138,6 +145,12 @@ type appRequest struct {
 	Scopes                 []string `json:"scopes"`
 	RefreshTokenTTLSeconds float64  `json:"refresh_token_ttl_seconds"`
 	UserTokenTTLSeconds    float64  `json:"user_token_ttl_seconds"`
+	AppType                string   `json:"app_type"`
+	EventURL               string   `json:"event_url"`
+	VerificationToken      string   `json:"verification_token"`
+	EncryptKey             string   `json:"encrypt_key"`
+	EventTypes             []string `json:"event_types"`
+	Tenants                []string `json:"tenants"`
 }
 
 func secondsToDuration(name string, v float64) (time.Duration, error) {
@@ -155,8 +168,13 @@ func (s *Server) ctlListApps(w http.ResponseWriter, _ *http.Request) error {
 		if scopes == nil {
 			scopes = []string{}
 		}
-		out = append(out, appView{ID: a.ID, RefreshDisabled: a.RefreshDisabled, Scopes: scopes,
-			RefreshTokenTTLSeconds: a.RefreshTokenTTL.Seconds(), UserTokenTTLSeconds: a.UserTokenTTL.Seconds()})
+		v := appView{ID: a.ID, RefreshDisabled: a.RefreshDisabled, Scopes: scopes,
+			RefreshTokenTTLSeconds: a.RefreshTokenTTL.Seconds(), UserTokenTTLSeconds: a.UserTokenTTL.Seconds(),
+			EventURL: a.EventURL, EventTypes: a.EventTypes, EncryptKeySet: a.EncryptKey != ""}
+		if a.AppType == AppTypeStore {
+			v.AppType = AppTypeStore
+		}
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, map[string][]appView{"apps": out})
 	return nil
@@ -167,7 +185,9 @@ func (s *Server) ctlAddApp(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeControl(r, &body); err != nil {
 		return err
 	}
-	a := App{ID: body.ID, Secret: body.Secret, RefreshDisabled: body.RefreshDisabled, Scopes: body.Scopes}
+	a := App{ID: body.ID, Secret: body.Secret, RefreshDisabled: body.RefreshDisabled, Scopes: body.Scopes,
+		AppType: body.AppType, EventURL: body.EventURL, VerificationToken: body.VerificationToken,
+		EncryptKey: body.EncryptKey, EventTypes: body.EventTypes, Tenants: body.Tenants}
 	var err error
 	if a.RefreshTokenTTL, err = secondsToDuration("refresh_token_ttl_seconds", body.RefreshTokenTTLSeconds); err != nil {
 		return err
@@ -195,7 +215,7 @@ type clockReply struct {
 func (s *Server) clockReply() clockReply {
 	now := s.clk.Now()
 	// The offset is measured against the wall clock, rounded to hide the nanoseconds between the two reads.
-	offset := now.Sub(time.Now()).Round(time.Millisecond)
+	offset := time.Until(now).Round(time.Millisecond)
 	return clockReply{Now: now.UTC().Format(time.RFC3339Nano), OffsetSeconds: offset.Seconds()}
 }
 

@@ -30,10 +30,6 @@ func (st *appStats) noteRefresh(now time.Time) {
 	st.maxRefreshPerSecond = max(st.maxRefreshPerSecond, len(st.recentRefreshes))
 }
 
-func (s *Server) count(endpoint string) {
-	s.countFor(endpoint, "")
-}
-
 // countFor counts a request globally and, when appID names a registered app, for that app too.
 func (s *Server) countFor(endpoint, appID string) {
 	now := time.Now()
@@ -61,8 +57,9 @@ func (s *Server) countAppLocked(endpoint, appID string, now time.Time) {
 }
 
 // requestAppID names the app a Lark request is made for, as far as the request itself says: the
-// app a bearer token was issued to, the authorize page's client_id, or the client_id / app_id of a
-// token or revoke request (body or HTTP Basic). It returns "" when the request names none.
+// app a bearer token was issued to, the authorize page's client_id, the client_id / app_id of a
+// token or revoke request (body or HTTP Basic), or the owner of a store app's app_access_token.
+// It returns "" when the request names none.
 func (s *Server) requestAppID(req *request) string {
 	if tok, ok := bearerToken(req.Request); ok {
 		s.mu.Lock()
@@ -86,6 +83,10 @@ func (s *Server) requestAppID(req *request) string {
 		return ""
 	}
 	if id := p["app_id"]; id != "" {
+		return id
+	}
+	if tok := p["app_access_token"]; tok != "" { // a store app's tenant token request
+		id, _ := s.StoreAppTokenApp(tok)
 		return id
 	}
 	return p["client_id"]

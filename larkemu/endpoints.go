@@ -25,8 +25,22 @@ const (
 	EndpointUserInfo = "user_info"
 	// EndpointMessages is POST /open-apis/im/v1/messages.
 	EndpointMessages = "messages"
+	// EndpointClientCredentials counts v3 token calls with grant_type=client_credentials (a subset
+	// of EndpointOAuthToken, like EndpointCodeExchange).
+	EndpointClientCredentials = "client_credentials"
+	// EndpointAppTicketResend is POST /open-apis/auth/v3/app_ticket/resend (store apps).
+	EndpointAppTicketResend = "app_ticket_resend"
+	// EndpointStoreAppAccessToken is POST /open-apis/auth/v3/app_access_token (store apps).
+	EndpointStoreAppAccessToken = "store_app_access_token"
+	// EndpointStoreTenantAccessToken is POST /open-apis/auth/v3/tenant_access_token (store apps).
+	// Calls per tenant are on GET /_emulator/apps/{app_id}/tenants.
+	EndpointStoreTenantAccessToken = "store_tenant_access_token"
+	// EndpointEventDelivery counts the emulator's own POSTs to apps' event URLs, every attempt and
+	// retry. It is a counter only; failures cannot target it.
+	EndpointEventDelivery = "event_delivery"
 	// EndpointAll makes an injected failure match every endpoint (except the grant-specific subsets
-	// EndpointCodeExchange and EndpointRefresh, which a wildcard already hit at EndpointOAuthToken).
+	// EndpointCodeExchange, EndpointRefresh and EndpointClientCredentials, which a wildcard already
+	// hit at EndpointOAuthToken).
 	EndpointAll = "*"
 )
 
@@ -42,6 +56,11 @@ var counterNames = []string{
 	EndpointRevoke,
 	EndpointUserInfo,
 	EndpointMessages,
+	EndpointClientCredentials,
+	EndpointAppTicketResend,
+	EndpointStoreAppAccessToken,
+	EndpointStoreTenantAccessToken,
+	EndpointEventDelivery,
 }
 
 // failureTargets are the endpoint names a Failure may name.
@@ -56,6 +75,11 @@ var failureTargets = map[string]bool{
 	EndpointRevoke:            true,
 	EndpointUserInfo:          true,
 	EndpointMessages:          true,
+
+	EndpointClientCredentials:      true,
+	EndpointAppTicketResend:        true,
+	EndpointStoreAppAccessToken:    true,
+	EndpointStoreTenantAccessToken: true,
 }
 
 // Paths served by the emulator. The "open" and the "accounts" hosts of real Lark are both this server.
@@ -68,6 +92,10 @@ const (
 	PathRevoke            = "/oauth/v1/revoke"
 	PathUserInfo          = "/open-apis/authen/v1/user_info"
 	PathMessages          = "/open-apis/im/v1/messages"
+
+	PathAppTicketResend        = "/open-apis/auth/v3/app_ticket/resend"
+	PathStoreAppAccessToken    = "/open-apis/auth/v3/app_access_token"
+	PathStoreTenantAccessToken = "/open-apis/auth/v3/tenant_access_token"
 
 	// ControlPrefix is reserved for the test control API; real Lark has nothing there.
 	ControlPrefix = "/_emulator/"

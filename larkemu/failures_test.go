@@ -24,7 +24,7 @@ func tryPost(client *http.Client, url string) (*http.Response, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	return resp, b, err
 }
@@ -110,7 +110,7 @@ func TestFailureHugeClientStopsEarly(t *testing.T) {
 	}
 	// A careful client reads a bounded prefix and hangs up; the emulator must not get stuck.
 	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	expectEqual(t, "read", n, int64(1<<20))
 	fetchToken(t, ts, PathTenantAccessToken)
 }

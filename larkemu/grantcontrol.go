@@ -138,6 +138,9 @@ type GrantSelector struct {
 	GrantID string `json:"grant_id,omitempty"`
 	AppID   string `json:"app_id,omitempty"`
 	UserID  string `json:"user_id,omitempty"`
+	// Reason, for RevokeGrants only, is who revoked: RevokeReasonUser (default), ..Administrator,
+	// ..Security, ..Restriction or ..Unknown. It becomes revoke_reason in the revocation event.
+	Reason string `json:"reason,omitempty"`
 }
 
 func (sel GrantSelector) validate() error {
@@ -167,14 +170,12 @@ func (s *Server) selectGrants(sel GrantSelector, fn func(*grant)) int {
 }
 
 // RevokeGrants revokes grants as a user or admin would: refreshing gives 20064, and their access
-// tokens stop working (user_info 20005, messages 99991668). It returns how many grants matched.
+// tokens stop working (user_info 20005, messages 99991668). Each grant revoked now (not before)
+// sends auth.user_access_token.revoked_v4 to its app's event URL if the app subscribed to it; the
+// first delivery attempt is made before RevokeGrants returns. It returns how many grants matched.
 func (s *Server) RevokeGrants(sel GrantSelector) (int, error) {
-	if err := sel.validate(); err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.selectGrants(sel, func(g *grant) { g.revoked = true }), nil
+	n, _, err := s.revokeGrants(sel) // revokeevents.go
+	return n, err
 }
 
 // ExpireGrants ends grants as if the 365-day cap had passed: refreshing gives 20037 and their
@@ -182,6 +183,9 @@ func (s *Server) RevokeGrants(sel GrantSelector) (int, error) {
 func (s *Server) ExpireGrants(sel GrantSelector) (int, error) {
 	if err := sel.validate(); err != nil {
 		return 0, err
+	}
+	if sel.Reason != "" {
+		return 0, fmt.Errorf("reason goes with revoke, not expire")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,7 +222,7 @@ func (s *Server) ctlMintGrant(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) ctlRevokeGrants(w http.ResponseWriter, r *http.Request) error {
-	return s.ctlChangeGrants(w, r, s.RevokeGrants)
+	return s.ctlRevokeGrantsWithEvents(w, r) // revokeevents.go
 }
 
 func (s *Server) ctlExpireGrants(w http.ResponseWriter, r *http.Request) error {

@@ -113,14 +113,15 @@ func writeGatewayError(w http.ResponseWriter, status, code int, msg string) {
 // writeInjectedError renders a FailError failure in the dialect of the endpoint it hit.
 func (s *Server) writeInjectedError(w http.ResponseWriter, endpoint string, f Failure) {
 	switch endpoint {
-	case EndpointAppAccessToken, EndpointTenantAccessToken:
+	case EndpointAppAccessToken, EndpointTenantAccessToken,
+		EndpointAppTicketResend, EndpointStoreAppAccessToken, EndpointStoreTenantAccessToken:
 		status := orStatus(f.Status, http.StatusOK)
 		if f.Code == codeInvalidParam && f.Msg == "" {
 			writeJSON(w, status, invalidParamReply)
 			return
 		}
 		writeJSON(w, status, codeMsg{Code: f.Code, Msg: orString(f.Msg, "error")})
-	case EndpointOAuthToken, EndpointCodeExchange, EndpointRefresh, EndpointRevoke:
+	case EndpointOAuthToken, EndpointCodeExchange, EndpointRefresh, EndpointClientCredentials, EndpointRevoke:
 		info, ok := oauthErrors[f.Code]
 		if !ok {
 			info = oauthErrorInfo{status: http.StatusBadRequest, err: "invalid_request"}

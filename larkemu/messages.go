@@ -14,6 +14,7 @@ type Message struct {
 	MessageID     string    `json:"message_id"`
 	AppID         string    `json:"app_id"`
 	SenderType    string    `json:"sender_type"` // "app" for a tenant token, "user" for a user token
+	TenantKey     string    `json:"tenant_key"`  // the sender's tenant: a store app's tenant token names its own
 	ReceiveIDType string    `json:"receive_id_type"`
 	ReceiveID     string    `json:"receive_id"`
 	UserID        string    `json:"user_id,omitempty"` // the emulator user it reached; empty for chats
@@ -174,7 +175,7 @@ func (s *Server) sendMessage(req *request, tok string) (appID string, reply mess
 		}
 	}
 	m := Message{
-		MessageID: "om_" + randomHex(16), AppID: sender.appID, SenderType: sender.reply.SenderType,
+		MessageID: "om_" + randomHex(16), AppID: sender.appID, SenderType: sender.reply.SenderType, TenantKey: sender.reply.TenantKey,
 		ReceiveIDType: idType, ReceiveID: *body.ReceiveID, UserID: userID, ChatID: chatID,
 		MsgType: *body.MsgType, Content: *body.Content, UUID: body.UUID, CreateTime: now,
 	}
@@ -204,7 +205,11 @@ type resolvedSender struct {
 func (s *Server) messageSenderLocked(tok string, now time.Time) (resolvedSender, int) {
 	if t, ok := s.tenantTokens[tok]; ok {
 		if _, appOK := s.apps[t.appID]; appOK && now.Before(t.expiresAt) {
-			return resolvedSender{t.appID, messageSender{ID: t.appID, IDType: "app_id", SenderType: "app", TenantKey: s.opts.TenantKey}}, 0
+			tenant := t.tenantKey
+			if tenant == "" {
+				tenant = s.opts.TenantKey
+			}
+			return resolvedSender{t.appID, messageSender{ID: t.appID, IDType: "app_id", SenderType: "app", TenantKey: tenant}}, 0
 		}
 		return resolvedSender{}, gwInvalidAppToken
 	}

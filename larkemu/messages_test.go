@@ -115,7 +115,7 @@ func TestSendMessageDedup(t *testing.T) {
 	if send("four", "u-1") == first {
 		t.Fatal("uuid still deduplicated after an hour")
 	}
-	if send("five", "") == send("five", "") {
+	if a, b := send("five", ""), send("five", ""); a == b {
 		t.Fatal("messages without uuid were deduplicated")
 	}
 	expectEqual(t, "recorded", len(s.Messages()), 5)

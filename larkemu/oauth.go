@@ -17,14 +17,6 @@ type oauthTokenReply struct {
 	Scope                 string `json:"scope"`
 }
 
-// clientCredentialsReply is the v3 tenant token shape (lark-api.md §2b).
-type clientCredentialsReply struct {
-	Code        int    `json:"code"`
-	AccessToken string `json:"access_token"`
-	ExpiresIn   int64  `json:"expires_in"`
-	TokenType   string `json:"token_type"`
-}
-
 func (s *Server) handleOAuthTokenV2(w http.ResponseWriter, req *request) {
 	s.serveOAuthToken(w, req, false)
 }
@@ -59,7 +51,7 @@ func (s *Server) serveOAuthToken(w http.ResponseWriter, req *request, v3 bool) {
 			s.writeTokenPair(w, EndpointRefresh, clientID, pair, code)
 		})
 	case grantType == "client_credentials" && v3:
-		s.clientCredentialsGrant(w, clientID, secret)
+		s.serveClientCredentials(w, req, clientID, secret) // clientcredentials.go
 	case grantType == "":
 		s.oauthFail(w, EndpointOAuthToken, clientID, grantType, oauthMissingParam)
 	default:
@@ -168,28 +160,4 @@ func (s *Server) refreshGrant(p map[string]string, clientID, secret string) (tok
 	rt.used = true
 	g.refreshes++
 	return s.mintPair(g, scopes, now), 0
-}
-
-// clientCredentialsGrant is the v3 tenant token. Lark does not say whether the 30-minute reuse rule
-// holds here, so every call mints a fresh token; it works wherever a legacy tenant token does.
-func (s *Server) clientCredentialsGrant(w http.ResponseWriter, clientID, secret string) {
-	now := s.clk.Now()
-	s.mu.Lock()
-	_, code := s.checkClientLocked(clientID, secret)
-	var t *appToken
-	if code == 0 {
-		s.pruneAppTokens(now)
-		exp := now.Add(s.opts.AppTokenTTL)
-		t = &appToken{token: newJWT("tenant", clientID, exp), appID: clientID, expiresAt: exp}
-		s.tenantTokens[t.token] = t
-	}
-	s.mu.Unlock()
-	if code != 0 {
-		s.oauthFail(w, EndpointOAuthToken, clientID, "client_credentials", code)
-		return
-	}
-	s.logf("%s: app_id=%s grant_type=client_credentials code=0", EndpointOAuthToken, clientID)
-	writeJSON(w, http.StatusOK, clientCredentialsReply{
-		AccessToken: t.token, ExpiresIn: remainingSeconds(t.expiresAt, now), TokenType: "Bearer",
-	})
 }

@@ -1,9 +1,11 @@
 package larkemu
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,7 +25,14 @@ const (
 	DefaultDedupWindow     = time.Hour
 	DefaultMaxBodyBytes    = 64 << 10
 	DefaultTenantKey       = "736588c92lxf175d"
+	DefaultTicketInterval  = time.Hour
+	DefaultTicketTTL       = 2 * time.Hour
+	DefaultEventTimeout    = time.Second
 )
+
+// DefaultEventRetryDelays are the waits before Lark's retries of a failed event delivery: 5 s,
+// 5 min, 1 h and 6 h, at most four retries (see the package documentation).
+var DefaultEventRetryDelays = []time.Duration{5 * time.Second, 5 * time.Minute, time.Hour, 6 * time.Hour}
 
 // Options configure a Server. The zero value is usable: real clock with an adjustable offset, no apps,
 // Lark's documented lifetimes, no logging.
@@ -57,6 +66,23 @@ type Options struct {
 	// Logger receives one line per Lark request (endpoint, app_id, result code; never a secret or
 	// token). Nil disables logging.
 	Logger *log.Logger
+
+	// RegisterApps registers apps with all their settings (store apps, event URLs, tenants) up
+	// front, after Apps. An invalid one makes New panic.
+	RegisterApps []App
+	// TicketInterval is how often each store app with an event URL gets a fresh app_ticket pushed
+	// (default 1 h, as Lark does). The first scheduled push comes one interval after the app is
+	// registered; app_ticket/resend pushes at once.
+	TicketInterval time.Duration
+	// TicketTTL is how long an app_ticket is accepted after it was pushed (default 2 h: the newest
+	// ticket and the one before it are both good). Lark does not document it.
+	TicketTTL time.Duration
+	// EventTimeout is how long one event delivery waits for the receiver's answer (default 1 s,
+	// the time Lark gives).
+	EventTimeout time.Duration
+	// EventRetryDelays are the waits before each retry of a failed delivery, measured on the
+	// emulator's clock. Nil means DefaultEventRetryDelays; an empty non-nil slice disables retries.
+	EventRetryDelays []time.Duration
 }
 
 // Server is an in-memory Lark. It is an http.Handler; all methods are safe for concurrent use.
@@ -71,6 +97,16 @@ type Server struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
+	// Event deliveries and the ticket scheduler run in the background; baseCtx ends their requests
+	// on Close, which then waits for them (background). lifeMu guards closed against a late start.
+	baseCtx       context.Context
+	baseCancel    context.CancelFunc
+	eventClient   *http.Client
+	schedulerOnce sync.Once
+	lifeMu        sync.Mutex
+	closed        bool
+	background    sync.WaitGroup
+
 	// mu guards everything below. One lock keeps the emulator obviously correct; it is never held
 	// while waiting or writing a response.
 	mu           sync.Mutex
@@ -83,6 +119,8 @@ type Server struct {
 	identity     identityState
 	grants       grantState
 	messages     messageState
+	store        storeState
+	events       eventState
 }
 
 // route is one Lark endpoint behind a method and a path.
@@ -110,6 +148,13 @@ func New(opts Options) *Server {
 	if opts.TenantKey == "" {
 		opts.TenantKey = DefaultTenantKey
 	}
+	setDefault(&opts.TicketInterval, DefaultTicketInterval)
+	setDefault(&opts.TicketTTL, DefaultTicketTTL)
+	setDefault(&opts.EventTimeout, DefaultEventTimeout)
+	if opts.EventRetryDelays == nil {
+		opts.EventRetryDelays = DefaultEventRetryDelays
+	}
+	opts.EventRetryDelays = slices.Clone(opts.EventRetryDelays)
 	s := &Server{
 		clk:          opts.Clock,
 		opts:         opts,
@@ -121,12 +166,21 @@ func New(opts Options) *Server {
 		counters:     make(map[string]int),
 		appStats:     make(map[string]*appStats),
 	}
+	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
+	s.eventClient = newEventClient()
 	s.identity.init()
 	s.grants.init()
 	s.messages.init()
+	s.store.init()
+	s.events.init()
 	for id, secret := range opts.Apps {
 		if err := s.AddApp(id, secret); err != nil {
 			panic(fmt.Sprintf("larkemu: Options.Apps: %v", err))
+		}
+	}
+	for _, a := range opts.RegisterApps {
+		if err := s.RegisterApp(a); err != nil {
+			panic(fmt.Sprintf("larkemu: Options.RegisterApps: %v", err))
 		}
 	}
 	s.routes = s.buildRoutes()
@@ -151,6 +205,10 @@ func (s *Server) buildRoutes() map[string]map[string]route {
 		PathRevoke:            {http.MethodPost: {EndpointRevoke, small, s.handleRevoke}},
 		PathUserInfo:          {http.MethodGet: {EndpointUserInfo, small, s.handleUserInfo}},
 		PathMessages:          {http.MethodPost: {EndpointMessages, large, s.handleMessages}},
+
+		PathAppTicketResend:        {http.MethodPost: {EndpointAppTicketResend, small, s.handleAppTicketResend}},
+		PathStoreAppAccessToken:    {http.MethodPost: {EndpointStoreAppAccessToken, small, s.handleStoreAppAccessToken}},
+		PathStoreTenantAccessToken: {http.MethodPost: {EndpointStoreTenantAccessToken, small, s.handleStoreTenantAccessToken}},
 	}
 }
 
@@ -181,10 +239,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.withFailures(w, req, rt.endpoint, true, func(w http.ResponseWriter) { rt.handle(w, req) })
 }
 
-// Close releases requests held open by injected timeouts and slow answers. The Server keeps serving
-// afterwards, but never holds a request again; call it before shutting the HTTP server down.
+// Close releases requests held open by injected timeouts and slow answers, stops the ticket
+// schedule and event retries, and waits for deliveries in flight to give up. The Server keeps
+// serving afterwards, but never holds a request or sends an event again; call it before shutting
+// the HTTP server down.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.done) })
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.baseCancel()
+		s.lifeMu.Lock()
+		s.closed = true
+		s.lifeMu.Unlock()
+		s.background.Wait()
+	})
 }
 
 // Clock returns the clock the server reads.
@@ -210,8 +277,9 @@ func (s *Server) Advance(d time.Duration) error {
 	return nil
 }
 
-// Reset forgets everything that happened: counters, pending failures, every issued token, code, grant
-// and recorded message, and the authorize mode (back to approve). Apps, users and the clock stay.
+// Reset forgets everything that happened: counters, pending failures, every issued token, code, grant,
+// recorded message, app_ticket and event delivery (pending retries included), and the authorize
+// mode (back to approve). Apps, their tenants, the ticket schedule, users and the clock stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -223,6 +291,11 @@ func (s *Server) Reset() {
 	s.identity.mode = AuthorizeApprove
 	s.grants.init()
 	s.messages.init()
+	s.store.resetTokens()
+	for _, rec := range s.events.records {
+		rec.retries = nil
+	}
+	s.events.init()
 }
 
 func (s *Server) logf(format string, args ...any) {

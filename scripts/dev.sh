@@ -53,6 +53,12 @@ curl -fsS -X POST "$emu_url/_emulator/apps" -H 'Content-Type: application/json' 
   scopes=auth:user.id:read >/dev/null
 unset demo_secret
 
+# The demo person, signed in at the emulator's authorize page, and the slot "demo" bound to their Lark
+# identity, the way an administrator prepares a person's first self-service authorization.
+curl -fsS -X POST "$emu_url/_emulator/users" -H 'Content-Type: application/json' \
+  -d '{"user_id":"demo","name":"Demo User","open_id":"ou_demo0000000000000001"}' >/dev/null
+"$vault_bin" write lark/slots/cli_demo/demo open_id=ou_demo0000000000000001 >/dev/null
+
 cat <<MSG
 
 Vault $("$vault_bin" version | awk '{print $2}' | tr -d ,) is running with vault-plugin-secrets-lark $version mounted at lark/

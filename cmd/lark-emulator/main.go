@@ -31,14 +31,29 @@ Serves the Lark endpoints the Vault plugin uses (both the "open" and the "accoun
   POST /oauth/v1/revoke
   GET  /open-apis/authen/v1/user_info
   POST /open-apis/im/v1/messages?receive_id_type=open_id
+  POST /open-apis/auth/v3/app_ticket/resend          (store apps)
+  POST /open-apis/auth/v3/app_access_token           (store apps, with the app_ticket)
+  POST /open-apis/auth/v3/tenant_access_token        (store apps, per tenant_key)
 
 Control API (JSON in and out; see the larkemu package documentation for every field):
   POST   /_emulator/apps              {"app_id","app_secret","refresh_disabled","scopes",
-                                       "refresh_token_ttl_seconds","user_token_ttl_seconds"}
+                                       "refresh_token_ttl_seconds","user_token_ttl_seconds",
+                                       "app_type":"self_built"|"store","event_url","verification_token",
+                                       "encrypt_key","event_types":["app_open","auth.user_access_token.revoked_v4"],
+                                       "tenants":[tenant_key…]}
   GET    /_emulator/apps
   DELETE /_emulator/apps/{app_id}
   GET    /_emulator/apps/{app_id}/counters   -> that app's counters and "max_refresh_per_second"
   DELETE /_emulator/apps/{app_id}/counters
+  GET    /_emulator/apps/{app_id}/tenants     -> {"tenants":[{"tenant_key","installed_at","tenant_access_token_calls","tokens_issued"}]}
+  POST   /_emulator/apps/{app_id}/tenants     {"tenant_key","installer_user_id","silent"}  (sends app_open)
+  DELETE /_emulator/apps/{app_id}/tenants/{tenant_key}
+  GET    /_emulator/apps/{app_id}/tickets
+  POST   /_emulator/apps/{app_id}/tickets     push a new app_ticket now
+  GET    /_emulator/apps/{app_id}/events      ?type=…&after=seq  -> every delivery with its attempts
+  DELETE /_emulator/apps/{app_id}/events
+  POST   /_emulator/apps/{app_id}/events/push {"event"|"raw_body"|"replay_of","encrypt","encrypt_key","retry","pad_bytes"}
+  POST   /_emulator/apps/{app_id}/url-verification
   GET    /_emulator/clock             -> {"now","offset_seconds"}
   POST   /_emulator/clock/advance     {"seconds":N}   (N > 0, may be fractional)
   POST   /_emulator/failures          {"endpoint","mode","count","delay_ms","status","reset_seconds","code","msg"}
@@ -52,13 +67,15 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
   POST   /_emulator/authorize-mode    {"mode":"approve"|"deny"}
   GET    /_emulator/grants
   POST   /_emulator/grants            {"app_id","user_id","scopes","authorized_days_ago"}
-  POST   /_emulator/grants/revoke     {"grant_id"} or {"app_id","user_id"}
+  POST   /_emulator/grants/revoke     {"grant_id"} or {"app_id","user_id"}, "reason" (sends the revocation event)
   POST   /_emulator/grants/expire     {"grant_id"} or {"app_id","user_id"}
   GET    /_emulator/messages
   DELETE /_emulator/messages
 
 Endpoint names for counters and failures: app_access_token, tenant_access_token, authorize,
-oauth_token, code_exchange, refresh, refresh_reuse (counter only), revoke, user_info, messages, "*".
+oauth_token, code_exchange, refresh, refresh_reuse (counter only), revoke, user_info, messages,
+client_credentials, app_ticket_resend, store_app_access_token, store_tenant_access_token,
+event_delivery (counter only), "*".
 Failure modes: 5xx, timeout, slow, 429, garbage, truncated, huge, lost_response, error.
 
 Flags:
@@ -90,12 +107,41 @@ func (a appFlags) Set(v string) error {
 	return nil
 }
 
+// durationList is a comma-separated list of durations; "none" is the empty list.
+type durationList []time.Duration
+
+func (d *durationList) String() string {
+	if d == nil || len(*d) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(*d))
+	for i, v := range *d {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (d *durationList) Set(v string) error {
+	out := []time.Duration{}
+	if v != "none" {
+		for _, part := range strings.Split(v, ",") {
+			dur, err := time.ParseDuration(strings.TrimSpace(part))
+			if err != nil || dur <= 0 {
+				return fmt.Errorf("want positive durations separated by commas, or none: %q", part)
+			}
+			out = append(out, dur)
+		}
+	}
+	*d = out
+	return nil
+}
+
 // run is main without the process exit, so tests can start and stop the emulator in-process.
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lark-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
+		_, _ = fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
 	apps := appFlags{}
@@ -110,6 +156,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&opts.RefreshTokenTTL, "refresh-token-ttl", larkemu.DefaultRefreshTokenTTL, "lifetime of user refresh tokens")
 	fs.DurationVar(&opts.GrantMaxAge, "grant-max-age", larkemu.DefaultGrantMaxAge, "how long after authorization a grant can be refreshed")
 	fs.DurationVar(&opts.CodeTTL, "code-ttl", larkemu.DefaultCodeTTL, "lifetime of authorization codes")
+	fs.DurationVar(&opts.TicketInterval, "ticket-interval", larkemu.DefaultTicketInterval, "how often store apps with an event URL get a new app_ticket")
+	fs.DurationVar(&opts.TicketTTL, "ticket-ttl", larkemu.DefaultTicketTTL, "how long an app_ticket is accepted after it was pushed")
+	fs.DurationVar(&opts.EventTimeout, "event-timeout", larkemu.DefaultEventTimeout, "how long an event delivery waits for the receiver's answer")
+	retries := durationList(larkemu.DefaultEventRetryDelays)
+	fs.Var(&retries, "event-retry-delays", `waits before the retries of a failed event delivery, comma-separated, or "none"`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -117,21 +168,22 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "lark-emulator: unexpected arguments %q\n", fs.Args())
+		_, _ = fmt.Fprintf(stderr, "lark-emulator: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	opts.EventRetryDelays = []time.Duration(retries)
 	if *verbose {
 		opts.Logger = log.New(stderr, "lark-emulator: ", log.LstdFlags|log.Lmicroseconds)
 	}
 	emu := larkemu.New(opts)
 	for id, secret := range apps {
 		if err := emu.AddApp(id, secret); err != nil {
-			fmt.Fprintf(stderr, "lark-emulator: -app: %v\n", err)
+			_, _ = fmt.Fprintf(stderr, "lark-emulator: -app: %v\n", err)
 			return 2
 		}
 	}
 	if err := serve(ctx, emu, *listen, *addrFile, stderr); err != nil {
-		fmt.Fprintf(stderr, "lark-emulator: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "lark-emulator: %v\n", err)
 		return 1
 	}
 	return 0
@@ -158,9 +210,9 @@ func serve(ctx context.Context, emu *larkemu.Server, listen, addrFile string, st
 			_ = srv.Close()
 			return err
 		}
-		defer os.Remove(addrFile)
+		defer func() { _ = os.Remove(addrFile) }()
 	}
-	fmt.Fprintf(stderr, "lark-emulator listening on %s\n", baseURL)
+	_, _ = fmt.Fprintf(stderr, "lark-emulator listening on %s\n", baseURL)
 
 	select {
 	case err := <-serveErr:
@@ -195,13 +247,13 @@ func writeFileAtomic(path, content string) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // no-op after a successful rename
+	defer func() { _ = os.Remove(f.Name()) }() // no-op after a successful rename
 	if _, err := f.WriteString(content); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Chmod(0o644); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {

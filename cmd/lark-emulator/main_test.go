@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,7 +75,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		Expire int64 `json:"expire"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&got)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil || got.Code != 0 || got.Expire > 600 || got.Expire < 598 {
 		t.Fatalf("token call: %+v, %v", got, err)
 	}
@@ -85,14 +86,14 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("register an app with its own lifetime: %v %v", resp, err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	resp, err = http.Get(base + "/_emulator/apps/cli_demo/counters")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var perApp map[string]int
 	err = json.NewDecoder(resp.Body).Decode(&perApp)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil || perApp["tenant_access_token"] != 1 || perApp["refresh"] != 0 {
 		t.Fatalf("per-app counters: %v, %v", perApp, err)
 	}
@@ -106,14 +107,14 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("inject: %v %v", resp, err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	held := make(chan error, 1)
 	go func() {
 		resp, err := http.Post(base+"/open-apis/auth/v3/tenant_access_token/internal", "application/json",
 			strings.NewReader(`{"app_id":"cli_demo","app_secret":"demo-secret"}`))
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			held <- errors.New("held request was answered")
 			return
 		}
@@ -147,6 +148,9 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"-app", "not-an-app:secret"},
 		{"-listen", "127.0.0.1:0", "extra"},
 		{"-nope"},
+		{"-event-retry-delays", "5s,soon"},
+		{"-event-retry-delays", "-1s"},
+		{"-ticket-interval", "hourly"},
 	} {
 		var stderr syncBuffer
 		if code := run(context.Background(), args, &stderr); code != 2 {
@@ -164,5 +168,80 @@ func TestRunListenError(t *testing.T) {
 	var stderr syncBuffer
 	if code := run(context.Background(), []string{"-listen", "256.0.0.1:0"}, &stderr); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
+	}
+}
+
+// TestRunPushesTicketsToStoreApps runs the process with a short ticket interval and a store app
+// registered over the control API, and waits for the scheduled app_ticket at the app's event URL.
+func TestRunPushesTicketsToStoreApps(t *testing.T) {
+	got := make(chan []byte, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case got <- b:
+		default: // a ticket every 100 ms: the test needs only the first
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer receiver.Close()
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"-listen", "127.0.0.1:0", "-addr-file", addrFile, "-ticket-interval", "100ms",
+			"-ticket-ttl", "1m", "-event-timeout", "5s", "-event-retry-delays", "none", "-verbose"}, &stderr)
+	}()
+	defer func() {
+		cancel()
+		<-exit
+	}()
+	var base string
+	deadline := time.Now().Add(10 * time.Second)
+	for base == "" {
+		b, _ := os.ReadFile(addrFile)
+		base = string(b)
+		if time.Now().After(deadline) {
+			t.Fatalf("no address written; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Post(base+"/_emulator/apps", "application/json", strings.NewReader(`{"app_id":"cli_store","app_secret":"store-secret",`+
+		`"app_type":"store","event_url":"`+receiver.URL+`/events","verification_token":"vt","tenants":["tenant_a","tenant_b"]}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("register: %v %v", resp, err)
+	}
+	_ = resp.Body.Close()
+	var ev struct {
+		Token string `json:"token"`
+		Event struct {
+			AppID     string `json:"app_id"`
+			AppTicket string `json:"app_ticket"`
+		} `json:"event"`
+	}
+	select {
+	case b := <-got:
+		if err := json.Unmarshal(b, &ev); err != nil || ev.Token != "vt" || ev.Event.AppID != "cli_store" || ev.Event.AppTicket == "" {
+			t.Fatalf("ticket event: %s (%v)", b, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no app_ticket within 10 s; stderr:\n%s", stderr.String())
+	}
+	resp, err = http.Post(base+"/open-apis/auth/v3/app_access_token", "application/json",
+		strings.NewReader(`{"app_id":"cli_store","app_secret":"store-secret","app_ticket":"`+ev.Event.AppTicket+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		Code           int    `json:"code"`
+		AppAccessToken string `json:"app_access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	_ = resp.Body.Close()
+	if tok.Code != 0 || !strings.HasPrefix(tok.AppAccessToken, "a-") {
+		t.Fatalf("store app token: %+v", tok)
+	}
+	if strings.Contains(stderr.String(), ev.Event.AppTicket) || strings.Contains(stderr.String(), "store-secret") {
+		t.Fatalf("the log shows a ticket or secret:\n%s", stderr.String())
 	}
 }

@@ -1,0 +1,163 @@
+package larksecrets
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
+)
+
+const (
+	appStoragePrefix = "apps/"
+	appEntryVersion  = 1
+	operationPrefix  = "lark"
+	maxSecretBytes   = 256
+)
+
+// appEntry is one Lark app as stored. AppSecret never leaves the backend except in the request
+// body sent to Lark.
+type appEntry struct {
+	Version         int       `json:"version"`
+	AppID           string    `json:"app_id"`
+	AppSecret       string    `json:"app_secret"`
+	Brand           string    `json:"brand"`
+	BaseURL         string    `json:"base_url,omitempty"`
+	AccountsBaseURL string    `json:"accounts_base_url,omitempty"`
+	RedirectURI     string    `json:"redirect_uri,omitempty"`
+	Scopes          []string  `json:"scopes,omitempty"`
+	TokenEndpoint   string    `json:"token_endpoint,omitempty"`
+	LeaseMode       string    `json:"lease_mode,omitempty"`
+	NotifyOpenIDs   []string  `json:"notify_open_ids,omitempty"`
+	NotifyUsers     bool      `json:"notify_users,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	SecretUpdatedAt time.Time `json:"secret_updated_at"`
+
+	// Where a requester's own Lark identity comes from, so that a self-service authorization can
+	// only be completed by that person (see identity.go).
+	IdentityMetadataKey string `json:"identity_metadata_key,omitempty"`
+	IdentityAliasMount  string `json:"identity_alias_mount,omitempty"`
+}
+
+// accountsBaseURL is where the authorize page, the v3 token endpoint and revoke live.
+func (a *appEntry) accountsBaseURL() string {
+	if a.AccountsBaseURL != "" {
+		return a.AccountsBaseURL
+	}
+	return lark.Brand(a.Brand).AccountsBaseURL()
+}
+
+func (a *appEntry) tokenEndpoint() lark.TokenEndpoint {
+	if a.TokenEndpoint == "" {
+		return lark.TokenEndpointV3
+	}
+	return lark.TokenEndpoint(a.TokenEndpoint)
+}
+
+// leaseMode is the app's override, or the mount's setting.
+func (a *appEntry) leaseMode(cfg *configEntry) string {
+	if a != nil && a.LeaseMode != "" {
+		return a.LeaseMode
+	}
+	return cfg.LeaseMode
+}
+
+// openBaseURL is where this app's OpenAPI calls go: the override if set, else the brand's host.
+func (a *appEntry) openBaseURL() string {
+	if a.BaseURL != "" {
+		return a.BaseURL
+	}
+	return lark.Brand(a.Brand).OpenBaseURL()
+}
+
+// credentials are what the Lark client needs to act as the app.
+func (a *appEntry) credentials() lark.AppCredentials {
+	return lark.AppCredentials{AppID: a.AppID, AppSecret: a.AppSecret, UserTokenEndpoint: a.tokenEndpoint()}
+}
+
+// secretFingerprint lets an operator check which secret is stored without reading it: the first 8
+// hex digits of its SHA-256, comparable with `printf %s "$SECRET" | sha256sum | cut -c1-8`.
+func secretFingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:])[:8]
+}
+
+// appStore owns the app entries. Every token read needs its app, so entries are kept in memory and
+// dropped on write, delete and Invalidate. Cached entries are shared: nobody changes one in place;
+// a write stores a new entry.
+type appStore struct {
+	mu     sync.RWMutex
+	cached map[string]*appEntry
+}
+
+func newAppStore() *appStore { return &appStore{cached: map[string]*appEntry{}} }
+
+func (as *appStore) get(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
+	as.mu.RLock()
+	cached, ok := as.cached[appID]
+	as.mu.RUnlock()
+	if ok {
+		return cached, nil
+	}
+	app, err := as.load(ctx, s, appID)
+	if err != nil || app == nil {
+		return app, err
+	}
+	as.mu.Lock()
+	as.cached[appID] = app
+	as.mu.Unlock()
+	return app, nil
+}
+
+// load reads the stored entry, bypassing memory, for a read-modify-write.
+func (as *appStore) load(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
+	entry, err := s.Get(ctx, appStoragePrefix+appID)
+	if err != nil {
+		return nil, fmt.Errorf("reading app %s: %w", appID, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	var app appEntry
+	if err := entry.DecodeJSON(&app); err != nil {
+		return nil, fmt.Errorf("decoding app %s: %w", appID, err)
+	}
+	return &app, nil
+}
+
+func (as *appStore) put(ctx context.Context, s logical.Storage, app *appEntry) error {
+	app.Version = appEntryVersion
+	entry, err := logical.StorageEntryJSON(appStoragePrefix+app.AppID, app)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return err
+	}
+	as.forget(app.AppID)
+	return nil
+}
+
+func (as *appStore) delete(ctx context.Context, s logical.Storage, appID string) error {
+	if err := s.Delete(ctx, appStoragePrefix+appID); err != nil {
+		return err
+	}
+	as.forget(appID)
+	return nil
+}
+
+func (as *appStore) list(ctx context.Context, s logical.Storage) ([]string, error) {
+	return s.List(ctx, appStoragePrefix)
+}
+
+func (as *appStore) forget(appID string) {
+	as.mu.Lock()
+	delete(as.cached, appID)
+	as.mu.Unlock()
+}

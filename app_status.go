@@ -1,0 +1,159 @@
+package larksecrets
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
+)
+
+const appStatusPrefix = "app-status/"
+
+// appProblem is a refusal by Lark that is about an app's setup rather than any user's grant (token
+// refresh switched off, app not enabled or not installed): every grant of the app is stuck until an
+// operator fixes the app, so operators are told once, by a notice to the app's admins.
+type appProblem struct {
+	Version  int       `json:"version"`
+	Reason   string    `json:"reason"`
+	Code     int       `json:"code"`
+	Since    time.Time `json:"since"`
+	Notified time.Time `json:"notified,omitempty"`
+}
+
+// appStatusStore owns the problem records. Every successful refresh asks it to clear its app's
+// record, so it remembers in memory which apps are known to be clear and reads storage at most once
+// per app and process for that.
+type appStatusStore struct {
+	clock  func() time.Time
+	logger func() hclog.Logger
+
+	mu       sync.Mutex
+	known    map[string]bool // app id -> the memory copy below reflects storage
+	problems map[string]*appProblem
+}
+
+func newAppStatusStore(now func() time.Time, logger func() hclog.Logger) *appStatusStore {
+	return &appStatusStore{clock: now, logger: logger, known: map[string]bool{}, problems: map[string]*appProblem{}}
+}
+
+func (as *appStatusStore) load(ctx context.Context, s logical.Storage, appID string) (*appProblem, error) {
+	as.mu.Lock()
+	if as.known[appID] {
+		p := as.problems[appID]
+		as.mu.Unlock()
+		return p, nil
+	}
+	as.mu.Unlock()
+	raw, err := s.Get(ctx, appStatusPrefix+appID)
+	if err != nil {
+		return nil, err
+	}
+	var p *appProblem
+	if raw != nil {
+		p = &appProblem{}
+		if err := raw.DecodeJSON(p); err != nil {
+			return nil, fmt.Errorf("decoding the status of app %s: %w", appID, err)
+		}
+	}
+	as.remember(appID, p)
+	return p, nil
+}
+
+func (as *appStatusStore) remember(appID string, p *appProblem) {
+	as.mu.Lock()
+	as.known[appID] = true
+	if p == nil {
+		delete(as.problems, appID)
+	} else {
+		as.problems[appID] = p
+	}
+	as.mu.Unlock()
+}
+
+func (as *appStatusStore) put(ctx context.Context, s logical.Storage, appID string, p *appProblem) error {
+	p.Version = 1
+	e, err := logical.StorageEntryJSON(appStatusPrefix+appID, p)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, e); err != nil {
+		return err
+	}
+	as.remember(appID, p)
+	return nil
+}
+
+// flag records that Lark refuses the app's setup; the same refusal again changes nothing.
+func (as *appStatusStore) flag(ctx context.Context, s logical.Storage, appID string, le *lark.Error) {
+	cur, err := as.load(ctx, s, appID)
+	if err == nil && cur != nil && cur.Code == le.Code {
+		return
+	}
+	p := &appProblem{Reason: le.Reason(), Code: le.Code, Since: as.clock()}
+	if err := as.put(context.WithoutCancel(ctx), s, appID, p); err != nil {
+		as.logger().Warn("could not record an app setup problem", "app_id", appID, "error", err)
+		return
+	}
+	as.logger().Error("Lark refuses the app's setup; every user grant of the app is stuck until it is fixed",
+		"app_id", appID, "code", le.Code, "reason", p.Reason)
+}
+
+// clear forgets the app's problem after Lark accepted a refresh again.
+func (as *appStatusStore) clear(ctx context.Context, s logical.Storage, appID string) {
+	cur, err := as.load(ctx, s, appID)
+	if err != nil || cur == nil {
+		return
+	}
+	if err := s.Delete(context.WithoutCancel(ctx), appStatusPrefix+appID); err != nil {
+		as.logger().Warn("could not clear an app setup problem", "app_id", appID, "error", err)
+		return
+	}
+	as.remember(appID, nil)
+	as.logger().Info("Lark accepts the app's setup again", "app_id", appID)
+}
+
+// listProblems returns every app with a recorded problem.
+func (as *appStatusStore) listProblems(ctx context.Context, s logical.Storage) (map[string]*appProblem, error) {
+	ids, err := s.List(ctx, appStatusPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*appProblem{}
+	for _, id := range ids {
+		id = strings.TrimSuffix(id, "/")
+		p, err := as.load(ctx, s, id)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			out[id] = p
+		}
+	}
+	return out, nil
+}
+
+func (as *appStatusStore) markNotified(ctx context.Context, s logical.Storage, appID string, p *appProblem) error {
+	n := *p
+	n.Notified = as.clock()
+	return as.put(ctx, s, appID, &n)
+}
+
+// count is the number of apps known to have a problem, for the metrics gauge.
+func (as *appStatusStore) count() int {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return len(as.problems)
+}
+
+func (as *appStatusStore) forget(appID string) {
+	as.mu.Lock()
+	delete(as.known, appID)
+	delete(as.problems, appID)
+	as.mu.Unlock()
+}

@@ -1,0 +1,191 @@
+package larksecrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
+)
+
+// This file is the one place where failures become HTTP statuses and "what to do next" text. The
+// status says whose problem it is: 400 the request or this mount's setup, 403 not this requester's
+// to do, 409 only the user can fix it, 502 Lark refused or answered nonsense, 503 Lark could not be
+// reached (or Vault's storage failed) and trying later helps. Messages never contain secrets: the
+// Lark client's errors are built without them.
+
+var (
+	errAppNotConfigured = errors.New("app not configured")
+	errGrantNotFound    = errors.New("no grant")
+)
+
+// remedies builds the commands that messages suggest, for the mount the request came through (or,
+// in the periodic sweep, the mount last seen on a request).
+type remedies struct{ mount string }
+
+func remediesFor(req *logical.Request) remedies {
+	if req == nil || req.MountPoint == "" {
+		return remedies{mount: "lark/"}
+	}
+	return remedies{mount: req.MountPoint}
+}
+
+func (r remedies) authorizeCommand(id grantID) string {
+	return fmt.Sprintf("vault write %soauth/%s/authorize user=%s", r.mount, id.App, id.Slot)
+}
+
+func (r remedies) reauthorize(id grantID) string {
+	return "The user must authorize again: " + r.authorizeCommand(id)
+}
+
+func (r remedies) addApp(appID string) string {
+	return fmt.Sprintf("add it with: vault write %sapps/%s app_secret=...", r.mount, appID)
+}
+
+func (r remedies) fixSecret(appID string) string {
+	return fmt.Sprintf("Check the App Secret in the developer console and store it with: vault write %sapps/%s app_secret=...", r.mount, appID)
+}
+
+func (r remedies) bindSlot(id grantID) string {
+	return fmt.Sprintf("vault write %sslots/%s/%s open_id=ou_... (or union_id=on_...)", r.mount, id.App, id.Slot)
+}
+
+func (r remedies) replaceCommand(id grantID) string {
+	return fmt.Sprintf("vault write %soauth/%s/replace user=%s", r.mount, id.App, id.Slot)
+}
+
+// notStoredError: Lark acted (rotated a refresh token, issued a grant) but Vault's storage refused
+// the outcome even after retries. The outcome is kept in memory and stored at the next chance.
+type notStoredError struct {
+	id  grantID
+	err error
+}
+
+func (e *notStoredError) Error() string {
+	return fmt.Sprintf("Lark issued new tokens for %s but Vault could not store them (kept in memory; the next access of the grant stores them first): %v", e.id, e.err)
+}
+
+func (e *notStoredError) Unwrap() error { return e.err }
+
+// lateError: the outcome is stored, but the request that asked for it ended while Lark answered.
+type lateError struct {
+	id    grantID
+	cause error
+}
+
+func (e *lateError) Error() string {
+	return fmt.Sprintf("Lark rotated the refresh token of %s and it is stored, but your request ended first (%v); read again", e.id, e.cause)
+}
+
+// failedRefreshError replays a stored refresh failure to a reader who finds no servable token while
+// the failure's backoff runs.
+type failedRefreshError struct {
+	id      grantID
+	meaning lark.Meaning
+	msg     string
+	retryAt string
+	url     string
+}
+
+func (e *failedRefreshError) Error() string {
+	s := fmt.Sprintf("refreshing the Lark user token of %s failed (%s); the grant is kept and the next attempt is at %s", e.id, e.msg, e.retryAt)
+	if e.url != "" {
+		s += "; the user must first complete Lark's verification at " + e.url
+	}
+	return s
+}
+
+// httpError maps a failure of a request about appID to an error with a status and a remedy.
+func (r remedies) httpError(appID string, err error) error {
+	var (
+		le   *lark.Error
+		re   *reauthError
+		fe   *failedRefreshError
+		ne   *notStoredError
+		late *lateError
+	)
+	switch {
+	case errors.Is(err, logical.ErrReadOnly):
+		return err
+	case errors.Is(err, errAppNotConfigured):
+		// 400 rather than 404: the vault CLI prints "No value found" for a 404 and drops the message.
+		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("app %s is not configured in this mount; %s", appID, r.addApp(appID)))
+	case errors.As(err, &re):
+		return logical.CodedError(http.StatusConflict, fmt.Sprintf("%s. %s", re.Error(), r.reauthorize(re.id)))
+	case errors.As(err, &fe):
+		return logical.CodedError(statusOfMeaning(fe.meaning), fe.Error())
+	case errors.As(err, &ne):
+		return logical.CodedError(http.StatusServiceUnavailable, ne.Error())
+	case errors.As(err, &late):
+		return logical.CodedError(http.StatusServiceUnavailable, late.Error())
+	case errors.As(err, &le):
+		return logical.CodedError(statusOf(le), r.larkMessage(appID, le))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf("gave up waiting for Lark (app %s): %v", appID, err))
+	}
+	return err
+}
+
+func statusOfMeaning(m lark.Meaning) int {
+	switch m {
+	case lark.MeaningTransient:
+		return http.StatusServiceUnavailable
+	case lark.MeaningUserAction, lark.MeaningGrantOver:
+		return http.StatusConflict
+	}
+	return http.StatusBadGateway
+}
+
+func statusOf(le *lark.Error) int {
+	switch le.Kind {
+	case lark.KindRateLimited, lark.KindUnavailable:
+		return http.StatusServiceUnavailable
+	case lark.KindUserChallenge, lark.KindReauthRequired:
+		return http.StatusConflict
+	case lark.KindUserRefused:
+		return http.StatusForbidden
+	}
+	return http.StatusBadGateway
+}
+
+// larkMessage says what a Lark failure means for app appID and what to do about it.
+func (r remedies) larkMessage(appID string, le *lark.Error) string {
+	switch le.Kind {
+	case lark.KindAppSecretRejected:
+		return fmt.Sprintf("Lark rejected the app secret of %s (%s). %s", appID, larkDetail(le), r.fixSecret(appID))
+	case lark.KindAppNotFound:
+		return fmt.Sprintf("Lark does not know app %s (%s). Check the app id and the brand (feishu or lark) in %sapps/%s", appID, larkDetail(le), r.mount, appID)
+	case lark.KindAppSetup:
+		return fmt.Sprintf("Lark refuses this for app %s: %s (%s). Fix it in the app's settings on the Lark developer console; user grants are kept and work again after the fix", appID, le.Reason(), larkDetail(le))
+	case lark.KindUserChallenge:
+		msg := fmt.Sprintf("Lark asks the user to act first: %s (%s)", le.Reason(), larkDetail(le))
+		if le.ChallengeURL != "" {
+			msg += "; they should open " + le.ChallengeURL
+		}
+		return msg
+	case lark.KindRateLimited, lark.KindUnavailable:
+		return fmt.Sprintf("Lark unreachable for app %s: %v", appID, le)
+	}
+	return fmt.Sprintf("Lark failed the request for app %s: %v", appID, le)
+}
+
+// larkDetail is the part of a Lark error an operator quotes to Lark support: code, message, log id.
+func larkDetail(le *lark.Error) string {
+	d := fmt.Sprintf("code %d: %s", le.Code, le.Msg)
+	if le.LogID != "" {
+		d += ", log_id " + le.LogID
+	}
+	return d
+}
+
+// meaningOf is lark's reading of any error; failures that never reached Lark are transient.
+func meaningOf(err error) lark.Meaning {
+	var le *lark.Error
+	if errors.As(err, &le) {
+		return le.Meaning()
+	}
+	return lark.MeaningTransient
+}

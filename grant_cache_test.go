@@ -1,0 +1,169 @@
+package larksecrets
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
+)
+
+// countingStorage counts the storage calls a backend makes, by operation.
+type countingStorage struct {
+	logical.Storage
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (s *countingStorage) count(op string) {
+	s.mu.Lock()
+	if s.calls == nil {
+		s.calls = map[string]int{}
+	}
+	s.calls[op]++
+	s.mu.Unlock()
+}
+
+func (s *countingStorage) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
+	s.count("get")
+	return s.Storage.Get(ctx, k)
+}
+
+func (s *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	s.count("put")
+	return s.Storage.Put(ctx, e)
+}
+
+func (s *countingStorage) List(ctx context.Context, p string) ([]string, error) {
+	s.count("list")
+	return s.Storage.List(ctx, p)
+}
+
+func (s *countingStorage) Delete(ctx context.Context, k string) error {
+	s.count("delete")
+	return s.Storage.Delete(ctx, k)
+}
+
+func (s *countingStorage) reset() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.calls
+	s.calls = nil
+	return c
+}
+
+// A user-token read with nothing due is served from memory: no storage call at all (issue 9).
+func TestUserTokenReadWithNothingDueMakesNoStorageCall(t *testing.T) {
+	env := newTestEnv(t)
+	counting := &countingStorage{Storage: env.storage}
+	env.storage = counting
+	env.addOAuthApp()
+	env.grantUser("cached")
+	_, err := env.read("user-token/" + testAppID + "/cached") // the first read may load the grant
+	require.NoError(t, err)
+
+	counting.reset()
+	for i := 0; i < 10; i++ {
+		resp, err := env.read("user-token/" + testAppID + "/cached")
+		require.NoError(t, err)
+		require.NotEmpty(t, resp.Data["access_token"])
+	}
+	require.Empty(t, counting.reset(), "reads with nothing due touched storage")
+
+	// So is an app-token read.
+	_, err = env.read("app-token/" + testAppID)
+	require.NoError(t, err)
+	counting.reset()
+	_, err = env.read("app-token/" + testAppID)
+	require.NoError(t, err)
+	require.Empty(t, counting.reset())
+}
+
+// Every change of a grant is seen by the next read: delete, import, re-authorization, a reauth
+// flag, a change on another node (Invalidate) and a new active node.
+func TestGrantCacheStaysCoherent(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	env.grantUser("c")
+	read := func() (*logical.Response, error) { return env.read("user-token/" + testAppID + "/c") }
+	first, err := read()
+	require.NoError(t, err)
+
+	// Re-authorization: the new token is served at once.
+	env.grantUser("c")
+	resp, err := read()
+	require.NoError(t, err)
+	require.NotEqual(t, first.Data["access_token"], resp.Data["access_token"])
+
+	// Import.
+	minted, err := env.emu.MintGrant(larkemu.MintRequest{AppID: testAppID})
+	require.NoError(t, err)
+	env.mustWrite("user-token/"+testAppID+"/c", map[string]interface{}{"refresh_token": minted.RefreshToken})
+	resp, err = read()
+	require.NoError(t, err)
+	require.Equal(t, env.onDisk("c").AccessToken, resp.Data["access_token"])
+
+	// A reauth flag: revoked at Lark, found at the next refresh; reads refuse from then on.
+	_, err = env.emu.RevokeGrants(larkemu.GrantSelector{AppID: testAppID})
+	require.NoError(t, err)
+	env.clock.Advance(2 * time.Hour)
+	_, err = read()
+	require.ErrorContains(t, err, "needs re-authorization")
+	_, err = read()
+	require.ErrorContains(t, err, "needs re-authorization", "nothing served after the flag")
+
+	// Delete: nothing served.
+	env.grantUser("c")
+	_, err = read()
+	require.NoError(t, err)
+	_, err = env.do(logical.DeleteOperation, "user-token/"+testAppID+"/c", nil)
+	require.NoError(t, err)
+	_, err = read()
+	require.ErrorContains(t, err, "no Lark grant")
+
+	// Another node (or a replication stream) changes the key: Invalidate drops the memory copy.
+	env.grantUser("c")
+	_, err = read()
+	require.NoError(t, err)
+	g := env.onDisk("c")
+	g.markReauth(env.clock.Now(), 20064, "revoked", "changed on another node")
+	env.writeGrant(g)
+	env.b.invalidate(context.Background(), g.id().storageKey())
+	_, err = read()
+	require.ErrorContains(t, err, "changed on another node")
+
+	// A new active node starts with nothing in memory.
+	env.grantUser("c")
+	_, err = read()
+	require.NoError(t, err)
+	g = env.onDisk("c")
+	g.markReauth(env.clock.Now(), 20064, "revoked", "changed while this node was a standby")
+	env.writeGrant(g)
+	env.b = env.newBackend(nil)
+	_, err = read()
+	require.ErrorContains(t, err, "changed while this node was a standby")
+}
+
+// A read racing a refresh never puts the older copy back into memory.
+func TestGrantCacheRefusesAStaleFill(t *testing.T) {
+	var c grantCache
+	c.limit, c.entries, c.epochs = 10, map[grantID]*grantEntry{}, map[grantID]uint64{}
+	id := grantID{testAppID, "r"}
+	_, seen, ok := c.lookup(id)
+	require.False(t, ok)
+	c.put(id, &grantEntry{RefreshToken: "new"}) // a refresh stored meanwhile
+	c.fill(id, &grantEntry{RefreshToken: "old"}, seen)
+	g, _, ok := c.lookup(id)
+	require.True(t, ok)
+	require.Equal(t, "new", g.RefreshToken)
+
+	for i := 0; i < 25; i++ {
+		c.put(grantID{testAppID, strings.Repeat("x", i+1)}, &grantEntry{})
+	}
+	require.LessOrEqual(t, c.len(), 10, "bounded")
+}
