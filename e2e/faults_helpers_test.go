@@ -291,8 +291,8 @@ func (w *faultWorld) sweeps(t *testing.T) int {
 	if err != nil {
 		t.Fatalf("reading %s/metrics: %v", w.mount, err)
 	}
-	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("reading %s/metrics: HTTP %d %s", w.mount, resp.StatusCode, raw)
 	}
