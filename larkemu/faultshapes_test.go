@@ -128,7 +128,7 @@ func TestShapeLateAnswerLostWhenClientLeaves(t *testing.T) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		t.Fatal("the client got an answer before giving up")
 	}
 	// Lark acted before the client left: the token it presented is used up.
