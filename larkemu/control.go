@@ -256,6 +256,7 @@ type failureJSON struct {
 	ResetSeconds int         `json:"reset_seconds,omitempty"`
 	Code         int         `json:"code,omitempty"`
 	Msg          string      `json:"msg,omitempty"`
+	AppID        string      `json:"app_id,omitempty"`
 }
 
 func (s *Server) ctlInjectFailure(w http.ResponseWriter, r *http.Request) error {
@@ -268,7 +269,7 @@ func (s *Server) ctlInjectFailure(w http.ResponseWriter, r *http.Request) error 
 	}
 	f := Failure{
 		Endpoint: fj.Endpoint, Mode: fj.Mode, Count: fj.Count, Delay: time.Duration(fj.DelayMS) * time.Millisecond,
-		Status: fj.Status, ResetSeconds: fj.ResetSeconds, Code: fj.Code, Msg: fj.Msg,
+		Status: fj.Status, ResetSeconds: fj.ResetSeconds, Code: fj.Code, Msg: fj.Msg, AppID: fj.AppID,
 	}
 	if err := s.InjectFailure(f); err != nil {
 		return badRequest("%v", err)
@@ -283,14 +284,17 @@ func (s *Server) ctlListFailures(w http.ResponseWriter, _ *http.Request) error {
 	for _, f := range pending {
 		out = append(out, failureJSON{
 			Endpoint: f.Endpoint, Mode: f.Mode, Count: f.Count, DelayMS: f.Delay.Milliseconds(),
-			Status: f.Status, ResetSeconds: f.ResetSeconds, Code: f.Code, Msg: f.Msg,
+			Status: f.Status, ResetSeconds: f.ResetSeconds, Code: f.Code, Msg: f.Msg, AppID: f.AppID,
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string][]failureJSON{"failures": out})
 	return nil
 }
 
-func (s *Server) ctlClearFailures(w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) ctlClearFailures(w http.ResponseWriter, r *http.Request) error {
+	if appID := r.URL.Query().Get("app_id"); appID != "" {
+		return s.ctlClearAppFailures(w, appID)
+	}
 	s.ClearFailures()
 	writeOK(w)
 	return nil

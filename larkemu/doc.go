@@ -44,9 +44,11 @@
 //	GET    /_emulator/clock            → {"now":RFC3339Nano,"offset_seconds":N} (offset from the wall clock) Now
 //	POST   /_emulator/clock/advance    {"seconds":N} (N > 0, fractional allowed) → same as GET;
 //	                                   HTTP 409 if the clock cannot move                                   Advance
-//	POST   /_emulator/failures         {"endpoint","mode","count"?,"delay_ms"?,"status"?,"reset_seconds"?,"code"?,"msg"?}  InjectFailure
+//	POST   /_emulator/failures         {"endpoint","mode","count"?,"delay_ms"?,"status"?,"reset_seconds"?,"code"?,"msg"?,
+//	                                   "app_id"?}                                                          InjectFailure
 //	GET    /_emulator/failures         → {"failures":[…]} with the count left of each                     PendingFailures
 //	DELETE /_emulator/failures         → {"ok":true}                                                       ClearFailures
+//	DELETE /_emulator/failures?app_id=X → {"cleared":N}: only the failures aimed at app X             ClearAppFailures
 //	GET    /_emulator/counters         → {"app_access_token":N,…} every counter, zeros included           Counters / Calls
 //	POST   /_emulator/reset            → {"ok":true}                                                       Reset
 //	POST   /_emulator/users            {"user_id","name"?,"en_name"?,"email"?,"open_id"?,"union_id"?,"sign_in"?}
@@ -211,6 +213,12 @@
 // happen), huge (HTTP 200 JSON over 8 MiB, streamed), lost_response (the real handler runs, then the
 // connection drops: a refresh token gets used up and the client never learns the new one) and
 // error (Lark error code in the endpoint's own dialect, e.g. 20050 → HTTP 500 OAuth shape).
+// faultshapes.go adds text (HTTP 200 plain text, neither JSON nor HTML), empty (HTTP 200, no body),
+// wrong_shape (code 0 and no token), wrong_types (code 0, token fields of the wrong JSON types),
+// gateway_timeout (hold delay_ms, then a plain 504 or status 500–599; nothing spent) and
+// late_answer (the real handler runs at once, its answer is held for delay_ms and lost if the client
+// leaves first). A failure with app_id hits only requests that name that app, as the per-app
+// counters count them; others pass it by.
 //
 // # Modelling choices where Lark's documentation is silent
 //

@@ -75,6 +75,9 @@ type Failure struct {
 	// Code and Msg are the Lark error of FailError; Msg defaults to the documented text for Code.
 	Code int
 	Msg  string
+	// AppID, when set, limits the failure to requests that name this app (as AppCounters counts
+	// them), so tests sharing one emulator can break one app's Lark and leave the others alone.
+	AppID string
 }
 
 type pendingFailure struct {
@@ -86,7 +89,7 @@ func (f *Failure) validate() error {
 	if !failureTargets[f.Endpoint] {
 		return fmt.Errorf("unknown endpoint %q", f.Endpoint)
 	}
-	if !failureModes[f.Mode] {
+	if !failureModes[f.Mode] && !shapeModes[f.Mode] {
 		return fmt.Errorf("unknown failure mode %q", f.Mode)
 	}
 	if f.Count < -1 {
@@ -107,7 +110,7 @@ func (f *Failure) validate() error {
 	if f.ResetSeconds < 0 {
 		return fmt.Errorf("reset_seconds must not be negative")
 	}
-	return nil
+	return f.validateShape()
 }
 
 // InjectFailure queues a failure behind those already pending.
@@ -146,12 +149,16 @@ func (s *Server) PendingFailures() []Failure {
 	return out
 }
 
-// takeFailure consumes the first pending failure for endpoint (or, with wildcard, for EndpointAll).
-func (s *Server) takeFailure(endpoint string, wildcard bool) (Failure, bool) {
+// takeFailure consumes the first pending failure for endpoint (or, with wildcard, for EndpointAll)
+// that targets every app or appID.
+func (s *Server) takeFailure(endpoint string, wildcard bool, appID string) (Failure, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, p := range s.failures {
 		if p.f.Endpoint != endpoint && (!wildcard || p.f.Endpoint != EndpointAll) {
+			continue
+		}
+		if p.f.AppID != "" && p.f.AppID != appID {
 			continue
 		}
 		if p.remaining > 0 {
@@ -168,7 +175,7 @@ func (s *Server) takeFailure(endpoint string, wildcard bool) (Failure, bool) {
 // withFailures runs next unless a failure is pending for endpoint, in which case the failure decides
 // what the client sees (and whether next runs at all).
 func (s *Server) withFailures(w http.ResponseWriter, req *request, endpoint string, wildcard bool, next func(http.ResponseWriter)) {
-	f, ok := s.takeFailure(endpoint, wildcard)
+	f, ok := s.takeFailure(endpoint, wildcard, s.failureAppID(req))
 	if !ok {
 		next(w)
 		return
@@ -218,6 +225,8 @@ func (s *Server) withFailures(w http.ResponseWriter, req *request, endpoint stri
 		abortConnection(w)
 	case FailError:
 		s.writeInjectedError(w, endpoint, f)
+	default:
+		s.serveShape(w, req, endpoint, f, next)
 	}
 }
 
