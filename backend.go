@@ -74,6 +74,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		writable:    func() bool { return b.WriteSafeReplicationState() },
 		entries:     map[string]*tokenEntry{},
 		generations: map[string]uint64{},
+		failing:     map[string]*fetchFailure{},
 	}
 	b.grants = newGrantStore(logger, b.metrics.setLevel)
 	b.states = &stateStore{clock: clk}

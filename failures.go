@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -91,12 +92,29 @@ type failedRefreshError struct {
 }
 
 func (e *failedRefreshError) Error() string {
-	s := fmt.Sprintf("refreshing the Lark user token of %s failed (%s); the grant is kept and the next attempt is at %s", e.id, e.msg, e.retryAt)
+	s := fmt.Sprintf("refreshing the Lark user token of %s failed (%s); the grant is kept and the next attempt is at %s: try again after that", e.id, e.msg, e.retryAt)
 	if e.url != "" {
 		s += "; the user must first complete Lark's verification at " + e.url
 	}
 	return s
 }
+
+// waitError: a token fetch failed moments ago, and Lark is not asked again before retryAt (as Lark
+// asked with x-ogw-ratelimit-reset, or by the plugin's own backoff), so readers during an outage do
+// not add up to a storm of calls.
+type waitError struct {
+	appID   string
+	kind    tokenKind
+	retryAt time.Time
+	last    error
+}
+
+func (e *waitError) Error() string {
+	return fmt.Sprintf("Lark could not issue the %s of app %s (%v); Vault asks again after %s, try again then",
+		e.kind.larkName(), e.appID, e.last, formatTime(e.retryAt))
+}
+
+func (e *waitError) Unwrap() error { return e.last }
 
 // httpError maps a failure of a request about appID to an error with a status and a remedy.
 func (r remedies) httpError(appID string, err error) error {
@@ -106,6 +124,7 @@ func (r remedies) httpError(appID string, err error) error {
 		fe   *failedRefreshError
 		ne   *notStoredError
 		late *lateError
+		wait *waitError
 	)
 	switch {
 	case errors.Is(err, logical.ErrReadOnly):
@@ -121,10 +140,12 @@ func (r remedies) httpError(appID string, err error) error {
 		return logical.CodedError(http.StatusServiceUnavailable, ne.Error())
 	case errors.As(err, &late):
 		return logical.CodedError(http.StatusServiceUnavailable, late.Error())
+	case errors.As(err, &wait):
+		return logical.CodedError(http.StatusServiceUnavailable, wait.Error())
 	case errors.As(err, &le):
 		return logical.CodedError(statusOf(le), r.larkMessage(appID, le))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf("gave up waiting for Lark (app %s): %v", appID, err))
+		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf("gave up waiting for Lark (app %s): %v; try again", appID, err))
 	}
 	return err
 }
@@ -166,10 +187,18 @@ func (r remedies) larkMessage(appID string, le *lark.Error) string {
 			msg += "; they should open " + le.ChallengeURL
 		}
 		return msg
-	case lark.KindRateLimited, lark.KindUnavailable:
-		return fmt.Sprintf("Lark unreachable for app %s: %v", appID, le)
+	case lark.KindRateLimited:
+		msg := fmt.Sprintf("Lark is rate-limiting app %s: %v", appID, le)
+		if le.RetryAfter > 0 {
+			return msg + fmt.Sprintf(". Vault waits as Lark asked; try again in %s", le.RetryAfter.Round(time.Second))
+		}
+		return msg + ". Try again in a minute; if it persists, something else uses the app heavily"
+	case lark.KindUnavailable:
+		return fmt.Sprintf("Lark unreachable for app %s: %v. Vault retries by itself; try again in a minute, and check that Vault reaches Lark (proxy: HTTPS_PROXY) if it persists", appID, le)
+	case lark.KindBadResponse:
+		return fmt.Sprintf("Lark failed the request for app %s with an answer that is not Lark's: %v. Check the app's base_url and any proxy in the way; try again later", appID, le)
 	}
-	return fmt.Sprintf("Lark failed the request for app %s: %v", appID, le)
+	return fmt.Sprintf("Lark failed the request for app %s: %v. Quote the log_id to Lark support if it persists; try again later", appID, le)
 }
 
 // larkDetail is the part of a Lark error an operator quotes to Lark support: code, message, log id.

@@ -130,8 +130,9 @@ func TestStaleTokenIsServedWithWarningWhileLarkIsDown(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, coded.Code())
 	require.Contains(t, err.Error(), "Lark unreachable")
 
-	// When Lark comes back, reads recover.
+	// When Lark comes back, reads recover once the backoff after the last failure has passed.
 	env.emu.ClearFailures()
+	env.clock.Advance(30 * time.Second)
 	fresh, err := env.read("app-token/" + testAppID)
 	require.NoError(t, err)
 	require.NotEqual(t, first.Data["access_token"], fresh.Data["access_token"])
@@ -150,8 +151,8 @@ func TestUpstreamErrorsAreClassifiedAndStoreNothing(t *testing.T) {
 		{name: "html body", failure: &larkemu.Failure{Mode: larkemu.FailGarbage, Count: -1}, wantStatus: http.StatusBadGateway, wantText: []string{"Lark"}},
 		{name: "truncated json", failure: &larkemu.Failure{Mode: larkemu.FailTruncated, Count: -1}, wantStatus: http.StatusBadGateway, wantText: []string{"Lark"}},
 		{name: "huge body", failure: &larkemu.Failure{Mode: larkemu.FailHuge, Count: -1}, wantStatus: http.StatusBadGateway, wantText: []string{"Lark"}},
-		{name: "5xx", failure: &larkemu.Failure{Mode: larkemu.Fail5xx, Count: -1}, wantStatus: http.StatusServiceUnavailable, wantText: []string{"Lark unreachable"}},
-		{name: "rate limited", failure: &larkemu.Failure{Mode: larkemu.Fail429, Count: -1}, wantStatus: http.StatusServiceUnavailable, wantText: []string{"Lark unreachable"}},
+		{name: "5xx", failure: &larkemu.Failure{Mode: larkemu.Fail5xx, Count: -1}, wantStatus: http.StatusServiceUnavailable, wantText: []string{"Lark unreachable", "try again"}},
+		{name: "rate limited", failure: &larkemu.Failure{Mode: larkemu.Fail429, Count: -1}, wantStatus: http.StatusServiceUnavailable, wantText: []string{"rate-limiting", "try again"}},
 		{name: "timeout", failure: &larkemu.Failure{Mode: larkemu.FailTimeout, Count: -1, Delay: 3 * time.Second}, wantStatus: http.StatusServiceUnavailable, wantText: []string{"Lark unreachable"}},
 	}
 	for _, tc := range cases {
@@ -228,4 +229,26 @@ func TestRevokeDoesNothingUpstream(t *testing.T) {
 	req.Operation = logical.RenewOperation
 	_, err = env.b.HandleRequest(context.Background(), req)
 	require.ErrorIs(t, err, logical.ErrUnsupportedOperation)
+}
+
+// Lark's x-ogw-ratelimit-reset is honoured across reads: nobody asks again before it passes, and a
+// failure is not answered with one more call per reader (issue 12, Lark faults).
+func TestRateLimitResetIsHonouredAcrossReads(t *testing.T) {
+	env := newTestEnv(t)
+	env.addApp()
+	env.mustWrite("config", map[string]interface{}{"lark_max_attempts": 1})
+	require.NoError(t, env.emu.InjectFailure(larkemu.Failure{Endpoint: larkemu.EndpointTenantAccessToken, Mode: larkemu.Fail429, ResetSeconds: 15, Count: 1}))
+	_, err := env.read("tenant-token/" + testAppID)
+	require.ErrorContains(t, err, "try again in 15s")
+	calls := env.emu.Calls(larkemu.EndpointTenantAccessToken)
+	for i := 0; i < 5; i++ {
+		env.clock.Advance(2 * time.Second)
+		_, err = env.read("tenant-token/" + testAppID)
+		require.ErrorContains(t, err, "Vault asks again after")
+	}
+	require.Equal(t, calls, env.emu.Calls(larkemu.EndpointTenantAccessToken), "reads within the reset asked Lark again")
+	env.clock.Advance(6 * time.Second)
+	_, err = env.read("tenant-token/" + testAppID)
+	require.NoError(t, err)
+	require.Equal(t, calls+1, env.emu.Calls(larkemu.EndpointTenantAccessToken))
 }

@@ -2,6 +2,7 @@ package larksecrets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -56,6 +57,10 @@ type tokenService struct {
 
 	mu      sync.RWMutex
 	entries map[string]*tokenEntry
+	// failing remembers a fetch that failed, per token, so Lark is not asked again before retryAt:
+	// Lark's x-ogw-ratelimit-reset when it gave one, else a short backoff. Readers in between get a
+	// still-valid cached token or a waitError, not one more call each.
+	failing map[string]*fetchFailure
 	// generations counts changes to each app's settings, so a fetch that started with the old
 	// secret cannot put its token back after the change dropped the cache.
 	generations map[string]uint64
@@ -117,21 +122,28 @@ func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, appID st
 		return nil, err
 	}
 	cfg := sess.cfg
+	key := tokenCacheKey(appID, kind)
+	if f := ts.failure(key); f != nil && now.Before(f.retryAt) {
+		if cached != nil && cached.servable(now, cfg.LeaseSafetyMargin) {
+			return &fetchResult{entry: cached, warning: staleWarning(kind, cached, f.last)}, nil
+		}
+		return nil, &waitError{appID: appID, kind: kind, retryAt: f.retryAt, last: f.last}
+	}
 	// Bound the whole fetch, retries included, well below Vault's 90 s request limit.
 	fetchCtx, cancel := context.WithTimeout(ctx, time.Duration(cfg.LarkMaxAttempts)*cfg.LarkRequestTimeout+10*time.Second)
 	defer cancel()
 	start := ts.clock.Now()
 	token, expiresIn, err := fetchFromLark(fetchCtx, sess.lark, kind)
 	if err != nil {
+		ts.recordFailure(key, err)
 		if cached != nil && cached.servable(ts.clock.Now(), cfg.LeaseSafetyMargin) {
 			ts.logger().Warn("serving cached token because Lark could not issue a new one",
 				"app_id", appID, "kind", kind, "error", err)
-			return &fetchResult{entry: cached, warning: fmt.Sprintf(
-				"serving the cached %s, valid until %s, because Lark could not issue a new one: %v",
-				kind.larkName(), cached.ExpiresAt.UTC().Format(time.RFC3339), err)}, nil
+			return &fetchResult{entry: cached, warning: staleWarning(kind, cached, err)}, nil
 		}
 		return nil, err
 	}
+	ts.clearFailure(key)
 
 	// Expiry counts from the moment the request was sent, so the recorded expiry is never later
 	// than Lark's.
@@ -153,6 +165,57 @@ func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, appID st
 	}
 	ts.putIfGeneration(appID, kind, gen, entry)
 	return &fetchResult{entry: entry}, nil
+}
+
+func staleWarning(kind tokenKind, cached *tokenEntry, err error) string {
+	return fmt.Sprintf("serving the cached %s, valid until %s, because Lark could not issue a new one: %v",
+		kind.larkName(), cached.ExpiresAt.UTC().Format(time.RFC3339), err)
+}
+
+type fetchFailure struct {
+	n       int
+	retryAt time.Time
+	last    error
+}
+
+// fetchBackoff is the wait after n failed fetches in a row: 2 s doubling, at most 30 s, so a token
+// comes back within half a minute of Lark recovering.
+func fetchBackoff(n int) time.Duration {
+	d := 2 * time.Second
+	for i := 1; i < n && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+func (ts *tokenService) failure(key string) *fetchFailure {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	return ts.failing[key]
+}
+
+func (ts *tokenService) recordFailure(key string, err error) {
+	wait := time.Duration(0)
+	var le *lark.Error
+	if errors.As(err, &le) {
+		wait = le.RetryAfter
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	f := ts.failing[key]
+	if f == nil {
+		f = &fetchFailure{}
+		ts.failing[key] = f
+	}
+	f.n++
+	f.last = err
+	f.retryAt = ts.clock.Now().Add(max(wait, fetchBackoff(f.n)))
+}
+
+func (ts *tokenService) clearFailure(key string) {
+	ts.mu.Lock()
+	delete(ts.failing, key)
+	ts.mu.Unlock()
 }
 
 func fetchFromLark(ctx context.Context, app *lark.App, kind tokenKind) (string, time.Duration, error) {
@@ -225,6 +288,7 @@ func (ts *tokenService) forgetApp(appID string) {
 	ts.generations[appID]++
 	for _, k := range allTokenKinds {
 		delete(ts.entries, tokenCacheKey(appID, k))
+		delete(ts.failing, tokenCacheKey(appID, k)) // a new secret or host deserves a fresh try
 	}
 	ts.mu.Unlock()
 }
