@@ -42,10 +42,6 @@ func (r remedies) reauthorize(id grantID) string {
 	return "The user must authorize again: " + r.authorizeCommand(id)
 }
 
-func (r remedies) addApp(appID string) string {
-	return fmt.Sprintf("add it with: vault write %sapps/%s app_secret=...", r.mount, appID)
-}
-
 func (r remedies) fixSecret(appID string) string {
 	return fmt.Sprintf("Check the App Secret in the developer console and store it with: vault write %sapps/%s app_secret=...", r.mount, appID)
 }
@@ -131,7 +127,7 @@ func (r remedies) httpError(appID string, err error) error {
 		return err
 	case errors.Is(err, errAppNotConfigured):
 		// 400 rather than 404: the vault CLI prints "No value found" for a 404 and drops the message.
-		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("app %s is not configured in this mount; %s", appID, r.addApp(appID)))
+		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("app %s is not configured in this mount; add it with: vault write %sapps/%s app_secret=...", appID, r.mount, appID))
 	case errors.As(err, &re):
 		return logical.CodedError(http.StatusConflict, fmt.Sprintf("%s. %s", re.Error(), r.reauthorize(re.id)))
 	case errors.As(err, &fe):
