@@ -81,8 +81,10 @@
 // default 1 s), 429 (Lark's rate-limit body and x-ogw-ratelimit-* headers, reset_seconds default 1),
 // garbage (HTTP 200 HTML 502 page), truncated (the real answer cut in half; its side effects
 // happen), huge (HTTP 200 JSON over 8 MiB, streamed), lost_response (the real handler runs, then the
-// connection drops: a refresh token gets used up and the client never learns the new one) and
-// error (Lark error code in the endpoint's own dialect, e.g. 20050 → HTTP 500 OAuth shape).
+// connection drops: a refresh token gets used up and the client never learns the new one),
+// late_answer (the real handler runs at once, its answer is sent after delay_ms, default 1 s, unless
+// the client has left by then) and error (Lark error code in the endpoint's own dialect, e.g. 20050 →
+// HTTP 500 OAuth shape).
 //
 // # Modelling choices where Lark's documentation is silent
 //

@@ -59,7 +59,7 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
 
 Endpoint names for counters and failures: app_access_token, tenant_access_token, authorize,
 oauth_token, code_exchange, refresh, refresh_reuse (counter only), revoke, user_info, messages, "*".
-Failure modes: 5xx, timeout, slow, 429, garbage, truncated, huge, lost_response, error.
+Failure modes: 5xx, timeout, slow, 429, garbage, truncated, huge, lost_response, late_answer, error.
 
 Flags:
 `
