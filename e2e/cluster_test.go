@@ -38,7 +38,7 @@ const (
 	// The sweep's first run on a new active node comes a minute after it takes over, and a grant
 	// becomes due for keep-alive 108–132 s after its last refresh.
 	clKeepaliveWait = 5 * time.Minute
-	clReadPause     = 50 * time.Millisecond
+	clReadPause     = 100 * time.Millisecond
 	// interruptedReason is what a grant whose refresh answer died with a killed process says.
 	interruptedReason = "interrupted"
 )
@@ -145,6 +145,9 @@ func assertPluginsExit(t *testing.T, n *clusterNode, plugins []procRef) {
 	if len(plugins) == 0 {
 		t.Fatalf("found no plugin process of the active node %s before killing it", n.name)
 	}
+	for _, p := range plugins {
+		t.Cleanup(func() { p.killIfAlive(t) })
+	}
 	waitFor(t, pluginExitTimeout, "the plugin processes of the killed "+n.name+" to exit", func() bool {
 		for _, p := range plugins {
 			if p.alive() {
@@ -170,6 +173,7 @@ func (c *raftCluster) restartAndRejoin(t *testing.T, n *clusterNode) {
 type clGrant struct {
 	app, slot, grantID, openID string
 	keepalive                  bool
+	importRefreshAt            string // last_refresh_at in the import's answer
 }
 
 // clusterScenario is one scenario's apps and grants: main grants that readers read all the time and
@@ -192,7 +196,7 @@ type larkGrant struct {
 
 func newClusterScenario(t *testing.T, c *raftCluster, emuURL, tag string) *clusterScenario {
 	t.Helper()
-	s := &clusterScenario{c: c, emuURL: emuURL, app: "cli_cluster_" + tag, kaApp: "cli_clusterka_" + tag,
+	s := &clusterScenario{c: c, emuURL: emuURL, app: "cli_cluster" + tag, kaApp: "cli_clusterka" + tag,
 		grants: map[string]*clGrant{}, bySlot: map[string]*clGrant{}}
 	apps := []struct {
 		id    string
@@ -229,7 +233,12 @@ func newClusterScenario(t *testing.T, c *raftCluster, emuURL, tag string) *clust
 		if err != nil || status != http.StatusOK {
 			t.Fatalf("importing %s/%s through %s: HTTP %d %v %v", app, slot, via.name, status, body["errors"], err)
 		}
-		g := &clGrant{app: app, slot: slot, grantID: fmt.Sprint(m["grant_id"]), openID: fmt.Sprint(m["open_id"]), keepalive: keepalive}
+		data, _ := body["data"].(map[string]any)
+		if _, err := time.Parse(time.RFC3339, fmt.Sprint(data["last_refresh_at"])); err != nil {
+			t.Fatalf("the import of %s/%s answered no last_refresh_at: %v", app, slot, data)
+		}
+		g := &clGrant{app: app, slot: slot, grantID: fmt.Sprint(m["grant_id"]), openID: fmt.Sprint(m["open_id"]), keepalive: keepalive,
+			importRefreshAt: fmt.Sprint(data["last_refresh_at"])}
 		s.grants[g.grantID] = g
 		if !keepalive {
 			s.bySlot[slot] = g
@@ -358,10 +367,17 @@ func (s *clusterScenario) afterFailover(t *testing.T, r *clusterReaders, base ma
 	r.settled(settled)
 	t.Logf("refreshes on the new active node and reads through every node %s after the cluster was healthy again; waiting for the sweep to keep the unread grants alive",
 		settled.Sub(healthy).Round(time.Second))
+	// Kept alive means Lark rotated the refresh token and Vault stored the new one.
 	waitFor(t, clKeepaliveWait, "the sweep on the new active node to refresh every keep-alive grant", func() bool {
-		now := s.larkGrants(t)
+		lark := s.larkGrants(t)
 		for id, g := range s.grants {
-			if g.keepalive && now[id].refreshes <= base[id].refreshes {
+			if g.keepalive && lark[id].refreshes <= base[id].refreshes {
+				return false
+			}
+		}
+		vault := s.slotStates(t)
+		for id, g := range s.grants {
+			if g.keepalive && fmt.Sprint(vault[id]["last_refresh_at"]) == g.importRefreshAt {
 				return false
 			}
 		}
@@ -639,6 +655,7 @@ func (r *clusterReaders) check(t *testing.T, s *clusterScenario, interrupted map
 }
 
 func shorten(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 160 {
 		return s[:160] + "…"
 	}

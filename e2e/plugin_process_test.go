@@ -41,6 +41,7 @@ func TestPluginExitsWhenVaultIsKilled(t *testing.T) {
 		t.Fatalf("found %d processes running %s, want 1: %+v", len(procs), pluginExe, procs)
 	}
 	plugin := procs[0]
+	t.Cleanup(func() { plugin.killIfAlive(t) })
 	vaultExe, err := filepath.EvalSymlinks(env.vaultBin)
 	if err != nil {
 		t.Fatal(err)

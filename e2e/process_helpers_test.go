@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -75,6 +76,15 @@ func processesOf(t *testing.T, exe string) []procRef {
 func (p procRef) alive() bool {
 	state, _, start, err := procStat(p.pid)
 	return err == nil && start == p.startTime && state != "Z" && state != "X"
+}
+
+// killIfAlive ends the process if it still runs: a test that found a plugin process outliving its
+// Vault must not leave it behind.
+func (p procRef) killIfAlive(t *testing.T) {
+	if p.alive() {
+		t.Logf("killing the leftover process %d", p.pid)
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	}
 }
 
 // executable is the path of a process's program.
