@@ -318,6 +318,17 @@ func (c *raftCluster) healthProblem() string {
 	return ""
 }
 
+// restartAndRejoin starts a killed node again, unseals it, and waits until it is a healthy voter.
+func (c *raftCluster) restartAndRejoin(t *testing.T, n *clusterNode) {
+	t.Helper()
+	start := time.Now()
+	n.start(t)
+	c.waitHealth(t, n, "to come back sealed", func(status int) bool { return status == http.StatusServiceUnavailable })
+	c.unseal(t, n)
+	c.waitHealthy(t)
+	t.Logf("%s restarted, unsealed and a healthy voter again after %s", n.name, time.Since(start).Round(time.Millisecond))
+}
+
 // stop shuts every running node down and checks all the logs the cluster wrote for secrets.
 func (c *raftCluster) stop(t *testing.T) {
 	t.Helper()
