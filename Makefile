@@ -13,7 +13,7 @@ RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 NODE_BOT    := examples/node-bot
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault node-bot dev test test-unit test-e2e bench fmt fmtcheck vet lint release clean
+.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -41,7 +41,7 @@ $(NODE_BOT)/node_modules/.package-lock.json: $(NODE_BOT)/package.json $(NODE_BOT
 dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it
 	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
-test: fmtcheck vet lint test-unit test-e2e ## Everything CI runs: formatting, vet, lint, unit and end-to-end tests
+test: fmtcheck vet lint test-unit test-e2e test-cluster ## Everything CI runs: formatting, vet, lint, unit, end-to-end and cluster tests
 
 test-unit: ## Unit tests with the race detector (backend on in-memory storage, in-process emulator)
 	go test -race -count=1 ./...
@@ -49,7 +49,14 @@ test-unit: ## Unit tests with the race detector (backend on in-memory storage, i
 test-e2e: build node-bot ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot
 	@vault_bin=$$(scripts/build-vault.sh) && \
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
-	go test -tags e2e -count=1 -timeout 30m -v ./e2e/
+	go test -tags e2e -count=1 -timeout 30m -skip '^TestCluster' -v ./e2e/
+
+# The cluster tests run on their own, after the others, so that their failovers are not slowed by
+# the hundreds of concurrent requests of the other end-to-end tests.
+test-cluster: build ## Three-node Raft cluster: step-down, SIGKILL and restart, late Lark answers
+	@vault_bin=$$(scripts/build-vault.sh) && \
+	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
+	go test -tags e2e -count=1 -timeout 30m -run '^TestCluster' -v ./e2e/
 
 bench: ## Benchmarks (results and the command that made them go in BENCHMARKS.md)
 	go test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out

@@ -225,8 +225,11 @@ func findLeaks() []string {
 			leaks = append(leaks, fmt.Sprintf("cannot read %s: %v", file, err))
 			continue
 		}
-		// The scan is only meaningful if the log recorded the traffic at all.
-		if file == env.auditLog && !bytes.Contains(data, []byte(mountPath+"/app-token/")) && !bytes.Contains(data, []byte(mountPath+"/user-token/")) {
+		// The scan is only meaningful if the log recorded the traffic at all: tests that set up apps
+		// here also read their tokens. (A run of only tests with servers of their own, such as
+		// `make test-cluster`, sets up no app on the shared Vault.)
+		usedShared := bytes.Contains(data, []byte(mountPath+"/apps/"))
+		if file == env.auditLog && usedShared && !bytes.Contains(data, []byte(mountPath+"/app-token/")) && !bytes.Contains(data, []byte(mountPath+"/user-token/")) {
 			leaks = append(leaks, "the audit log has no token reads: the leak scan would prove nothing")
 		}
 		for value, what := range secretsSeen.values {

@@ -43,7 +43,7 @@ const (
 
 var failureModes = map[FailureMode]bool{
 	Fail5xx: true, FailTimeout: true, FailSlow: true, Fail429: true, FailGarbage: true,
-	FailTruncated: true, FailHuge: true, FailLostResponse: true, FailError: true,
+	FailTruncated: true, FailHuge: true, FailLostResponse: true, FailError: true, FailLateAnswer: true,
 }
 
 const (
@@ -66,7 +66,7 @@ type Failure struct {
 	Mode     FailureMode
 	// Count is how many requests fail (0 means 1; -1 means until cleared).
 	Count int
-	// Delay is how long FailTimeout holds and FailSlow waits.
+	// Delay is how long FailTimeout holds, FailSlow waits and FailLateAnswer holds the answer.
 	Delay time.Duration
 	// Status overrides the HTTP status of Fail5xx (500–599) and FailError.
 	Status int
@@ -223,6 +223,8 @@ func (s *Server) withFailures(w http.ResponseWriter, req *request, endpoint stri
 	case FailLostResponse:
 		next(httptest.NewRecorder())
 		abortConnection(w)
+	case FailLateAnswer:
+		s.answerLate(w, req, f.Delay, next)
 	case FailError:
 		s.writeInjectedError(w, endpoint, f)
 	default:

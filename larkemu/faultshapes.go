@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 )
 
 // More fault shapes, beside those of failures.go: the answers a client meets when something other
@@ -29,15 +28,12 @@ const (
 	// 500–599) with a plain-text page: a gateway that gave up waiting for Lark. The handler does
 	// not run, so nothing is spent.
 	FailGatewayTimeout FailureMode = "gateway_timeout"
-	// FailLateAnswer runs the real handler at once, so its side effects happen (a refresh token is
-	// used up, a token minted), and holds the answer for Delay (default 1 s). A client that gives up
-	// in the meantime never learns the result; one that waits gets the real answer.
-	FailLateAnswer FailureMode = "late_answer"
+	// FailLateAnswer (lateanswer.go) is the other fault of this kind: Lark acts, its answer comes late.
 )
 
 var shapeModes = map[FailureMode]bool{
 	FailText: true, FailEmpty: true, FailWrongShape: true, FailWrongTypes: true,
-	FailGatewayTimeout: true, FailLateAnswer: true,
+	FailGatewayTimeout: true,
 }
 
 const (
@@ -127,19 +123,6 @@ func (s *Server) serveShape(w http.ResponseWriter, req *request, endpoint string
 		}
 		status := statusOr(f.Status, http.StatusGatewayTimeout)
 		writePlain(w, status, fmt.Sprintf("%d %s\n", status, http.StatusText(status)))
-	case FailLateAnswer:
-		rec := httptest.NewRecorder()
-		next(rec)
-		if !s.hold(req.Context(), orDefault(f.Delay, defaultSlowDelay)) {
-			s.logf("%s: the client left before the late answer", endpoint)
-			abortConnection(w)
-			return
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
 	default:
 		// validate lets only known modes in; reaching this is a bug in the emulator.
 		panic(fmt.Sprintf("larkemu: no answer for failure mode %q", f.Mode))

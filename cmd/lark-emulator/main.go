@@ -80,7 +80,8 @@ Endpoint names for counters and failures: app_access_token, tenant_access_token,
 oauth_token, code_exchange, refresh, refresh_reuse (counter only), revoke, user_info, messages,
 client_credentials, app_ticket_resend, store_app_access_token, store_tenant_access_token,
 event_delivery (counter only), authen_v1, "*".
-Failure modes: 5xx, timeout, slow, 429, garbage, truncated, huge, lost_response, error.
+Failure modes: 5xx, timeout, slow, 429, garbage, truncated, huge, lost_response, late_answer,
+gateway_timeout, text, empty, wrong_shape, wrong_types, error.
 
 Flags:
 `

@@ -12,14 +12,24 @@ import (
 )
 
 func main() {
+	// Vault reads the plugin's stderr as JSON log lines; stdout is reserved for the handshake.
+	logger := hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr})
+
+	// A plugin whose Vault was killed must not outlive it (see waitForParentChange).
+	started := os.Getppid()
+	go func() {
+		now, _ := waitForParentChange(started, os.Getppid, parentPollInterval, nil)
+		logger.Error("the Vault process that started this plugin is gone; exiting", "vault_pid", started, "new_parent_pid", now)
+		os.Exit(1)
+	}()
+
 	// ServeMultiplex lets one process serve every mount of this plugin version; all state lives in
 	// the per-mount backend, never in package globals, so that is safe.
 	err := plugin.ServeMultiplex(&plugin.ServeOpts{
 		BackendFactoryFunc: larksecrets.Factory,
 	})
 	if err != nil {
-		// Vault reads the plugin's stderr as JSON log lines; stdout is reserved for the handshake.
-		hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr}).Error("plugin shutting down", "error", err)
+		logger.Error("plugin shutting down", "error", err)
 		os.Exit(1)
 	}
 }
