@@ -49,7 +49,7 @@ test-unit: ## Unit tests with the race detector (backend on in-memory storage, i
 test-e2e: build node-bot ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot
 	@vault_bin=$$(scripts/build-vault.sh) && \
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
-	go test -tags e2e -count=1 -timeout 30m -skip '^TestCluster' -v ./e2e/
+	go test -tags e2e -count=1 -timeout 45m -skip '^TestCluster' -v ./e2e/
 
 # The cluster tests run on their own, after the others, so that their failovers are not slowed by
 # the hundreds of concurrent requests of the other end-to-end tests.
