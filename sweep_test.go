@@ -255,7 +255,11 @@ func TestSweepOfTenThousandGrantsStaysInBudgetAndRespectsTheRateLimit(t *testing
 		env.writeGrant(g)
 	}
 	visited, refreshed := 0, 0
-	for run := 0; run < 20 && refreshed < 61; run++ { // grant visiting gets 60 % of each budget
+	// Grant visiting gets 60 % of each budget, and a loaded machine (the race detector, other test
+	// packages) visits fewer grants per run: go on until every due grant is refreshed or a minute of
+	// runs has passed; the assertions are about each run's budget and the rate, not the run count.
+	deadline := time.Now().Add(time.Minute)
+	for run := 0; refreshed < 61 && time.Now().Before(deadline); run++ {
 		r := env.sweep()
 		require.Less(t, r.Took, 1500*time.Millisecond, "run %d took %s with a 1s budget", run, r.Took)
 		require.Empty(t, r.RefreshFailed)
