@@ -39,6 +39,9 @@ var latencyBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 // increase over the first budget overrun is not lost to a series that did not exist yet.
 var sweepResults = []string{"complete", "budget_exhausted"}
 
+// gaugeLevels are the levels the grants gauge always shows, zeros included.
+var gaugeLevels = []string{levelOK, levelWarning, levelCritical, levelExpired, levelReauthRequired}
+
 func newMetrics() *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
@@ -144,11 +147,11 @@ func (m *metrics) expose(format expfmt.Format) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// grantsByLevel counts the known grants per level; every level in allLevels is present, zeros
+// grantsByLevel counts the known grants per level; every level in gaugeLevels is present, zeros
 // included, so a level's series exists before the first grant reaches it.
 func (m *metrics) grantsByLevel() map[string]int {
-	byLevel := make(map[string]int, len(allLevels))
-	for _, l := range allLevels {
+	byLevel := make(map[string]int, len(gaugeLevels))
+	for _, l := range gaugeLevels {
 		byLevel[l] = 0
 	}
 	m.mu.Lock()

@@ -79,7 +79,7 @@ func gaugeValue(t *testing.T, families map[string]*dto.MetricFamily, name string
 func grantsGauge(t *testing.T, families map[string]*dto.MetricFamily) map[string]float64 {
 	t.Helper()
 	got := map[string]float64{}
-	for _, level := range allLevels {
+	for _, level := range gaugeLevels {
 		got[level] = gaugeValue(t, families, "lark_user_grants", map[string]string{"level": level})
 	}
 	require.Len(t, families["lark_user_grants"].GetMetric(), 5, "one series per level")
