@@ -182,9 +182,7 @@ func TestAppSetupRefusalKeepsTheGrantAndFlagsTheApp(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, problems, testAppID)
 
-	metrics, err := env.read("metrics")
-	require.NoError(t, err)
-	require.Contains(t, string(metrics.Data[logical.HTTPRawBody].([]byte)), "lark_apps_with_setup_problems 1")
+	require.Equal(t, 1.0, gaugeValue(t, env.scrapeMetrics(), "lark_apps_with_setup_problems", nil))
 
 	// The admins hear of it once, at the next scheduled time. Once the failures outlast the grace,
 	// the grant's own notice says to fix the app, not to authorize again.
@@ -470,15 +468,10 @@ func TestDeletedGrantLeavesTheGauge(t *testing.T) {
 	env.grantUser("gauge")
 	_, err := env.read("user-token/" + testAppID + "/gauge")
 	require.NoError(t, err)
-	scrape := func() string {
-		resp, err := env.read("metrics")
-		require.NoError(t, err)
-		return string(resp.Data[logical.HTTPRawBody].([]byte))
-	}
-	require.Contains(t, scrape(), `lark_user_grants{level="ok"} 1`)
+	require.Equal(t, 1.0, grantsGauge(t, env.scrapeMetrics())[levelOK])
 	_, err = env.do(logical.DeleteOperation, "user-token/"+testAppID+"/gauge", nil)
 	require.NoError(t, err)
-	require.Contains(t, scrape(), `lark_user_grants{level="ok"} 0`)
+	require.Equal(t, 0.0, grantsGauge(t, env.scrapeMetrics())[levelOK])
 }
 
 // The one HTTP transport bounds connection phases only: how long Lark may take is the per-attempt

@@ -1,86 +1,117 @@
 package larksecrets
 
 import (
+	"bytes"
 	"fmt"
-	"io"
-	"sort"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
 )
 
-// metrics is a small Prometheus-text registry. Labels are low-cardinality on purpose: results,
-// reasons, endpoints and levels, never apps or users.
+// metrics holds one mount's Prometheus collectors in a registry of its own. Multiplexing serves
+// several mounts from one plugin process, so nothing here may go to the library's global default
+// registry: each mount's metrics path shows that mount only. Labels are low-cardinality on
+// purpose: results, reasons, endpoints and levels, never apps, users or tenants.
 type metrics struct {
-	mu            sync.Mutex
-	refreshes     map[[2]string]uint64 // result, reason
-	larkCalls     map[[2]string]uint64 // endpoint, status
-	larkLatency   map[string]*histogram
-	notifications map[[2]string]uint64 // result, level
-	sweeps        map[string]uint64    // result
-	lastSweep     time.Duration
-	grantLevels   map[grantID]string // grant -> level, for the by-level gauge
-	// appProblems counts apps whose setup Lark refuses (set by the backend).
+	registry *prometheus.Registry
+
+	refreshes     *prometheus.CounterVec // result, reason
+	larkCalls     *prometheus.CounterVec // endpoint, status
+	larkLatency   *prometheus.HistogramVec
+	notifications *prometheus.CounterVec // result, level
+	sweeps        *prometheus.CounterVec // result
+	lastSweep     prometheus.Gauge
+
+	mu          sync.Mutex
+	grantLevels map[grantID]string // grant -> level, for the by-level gauge
+
+	// appProblems counts apps whose setup Lark refuses (set by the backend, read at scrape time).
 	appProblems func() int
 }
 
 var latencyBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
-type histogram struct {
-	counts []uint64
-	sum    float64
-	n      uint64
-}
+// sweepResults are every result sweep() is given, exposed at zero from the start so that a rate or
+// increase over the first budget overrun is not lost to a series that did not exist yet.
+var sweepResults = []string{"complete", "budget_exhausted"}
+
+// gaugeLevels are the levels the grants gauge always shows, zeros included.
+var gaugeLevels = []string{levelOK, levelWarning, levelCritical, levelExpired, levelReauthRequired}
 
 func newMetrics() *metrics {
-	return &metrics{
-		refreshes:     map[[2]string]uint64{},
-		larkCalls:     map[[2]string]uint64{},
-		larkLatency:   map[string]*histogram{},
-		notifications: map[[2]string]uint64{},
-		sweeps:        map[string]uint64{},
-		grantLevels:   map[grantID]string{},
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lark_user_token_refreshes_total",
+			Help: "User token refreshes by result and reason.",
+		}, []string{"result", "reason"}),
+		larkCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lark_api_calls_total",
+			Help: "HTTP requests to Lark by endpoint and outcome.",
+		}, []string{"endpoint", "status"}),
+		larkLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lark_api_call_duration_seconds",
+			Help:    "Latency of HTTP requests to Lark by endpoint.",
+			Buckets: latencyBuckets,
+		}, []string{"endpoint"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lark_notifications_total",
+			Help: "Re-authorization notices by result and level.",
+		}, []string{"result", "level"}),
+		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lark_sweeps_total",
+			Help: "Sweeps by result.",
+		}, []string{"result"}),
+		lastSweep: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lark_sweep_last_duration_seconds",
+			Help: "Duration of the last sweep.",
+		}),
+		grantLevels: map[grantID]string{},
 	}
+	for _, r := range sweepResults {
+		m.sweeps.WithLabelValues(r)
+	}
+	m.registry.MustRegister(
+		m.refreshes,
+		m.larkCalls,
+		m.larkLatency,
+		m.notifications,
+		m.sweeps,
+		m.lastSweep,
+		grantLevelCollector{m},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lark_apps_with_setup_problems",
+			Help: "Apps whose setup Lark refuses (token refresh off, app disabled or not installed).",
+		}, func() float64 {
+			if m.appProblems == nil {
+				return 0
+			}
+			return float64(m.appProblems())
+		}),
+	)
+	return m
 }
 
 func (m *metrics) observeCall(c lark.Call) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.larkCalls[[2]string{c.Endpoint, c.Status}]++
-	h := m.larkLatency[c.Endpoint]
-	if h == nil {
-		h = &histogram{counts: make([]uint64, len(latencyBuckets))}
-		m.larkLatency[c.Endpoint] = h
-	}
-	secs := c.Duration.Seconds()
-	for i, b := range latencyBuckets {
-		if secs <= b {
-			h.counts[i]++
-		}
-	}
-	h.sum += secs
-	h.n++
+	m.larkCalls.WithLabelValues(c.Endpoint, c.Status).Inc()
+	m.larkLatency.WithLabelValues(c.Endpoint).Observe(c.Duration.Seconds())
 }
 
 func (m *metrics) refresh(result, reason string) {
-	m.mu.Lock()
-	m.refreshes[[2]string{result, reason}]++
-	m.mu.Unlock()
+	m.refreshes.WithLabelValues(result, reason).Inc()
 }
 
 func (m *metrics) notification(result, level string) {
-	m.mu.Lock()
-	m.notifications[[2]string{result, level}]++
-	m.mu.Unlock()
+	m.notifications.WithLabelValues(result, level).Inc()
 }
 
 func (m *metrics) sweep(result string, took time.Duration) {
-	m.mu.Lock()
-	m.sweeps[result]++
-	m.lastSweep = took
-	m.mu.Unlock()
+	m.sweeps.WithLabelValues(result).Inc()
+	m.lastSweep.Set(took.Seconds())
 }
 
 // setLevel records a grant's level for the gauge; "" forgets a deleted grant.
@@ -94,64 +125,54 @@ func (m *metrics) setLevel(id grantID, level string) {
 	m.mu.Unlock()
 }
 
-// write renders the Prometheus text exposition format (version 0.0.4).
-func (m *metrics) write(w io.Writer) {
+// expose gathers the mount's registry and encodes it in the given format with the library's
+// encoder.
+func (m *metrics) expose(format expfmt.Format) ([]byte, error) {
+	families, err := m.registry.Gather()
+	if err != nil {
+		return nil, fmt.Errorf("gathering metrics: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, format)
+	for _, f := range families {
+		if err := enc.Encode(f); err != nil {
+			return nil, fmt.Errorf("encoding metrics: %w", err)
+		}
+	}
+	if closer, ok := enc.(expfmt.Closer); ok {
+		if err := closer.Close(); err != nil {
+			return nil, fmt.Errorf("encoding metrics: %w", err)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// grantsByLevel counts the known grants per level; every level in gaugeLevels is present, zeros
+// included, so a level's series exists before the first grant reaches it.
+func (m *metrics) grantsByLevel() map[string]int {
+	byLevel := make(map[string]int, len(gaugeLevels))
+	for _, l := range gaugeLevels {
+		byLevel[l] = 0
+	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	counter := func(name, help string, labels [2]string, values map[[2]string]uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
-		keys := make([][2]string, 0, len(values))
-		for k := range values {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool { return keys[i][0]+"\x00"+keys[i][1] < keys[j][0]+"\x00"+keys[j][1] })
-		for _, k := range keys {
-			fmt.Fprintf(w, "%s{%s=%q,%s=%q} %d\n", name, labels[0], k[0], labels[1], k[1], values[k])
-		}
-	}
-	counter("lark_user_token_refreshes_total", "User token refreshes by result and reason.", [2]string{"result", "reason"}, m.refreshes)
-	counter("lark_api_calls_total", "HTTP requests to Lark by endpoint and outcome.", [2]string{"endpoint", "status"}, m.larkCalls)
-	counter("lark_notifications_total", "Re-authorization notices by result and level.", [2]string{"result", "level"}, m.notifications)
-
-	fmt.Fprintf(w, "# HELP lark_api_call_duration_seconds Latency of HTTP requests to Lark by endpoint.\n# TYPE lark_api_call_duration_seconds histogram\n")
-	endpoints := make([]string, 0, len(m.larkLatency))
-	for e := range m.larkLatency {
-		endpoints = append(endpoints, e)
-	}
-	sort.Strings(endpoints)
-	for _, e := range endpoints {
-		h := m.larkLatency[e]
-		for i, b := range latencyBuckets {
-			fmt.Fprintf(w, "lark_api_call_duration_seconds_bucket{endpoint=%q,le=%q} %d\n", e, strings.TrimRight(strings.TrimRight(fmt.Sprintf("%f", b), "0"), "."), h.counts[i])
-		}
-		fmt.Fprintf(w, "lark_api_call_duration_seconds_bucket{endpoint=%q,le=\"+Inf\"} %d\n", e, h.n)
-		fmt.Fprintf(w, "lark_api_call_duration_seconds_sum{endpoint=%q} %g\n", e, h.sum)
-		fmt.Fprintf(w, "lark_api_call_duration_seconds_count{endpoint=%q} %d\n", e, h.n)
-	}
-
-	fmt.Fprintf(w, "# HELP lark_user_grants User grants by level, as last seen by the sweep or a read.\n# TYPE lark_user_grants gauge\n")
-	byLevel := map[string]int{levelOK: 0, levelWarning: 0, levelCritical: 0, levelExpired: 0, levelReauthRequired: 0}
 	for _, l := range m.grantLevels {
 		byLevel[l]++
 	}
-	for _, l := range []string{levelOK, levelWarning, levelCritical, levelExpired, levelReauthRequired} {
-		fmt.Fprintf(w, "lark_user_grants{level=%q} %d\n", l, byLevel[l])
-	}
+	m.mu.Unlock()
+	return byLevel
+}
 
-	problems := 0
-	if m.appProblems != nil {
-		problems = m.appProblems()
-	}
-	fmt.Fprintf(w, "# HELP lark_apps_with_setup_problems Apps whose setup Lark refuses (token refresh off, app disabled or not installed).\n# TYPE lark_apps_with_setup_problems gauge\nlark_apps_with_setup_problems %d\n", problems)
+// grantLevelCollector computes the grants gauge from the level map at scrape time, so a deleted
+// grant leaves it at once and no gauge is kept in step by hand.
+type grantLevelCollector struct{ m *metrics }
 
-	fmt.Fprintf(w, "# HELP lark_sweeps_total Sweeps by result.\n# TYPE lark_sweeps_total counter\n")
-	results := make([]string, 0, len(m.sweeps))
-	for r := range m.sweeps {
-		results = append(results, r)
+var grantLevelsDesc = prometheus.NewDesc("lark_user_grants",
+	"User grants by level, as last seen by the sweep or a read.", []string{"level"}, nil)
+
+func (c grantLevelCollector) Describe(ch chan<- *prometheus.Desc) { ch <- grantLevelsDesc }
+
+func (c grantLevelCollector) Collect(ch chan<- prometheus.Metric) {
+	for level, n := range c.m.grantsByLevel() {
+		ch <- prometheus.MustNewConstMetric(grantLevelsDesc, prometheus.GaugeValue, float64(n), level)
 	}
-	sort.Strings(results)
-	for _, r := range results {
-		fmt.Fprintf(w, "lark_sweeps_total{result=%q} %d\n", r, m.sweeps[r])
-	}
-	fmt.Fprintf(w, "# HELP lark_sweep_last_duration_seconds Duration of the last sweep.\n# TYPE lark_sweep_last_duration_seconds gauge\nlark_sweep_last_duration_seconds %g\n", m.lastSweep.Seconds())
 }

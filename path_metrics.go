@@ -1,12 +1,12 @@
 package larksecrets
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/prometheus/common/expfmt"
 )
 
 func pathMetrics(b *backend) []*framework.Path {
@@ -14,14 +14,23 @@ func pathMetrics(b *backend) []*framework.Path {
 		Pattern:      "metrics$",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "metrics"},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{Callback: b.pathMetricsRead, Summary: "Prometheus text exposition of the plugin's counters."},
+			logical.ReadOperation: &framework.PathOperation{Callback: b.pathMetricsRead, Summary: "Prometheus exposition of this mount's metrics."},
 		},
-		HelpSynopsis: "The plugin's metrics in Prometheus text format (authenticated).",
+		HelpSynopsis: "This mount's metrics in Prometheus format (authenticated).",
 		HelpDescription: `Counters of user-token refreshes by result and reason, Lark API calls and latency by
-endpoint, notifications sent and failed, sweeps, and a gauge of grants by level. No label
-names an app or a user. Scrape with a Vault token allowed to read this path, e.g.
-Prometheus' authorization header "X-Vault-Token". Counters live in the plugin process and
-restart from zero with it.`,
+endpoint, notifications sent and failed, sweeps, a gauge of grants by level and one of apps
+whose setup Lark refuses. No label names an app, a user or a tenant. Each mount has its own
+registry; the plugin's Go runtime and process metrics are not included.
+
+Scrape with a Vault token allowed to read this path, e.g. Prometheus' authorization header
+"X-Vault-Token". The answer is the Prometheus text format (version 0.0.4). Vault passes the
+scraper's Accept header to the plugin only when the mount is tuned with
+"-passthrough-request-headers=Accept"; the format is then negotiated as the Prometheus
+client library's own handler does by default (delimited protobuf or text).
+
+Counters and histograms live in the plugin process and restart from zero with it (a plugin
+reload, a Vault restart or an upgrade); Prometheus' rate() and increase() take such resets in
+their stride. The grants gauge counts grants this process has read or swept since it started.`,
 	}}
 }
 
@@ -29,11 +38,21 @@ func (b *backend) pathMetricsRead(_ context.Context, req *logical.Request, d *fr
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	var buf bytes.Buffer
-	b.metrics.write(&buf)
+	accept := http.Header{}
+	for name, values := range req.Headers {
+		for _, v := range values {
+			accept.Add(name, v)
+		}
+	}
+	// The formats the library's own handler offers by default: delimited protobuf or text.
+	format := expfmt.NegotiateAccept(accept, expfmt.DefaultAcceptedFormats()...)
+	body, err := b.metrics.expose(format)
+	if err != nil {
+		return nil, err
+	}
 	return &logical.Response{Data: map[string]interface{}{
 		logical.HTTPStatusCode:  http.StatusOK,
-		logical.HTTPContentType: "text/plain; version=0.0.4; charset=utf-8",
-		logical.HTTPRawBody:     buf.Bytes(),
+		logical.HTTPContentType: string(format),
+		logical.HTTPRawBody:     body,
 	}}, nil
 }

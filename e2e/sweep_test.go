@@ -424,7 +424,7 @@ func TestReauthLevelsAndNoticesSentOnce(t *testing.T) {
 		}
 		for _, line := range []string{`lark_user_grants{level="ok"} 1`, `lark_user_grants{level="warning"} 1`,
 			`lark_user_grants{level="critical"} 2`, `lark_user_grants{level="reauth_required"} 1`, `lark_user_grants{level="expired"} 0`,
-			`lark_notifications_total{result="failed",level="critical"}`, `lark_sweeps_total{result="complete"}`} {
+			`lark_notifications_total{level="critical",result="failed"}`, `lark_sweeps_total{result="complete"}`} {
 			if !strings.Contains(text, line) {
 				t.Errorf("metrics lack %q:\n%s", line, text)
 			}
