@@ -216,6 +216,15 @@ func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r
 			_ = s.Delete(ctx, key) // the grant is gone, or the notice went out already
 			return
 		}
+		// A grant that moved past this level before the scheduled time gets only the newer notice:
+		// "ends in 3 days" next to "has ended" is noise. The older one counts as sent.
+		if now := n.clock.Now(); levelRank[noticeLevel(g.healthNow(now, sess.cfg).Level)] > levelRank[no.Level] {
+			n.logger().Debug("notice superseded by a later level", "app_id", no.AppID, "user", no.Slot, "level", no.Level)
+			if err := n.markSent(ctx, s, &no); err == nil {
+				_ = s.Delete(ctx, key)
+			}
+			return
+		}
 		messages = n.grantMessages(ctx, s, sess, g, &no)
 	}
 
@@ -247,23 +256,25 @@ func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r
 				return
 			}
 		}
-	} else {
-		err = n.grants.withGrant(ctx, s, grantID{no.AppID, no.Slot}, func(tx *grantTx) error {
-			if g := tx.grant(); g != nil {
-				g.markNotified(no.Level, n.clock.Now())
-				return tx.save()
-			}
-			return nil
-		})
-		if err != nil {
-			fail(err)
-			return
-		}
+	} else if err = n.markSent(ctx, s, &no); err != nil {
+		fail(err)
+		return
 	}
 	_ = s.Delete(ctx, key)
 	n.metrics.notification("sent", no.Level)
 	r.Notified = append(r.Notified, label)
 	n.logger().Info("notice sent", "app_id", no.AppID, "user", no.Slot, "level", no.Level, "recipients", len(messages))
+}
+
+// markSent records on the grant that a level's notice went out.
+func (n *notifier) markSent(ctx context.Context, s logical.Storage, no *notice) error {
+	return n.grants.withGrant(ctx, s, grantID{no.AppID, no.Slot}, func(tx *grantTx) error {
+		if g := tx.grant(); g != nil {
+			g.markNotified(no.Level, n.clock.Now())
+			return tx.save()
+		}
+		return nil
+	})
 }
 
 type outgoing struct{ to, text string }

@@ -317,3 +317,22 @@ func TestImportOfAnEndedGrantSpendsNothing(t *testing.T) {
 	require.Equal(t, levelCritical, resp.Data["level"])
 	require.Contains(t, resp.Warnings[0], "is at level critical")
 }
+
+// A grant that moves past a level before the scheduled time gets only the newer notice.
+func TestNoticeOfALevelAlreadyPassedIsNotSent(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "admin"}))
+	env.mustWrite("apps/"+testAppID, map[string]interface{}{"notify_open_ids": env.emu.OpenID(testAppID, "admin")})
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "u-late"}))
+	env.clock.Advance(time.Hour) // 10:00 UTC, between scheduled times
+	env.importGrant("late", "u-late", 364)
+	env.sweep() // queues the critical notice
+	env.clock.Advance(24 * time.Hour)
+	r := env.sweep() // the grant has ended; the 21:00 and 09:00 times have passed
+	require.Equal(t, []string{testAppID + "/late/expired"}, r.Notified)
+	msgs := env.emu.Messages()
+	require.Len(t, msgs, 1)
+	require.Contains(t, msgs[0].Content, "has ended")
+	require.True(t, env.storedGrant("late").notified(levelCritical), "the skipped notice counts as sent")
+}
