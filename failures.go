@@ -98,6 +98,17 @@ func (e *failedRefreshError) Error() string {
 	return s
 }
 
+// tenantUnavailableError: Lark does not serve this tenant for the store app (unknown tenant key, or
+// the app is not installed or enabled there). The app and its other tenants are fine.
+type tenantUnavailableError struct {
+	appID, tenantKey string
+	err              error
+}
+
+func (e *tenantUnavailableError) Error() string {
+	return fmt.Sprintf("Lark does not serve tenant %q for store app %s: the tenant key is unknown, or the app is not installed or enabled in that tenant (%v)", e.tenantKey, e.appID, e.err)
+}
+
 // httpError maps a failure of a request about appID to an error with a status and a remedy.
 func (r remedies) httpError(appID string, err error) error {
 	var (
@@ -106,6 +117,8 @@ func (r remedies) httpError(appID string, err error) error {
 		fe   *failedRefreshError
 		ne   *notStoredError
 		late *lateError
+		wait *awaitTicketError
+		gone *tenantUnavailableError
 	)
 	switch {
 	case errors.Is(err, logical.ErrReadOnly):
@@ -121,6 +134,11 @@ func (r remedies) httpError(appID string, err error) error {
 		return logical.CodedError(http.StatusServiceUnavailable, ne.Error())
 	case errors.As(err, &late):
 		return logical.CodedError(http.StatusServiceUnavailable, late.Error())
+	case errors.As(err, &wait):
+		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf("%s. If this lasts, check that the app's event Request URL in the developer console is https://<vault address>/v1/%sevents/%s and that its verification_token and encrypt_key match, or forward tickets with: vault write %sapps/%s/ticket app_ticket=...",
+			wait.Error(), r.mount, appID, r.mount, appID))
+	case errors.As(err, &gone):
+		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("%s. Known tenants: vault list %stenants/%s/", gone.Error(), r.mount, appID))
 	case errors.As(err, &le):
 		return logical.CodedError(statusOf(le), r.larkMessage(appID, le))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

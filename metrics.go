@@ -24,6 +24,8 @@ type metrics struct {
 	grantLevels   map[grantID]string // grant -> level, for the by-level gauge
 	// appProblems counts apps whose setup Lark refuses (set by the backend).
 	appProblems func() int
+	// events counts Lark's events (metrics_events.go).
+	events eventCounts
 }
 
 var latencyBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
@@ -154,4 +156,5 @@ func (m *metrics) write(w io.Writer) {
 		fmt.Fprintf(w, "lark_sweeps_total{result=%q} %d\n", r, m.sweeps[r])
 	}
 	fmt.Fprintf(w, "# HELP lark_sweep_last_duration_seconds Duration of the last sweep.\n# TYPE lark_sweep_last_duration_seconds gauge\nlark_sweep_last_duration_seconds %g\n", m.lastSweep.Seconds())
+	m.events.write(w)
 }
