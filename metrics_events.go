@@ -34,14 +34,14 @@ func (c *eventCounts) get(eventType, result string) uint64 {
 func (c *eventCounts) write(w io.Writer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fmt.Fprintf(w, "# HELP lark_events_total Events received from Lark by type and result.\n# TYPE lark_events_total counter\n")
+	_, _ = fmt.Fprintf(w, "# HELP lark_events_total Events received from Lark by type and result.\n# TYPE lark_events_total counter\n")
 	keys := make([][2]string, 0, len(c.counts))
 	for k := range c.counts {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+"\x00"+keys[i][1] < keys[j][0]+"\x00"+keys[j][1] })
 	for _, k := range keys {
-		fmt.Fprintf(w, "lark_events_total{type=%q,result=%q} %d\n", k[0], k[1], c.counts[k])
+		_, _ = fmt.Fprintf(w, "lark_events_total{type=%q,result=%q} %d\n", k[0], k[1], c.counts[k])
 	}
 }
 
