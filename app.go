@@ -110,10 +110,17 @@ func (a *appEntry) credentials() lark.AppCredentials {
 		Type: a.appType(), TenantTokenEndpoint: a.tenantTokenEndpoint()}
 }
 
+// maxEventBodyBytes bounds an event body. The events the plugin acts on are under 4 KB; the rest of
+// an app's events share the URL and are only answered. Vault's listener refuses any JSON string over
+// 1 MiB itself (with HTTP 500), and an encrypted body is one string a third larger than the event,
+// so the plugin's own bound must sit well below that to ever be the one that answers.
+const maxEventBodyBytes = 512 << 10
+
 // eventConfig is what the event receiver needs; ok is false while no Verification Token is set,
 // since then no event can be authenticated.
 func (a *appEntry) eventConfig() (larkevent.Config, bool) {
-	return larkevent.Config{AppID: a.AppID, VerificationToken: a.VerificationToken, EncryptKey: a.EncryptKey}, a.VerificationToken != ""
+	return larkevent.Config{AppID: a.AppID, VerificationToken: a.VerificationToken, EncryptKey: a.EncryptKey,
+		MaxBodyBytes: maxEventBodyBytes}, a.VerificationToken != ""
 }
 
 // fingerprintIfSet is secretFingerprint for an optional secret: "" while it is not set.

@@ -70,7 +70,7 @@ func TestRefusedEventsChangeNothing(t *testing.T) {
 		{"not an event", larkemu.PushRequest{Event: json.RawMessage(`{"hello":"world"}`)}, 400, "malformed"},
 		{"event without a ticket", larkemu.PushRequest{Event: json.RawMessage(`{"ts":"1","uuid":"u","token":"` + storeVerify + `","type":"event_callback","event":{"app_id":"` + storeAppID + `","type":"app_ticket"}}`)}, 400, "malformed"},
 		{"undecryptable raw body", larkemu.PushRequest{RawBody: raw(`{"encrypt":"AAAA"}`)}, 400, "undecryptable"},
-		{"oversized", larkemu.PushRequest{Event: json.RawMessage(good), PadBytes: 2 << 20}, 413, "too_large"},
+		{"oversized", larkemu.PushRequest{Event: json.RawMessage(good), PadBytes: 600 << 10}, 413, "too_large"},
 		{"replayed delivery", larkemu.PushRequest{ReplayOf: delivered.Seq}, 400, eventReplayed},
 		{"too old", larkemu.PushRequest{Event: json.RawMessage(ticketEventJSON(storeAppID, storeVerify, "t-old", "evt-old", now.Add(-8*time.Hour)))}, 400, eventTooOld},
 		{"app_open with an unusable tenant key", larkemu.PushRequest{Event: json.RawMessage(`{"ts":"` + strconv.FormatInt(now.Unix(), 10) + `","uuid":"evt-c","token":"` + storeVerify + `","type":"event_callback","event":{"app_id":"` + storeAppID + `","tenant_key":"a/b","type":"app_open"}}`)}, 400, eventBadInput},
