@@ -106,7 +106,7 @@ type tenantUnavailableError struct {
 }
 
 func (e *tenantUnavailableError) Error() string {
-	return fmt.Sprintf("Lark does not serve tenant %q for store app %s: the tenant key is unknown, or the app is not installed or enabled in that tenant (%v)", e.tenantKey, e.appID, e.err)
+	return fmt.Sprintf("Lark does not serve tenant %q for store app %s (%v)", e.tenantKey, e.appID, e.err)
 }
 
 // httpError maps a failure of a request about appID to an error with a status and a remedy.
