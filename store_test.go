@@ -28,9 +28,10 @@ func TestStoreAppTokenWaitsForTicketThenUsesTheEncryptedEvent(t *testing.T) {
 	require.Equal(t, 1, env.emu.Calls(larkemu.EndpointAppTicketResend))
 
 	// Lark pushes the ticket (encrypted) to events/<app_id>; Vault stores it.
+	// The emulator files the delivery once Vault's answer is back, just after Vault stored the ticket.
 	require.Eventually(t, func() bool {
-		st, err := env.read("apps/" + storeAppID + "/ticket")
-		return err == nil && st.Data["ticket_set"] == true
+		d := env.emu.Events(storeAppID, 0)
+		return len(d) == 1 && d[0].State != larkemu.DeliveryPending
 	}, 10*time.Second, 20*time.Millisecond)
 	deliveries := env.emu.Events(storeAppID, 0)
 	require.Len(t, deliveries, 1)

@@ -68,6 +68,11 @@ func TestStoreAppThroughVaultsListener(t *testing.T) {
 		status, _ := vaultHTTP(t, rootToken, http.MethodGet, mountPath+"/app-token/"+storeApp, nil)
 		return status == http.StatusOK
 	})
+	// The emulator files a delivery once Vault's answer is back, a moment after Vault used it.
+	waitFor(t, 10*time.Second, "the ticket delivery to be filed", func() bool {
+		ev := storeEvents(t, emu, "app_ticket")
+		return len(ev) == 1 && ev[0]["state"] != "pending"
+	})
 	ticketEvents := storeEvents(t, emu, "app_ticket")
 	if len(ticketEvents) != 1 || ticketEvents[0]["encrypted"] != true || ticketEvents[0]["state"] != "delivered" {
 		t.Fatalf("app_ticket deliveries: %v", ticketEvents)
