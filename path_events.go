@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -14,6 +15,9 @@ import (
 // eventsPath is the unauthenticated receiver of Lark's event subscription: exactly one segment
 // after events/, so no other path becomes reachable without a token.
 const eventsPath = "events/+"
+
+// eventWorkTimeout bounds acting on one event, well inside Vault's request limit.
+const eventWorkTimeout = 60 * time.Second
 
 const eventsHelp = `Lark's event subscription posts here: set the app's "Request URL" in the
 developer console (Events & Callbacks) to
@@ -106,7 +110,11 @@ func (b *backend) pathEventReceive(ctx context.Context, req *logical.Request, d 
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
-	out, err := b.receiveEvent(ctx, req.Storage, sess, ev)
+	// Lark hangs up after 3 s and delivers again later. Acting on the event finishes regardless
+	// (a revocation visits every grant of the app), so that the redelivery finds it done.
+	workCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventWorkTimeout)
+	defer cancel()
+	out, err := b.receiveEvent(workCtx, req.Storage, sess, ev)
 	b.metrics.event(typ, out.result)
 	switch {
 	case err != nil:

@@ -177,6 +177,7 @@ func TestStoreUnknownTenantIsRefusedByName(t *testing.T) {
 	// Only the app token (fetched to ask) may have been added.
 	delete(after, tokenRef{App: storeAppID, Kind: kindApp}.storageKey())
 	require.Equal(t, sortedKeys(before), sortedKeys(after))
+	require.NotContains(t, env.b.tokens.usedRefs(), tenantTokenRef(storeAppID, "nosuchtenant"), "a made-up tenant leaves nothing in memory")
 
 	env.addApp()
 	for path, want := range map[string]string{

@@ -299,7 +299,11 @@ func (sw *sweeper) warmStoreTokens(ctx context.Context, s logical.Storage, cfg *
 			continue
 		}
 		e := sw.tokens.cachedRef(ref)
-		if e == nil || e.fresh(now) {
+		if e == nil {
+			sw.tokens.renewed(ref) // a read that got no token (an unknown tenant): nothing to keep warm
+			continue
+		}
+		if e.fresh(now) {
 			continue
 		}
 		if !e.servable(now, 0) {

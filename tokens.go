@@ -186,8 +186,10 @@ func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, ref toke
 	if err != nil {
 		var gone *tenantUnavailableError
 		if errors.As(err, &gone) {
-			// The tenant removed the app or never had it: its old token is dead at Lark too.
+			// The tenant removed the app or never had it: its old token is dead at Lark too, and
+			// a made-up tenant key leaves nothing behind in memory.
 			ts.dropRef(ctx, s, ref)
+			ts.renewed(ref)
 			return nil, err
 		}
 		if cached != nil && cached.servable(ts.clock.Now(), cfg.LeaseSafetyMargin) {
