@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark/larkevent"
 )
 
 const (
@@ -43,6 +44,33 @@ type appEntry struct {
 	// only be completed by that person (see identity.go).
 	IdentityMetadataKey string `json:"identity_metadata_key,omitempty"`
 	IdentityAliasMount  string `json:"identity_alias_mount,omitempty"`
+
+	// AppType is lark.AppType ("" means self_built); TenantTokenEndpoint a self-built app's
+	// lark.TenantTokenEndpoint ("" means legacy).
+	AppType             string `json:"app_type,omitempty"`
+	TenantTokenEndpoint string `json:"tenant_token_endpoint,omitempty"`
+	// The event subscription's secrets, from the developer console. Write-only like AppSecret:
+	// the Verification Token authenticates events, the Encrypt Key decrypts them (path_events.go).
+	VerificationToken string `json:"verification_token,omitempty"`
+	EncryptKey        string `json:"encrypt_key,omitempty"`
+}
+
+// appType is the app's type after the default.
+func (a *appEntry) appType() lark.AppType {
+	if a.AppType == "" {
+		return lark.AppTypeSelfBuilt
+	}
+	return lark.AppType(a.AppType)
+}
+
+func (a *appEntry) isStore() bool { return a.appType() == lark.AppTypeStore }
+
+// tenantTokenEndpoint is a self-built app's tenant-token endpoint after the default.
+func (a *appEntry) tenantTokenEndpoint() lark.TenantTokenEndpoint {
+	if a.TenantTokenEndpoint == "" {
+		return lark.TenantTokenLegacy
+	}
+	return lark.TenantTokenEndpoint(a.TenantTokenEndpoint)
 }
 
 func (a *appEntry) tokenEndpoint() lark.TokenEndpoint {
@@ -70,7 +98,29 @@ func (a *appEntry) openBaseURL() string {
 
 // credentials are what the Lark client needs to act as the app.
 func (a *appEntry) credentials() lark.AppCredentials {
-	return lark.AppCredentials{AppID: a.AppID, AppSecret: a.AppSecret, UserTokenEndpoint: a.tokenEndpoint()}
+	return lark.AppCredentials{AppID: a.AppID, AppSecret: a.AppSecret, UserTokenEndpoint: a.tokenEndpoint(),
+		Type: a.appType(), TenantTokenEndpoint: a.tenantTokenEndpoint()}
+}
+
+// maxEventBodyBytes bounds an event body. The events the plugin acts on are under 4 KB; the rest of
+// an app's events share the URL and are only answered. Vault's listener refuses any JSON string over
+// 1 MiB itself (with HTTP 500), and an encrypted body is one string a third larger than the event,
+// so the plugin's own bound must sit well below that to ever be the one that answers.
+const maxEventBodyBytes = 512 << 10
+
+// eventConfig is what the event receiver needs; ok is false while no Verification Token is set,
+// since then no event can be authenticated.
+func (a *appEntry) eventConfig() (larkevent.Config, bool) {
+	return larkevent.Config{AppID: a.AppID, VerificationToken: a.VerificationToken, EncryptKey: a.EncryptKey,
+		MaxBodyBytes: maxEventBodyBytes}, a.VerificationToken != ""
+}
+
+// fingerprintIfSet is secretFingerprint for an optional secret: "" while it is not set.
+func fingerprintIfSet(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return secretFingerprint(secret)
 }
 
 // secretFingerprint lets an operator check which secret is stored without reading it: the first 8

@@ -46,17 +46,20 @@ type backend struct {
 	// storage is the mount's storage view as given at setup, for work outside any request (Clean).
 	storage logical.Storage
 
-	config    *configStore
-	apps      *appStore
-	sessions  *sessions
-	tokens    *tokenService
-	grants    *grantStore
-	slots     slotStore
-	states    *stateStore
-	appStatus *appStatusStore
-	notifier  *notifier
-	sweeper   *sweeper
-	metrics   *metrics
+	config     *configStore
+	apps       *appStore
+	sessions   *sessions
+	tokens     *tokenService
+	tickets    *ticketStore
+	tenants    *tenantStore
+	seenEvents *seenEvents
+	grants     *grantStore
+	slots      slotStore
+	states     *stateStore
+	appStatus  *appStatusStore
+	notifier   *notifier
+	sweeper    *sweeper
+	metrics    *metrics
 
 	// mount is the path this backend is mounted at, as last seen on a request; notices sent by the
 	// periodic sweep use it in the commands they suggest.
@@ -69,8 +72,11 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	b := &backend{clock: clk, config: &configStore{}, apps: newAppStore(), metrics: newMetrics()}
 	logger := func() hclog.Logger { return b.Logger() }
 	b.sessions = newSessions(b.apps, b.config, httpClient, b.metrics.observeCall)
+	b.tickets = newTicketStore(clk, logger)
+	b.tenants = newTenantStore(clk)
+	b.seenEvents = newSeenEvents(clk)
 	b.tokens = &tokenService{
-		clock: clk, logger: logger, open: b.sessions.open,
+		clock: clk, logger: logger, open: b.sessions.open, tickets: b.tickets, tenants: b.tenants,
 		writable:    func() bool { return b.WriteSafeReplicationState() },
 		entries:     map[string]*tokenEntry{},
 		generations: map[string]uint64{},
@@ -84,20 +90,22 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		states: b.states, apps: b.appStatus, metrics: b.metrics, remedies: b.remedies}
 	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, sessions: b.sessions,
 		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresh: b.refreshLocked,
-		limits: map[string]*rate.Limiter{}}
+		seenEvents: b.seenEvents, limits: map[string]*rate.Limiter{}}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
 		RunningVersion: Version,
 		PathsSpecial: &logical.Paths{
 			// Lark redirects a browser, which has no Vault token, to the callback; the single-use
-			// state it carries is what authorizes the request.
-			Unauthenticated: []string{callbackPath},
+			// state it carries is what authorizes the request. Lark's event subscription has no
+			// token either: an event authenticates itself (path_events.go).
+			Unauthenticated: []string{callbackPath, eventsPath},
 			// Seal wrap (Enterprise) adds a second layer over the barrier for the entries that hold
-			// secrets: app secrets, cached access tokens and user grants.
+			// secrets: app secrets, cached access tokens, store apps' app_tickets and user grants.
 			SealWrapStorage: []string{
 				appStoragePrefix,
 				tokenStoragePrefix,
+				ticketStoragePrefix,
 				grantStoragePrefix,
 				oauthStatePrefix,
 				noticePrefix,
@@ -105,7 +113,10 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
+			// Before pathApps, whose apps/(.+) would take apps/<app_id>/ticket.
+			pathStoreApps(b),
 			pathApps(b),
+			pathEvents(b),
 			pathAccessTokens(b),
 			pathUserTokens(b),
 			pathSlots(b),
@@ -163,9 +174,14 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.sessions.forget(appID)
 		b.tokens.forgetApp(appID)
 	case strings.HasPrefix(key, tokenStoragePrefix):
-		rest := strings.TrimPrefix(key, tokenStoragePrefix)
-		if appID, kind, ok := strings.Cut(rest, "/"); ok {
-			b.tokens.forget(appID, tokenKind(kind))
+		if ref, ok := parseTokenRef(strings.TrimPrefix(key, tokenStoragePrefix)); ok {
+			b.tokens.forgetRef(ref)
+		}
+	case strings.HasPrefix(key, ticketStoragePrefix):
+		b.tickets.forget(strings.TrimPrefix(key, ticketStoragePrefix))
+	case strings.HasPrefix(key, tenantStoragePrefix):
+		if appID, tk, ok := strings.Cut(strings.TrimPrefix(key, tenantStoragePrefix), "/"); ok {
+			b.tenants.forget(appID, tk)
 		}
 	case strings.HasPrefix(key, appStatusPrefix):
 		b.appStatus.forget(strings.TrimPrefix(key, appStatusPrefix))

@@ -119,8 +119,8 @@ func TestBackendHasHelpForEveryPathAndField(t *testing.T) {
 func TestSecretPrefixesAreSealWrapped(t *testing.T) {
 	env := newTestEnv(t)
 	special := env.b.SpecialPaths()
-	require.ElementsMatch(t, []string{"apps/", "tokens/", "users/", "oauth-state/", "notify/"}, special.SealWrapStorage)
-	require.Equal(t, []string{"oauth/callback"}, special.Unauthenticated)
+	require.ElementsMatch(t, []string{"apps/", "tokens/", "tickets/", "users/", "oauth-state/", "notify/"}, special.SealWrapStorage)
+	require.Equal(t, []string{"oauth/callback", "events/+"}, special.Unauthenticated)
 }
 
 func TestInvalidateDropsMemoryCopies(t *testing.T) {

@@ -95,32 +95,48 @@ func (e *failedRefreshError) Error() string {
 	return s
 }
 
-// waitError: a token fetch failed moments ago, and Lark is not asked again before retryAt (as Lark
+// backoffError: a token fetch failed moments ago, and Lark is not asked again before retryAt (as Lark
 // asked with x-ogw-ratelimit-reset, or by the plugin's own backoff), so readers during an outage do
 // not add up to a storm of calls.
-type waitError struct {
-	appID   string
-	kind    tokenKind
+type backoffError struct {
+	ref     tokenRef
 	retryAt time.Time
 	last    error
 }
 
-func (e *waitError) Error() string {
+func (e *backoffError) Error() string {
+	what := e.ref.Kind.larkName()
+	if e.ref.Tenant != "" {
+		what += " of tenant " + e.ref.Tenant
+	}
 	return fmt.Sprintf("Lark could not issue the %s of app %s (%v); Vault asks again after %s, try again then",
-		e.kind.larkName(), e.appID, e.last, formatTime(e.retryAt))
+		what, e.ref.App, e.last, formatTime(e.retryAt))
 }
 
-func (e *waitError) Unwrap() error { return e.last }
+func (e *backoffError) Unwrap() error { return e.last }
+
+// tenantUnavailableError: Lark does not serve this tenant for the store app (unknown tenant key, or
+// the app is not installed or enabled there). The app and its other tenants are fine.
+type tenantUnavailableError struct {
+	appID, tenantKey string
+	err              error
+}
+
+func (e *tenantUnavailableError) Error() string {
+	return fmt.Sprintf("Lark does not serve tenant %q for store app %s (%v)", e.tenantKey, e.appID, e.err)
+}
 
 // httpError maps a failure of a request about appID to an error with a status and a remedy.
 func (r remedies) httpError(appID string, err error) error {
 	var (
-		le   *lark.Error
-		re   *reauthError
-		fe   *failedRefreshError
-		ne   *notStoredError
-		late *lateError
-		wait *waitError
+		le      *lark.Error
+		re      *reauthError
+		fe      *failedRefreshError
+		ne      *notStoredError
+		late    *lateError
+		backoff *backoffError
+		wait    *awaitTicketError
+		gone    *tenantUnavailableError
 	)
 	switch {
 	case errors.Is(err, logical.ErrReadOnly):
@@ -136,8 +152,13 @@ func (r remedies) httpError(appID string, err error) error {
 		return logical.CodedError(http.StatusServiceUnavailable, ne.Error())
 	case errors.As(err, &late):
 		return logical.CodedError(http.StatusServiceUnavailable, late.Error())
+	case errors.As(err, &backoff):
+		return logical.CodedError(http.StatusServiceUnavailable, backoff.Error())
 	case errors.As(err, &wait):
-		return logical.CodedError(http.StatusServiceUnavailable, wait.Error())
+		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf("%s. If this lasts, check that the app's event Request URL in the developer console is https://<vault address>/v1/%sevents/%s and that its verification_token and encrypt_key match, or forward tickets with: vault write %sapps/%s/ticket app_ticket=...",
+			wait.Error(), r.mount, appID, r.mount, appID))
+	case errors.As(err, &gone):
+		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("%s. Known tenants: vault list %stenants/%s/", gone.Error(), r.mount, appID))
 	case errors.As(err, &le):
 		return logical.CodedError(statusOf(le), r.larkMessage(appID, le))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -225,6 +225,28 @@ func (g *grantEntry) markReauth(now time.Time, code int, end lark.GrantEnd, reas
 	g.NextAttemptAt = time.Time{}
 }
 
+// markRevoked ends the grant because Lark announced that its refresh token was revoked (the
+// auth.user_access_token.revoked_v4 event, docs/lark-api.md §11). Nothing is sent to Lark: the
+// refresh token is dead, and presenting it would only confirm that.
+func (g *grantEntry) markRevoked(now time.Time, reason string) {
+	g.markReauth(now, 0, lark.GrantEndRevoked, reason)
+}
+
+// dropAccessToken forgets an access token Lark revoked while the refresh token lives on: the next
+// read refreshes instead of serving a token Lark refuses.
+func (g *grantEntry) dropAccessToken(now time.Time) {
+	g.AccessToken = ""
+	if g.AccessExpiresAt.After(now) {
+		g.AccessExpiresAt = now
+	}
+}
+
+// revokedBy reports whether a revocation naming openID or unionID is about this grant. Open ids are
+// per app and union ids per developer, so either identifies the user within the app.
+func (g *grantEntry) revokedBy(openID, unionID string) bool {
+	return (openID != "" && g.OpenID == openID) || (unionID != "" && g.UnionID == unionID)
+}
+
 // markNotified records that the notice for level went out.
 func (g *grantEntry) markNotified(level string, now time.Time) {
 	if g.Notified == nil {

@@ -31,6 +31,8 @@ type metrics struct {
 
 	// appProblems counts apps whose setup Lark refuses (set by the backend, read at scrape time).
 	appProblems func() int
+	// events counts Lark's events (metrics_events.go).
+	events eventCounts
 }
 
 var latencyBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
@@ -75,6 +77,8 @@ func newMetrics() *metrics {
 	for _, r := range sweepResults {
 		m.sweeps.WithLabelValues(r)
 	}
+	m.events = newEventCounts()
+	m.registry.MustRegister(m.events.vec)
 	m.registry.MustRegister(
 		m.refreshes,
 		m.larkCalls,

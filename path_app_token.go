@@ -34,7 +34,8 @@ left. Revoking the lease only removes Vault's record: Lark has no way to revoke 
 or tenant token early.`
 
 func pathAccessTokens(b *backend) []*framework.Path {
-	paths := make([]*framework.Path, 0, len(allTokenKinds))
+	// The per-tenant path of store apps first: tenant-token/(.+) would take it otherwise.
+	paths := []*framework.Path{pathTenantTokenOfTenant(b)}
 	for _, kind := range allTokenKinds {
 		kind := kind
 		paths = append(paths, &framework.Path{
@@ -87,17 +88,39 @@ func (b *backend) pathAccessTokenRead(ctx context.Context, req *logical.Request,
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	tok, warning, err := b.tokens.get(ctx, req.Storage, appID, kind)
-	if err != nil {
-		return nil, remediesFor(req).httpError(appID, err)
+	if kind == kindTenant {
+		app, err := b.apps.get(ctx, req.Storage, appID)
+		if err != nil {
+			return nil, err
+		}
+		if app != nil && app.isStore() {
+			r := remediesFor(req)
+			return logical.ErrorResponse("app %s is a store app: each tenant has its own tenant token; read %stenant-token/%s/<tenant_key> (known tenants: vault list %stenants/%s/)",
+				appID, r.mount, appID, r.mount, appID), nil
+		}
 	}
-	resp, err := b.tokenResponse(ctx, req.Storage, appID, kind.secretType(), map[string]interface{}{
-		"app_id":       appID,
-		"token_type":   kind.larkName(),
+	return b.serveAccessToken(ctx, req, tokenRef{App: appID, Kind: kind})
+}
+
+// serveAccessToken answers a read of the token ref names, as a lease or lease-free.
+func (b *backend) serveAccessToken(ctx context.Context, req *logical.Request, ref tokenRef) (*logical.Response, error) {
+	tok, warning, err := b.tokens.getRef(ctx, req.Storage, ref)
+	if err != nil {
+		return nil, remediesFor(req).httpError(ref.App, err)
+	}
+	data := map[string]interface{}{
+		"app_id":       ref.App,
+		"token_type":   ref.Kind.larkName(),
 		"access_token": tok.Token,
 		"expires_at":   tok.ExpiresAt.UTC().Format(time.RFC3339),
 		"expires_in":   int64(tok.ExpiresAt.Sub(b.clock.Now()).Seconds()),
-	}, map[string]interface{}{"app_id": appID}, tok.ExpiresAt, tok.FetchedAt)
+	}
+	internal := map[string]interface{}{"app_id": ref.App}
+	if ref.Tenant != "" {
+		data["tenant_key"] = ref.Tenant
+		internal["tenant_key"] = ref.Tenant
+	}
+	resp, err := b.tokenResponse(ctx, req.Storage, ref.App, ref.Kind.secretType(), data, internal, tok.ExpiresAt, tok.FetchedAt)
 	if err != nil {
 		return nil, err
 	}

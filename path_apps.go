@@ -69,6 +69,30 @@ var appFields = map[string]*framework.FieldSchema{
 		Type:        framework.TypeString,
 		Description: `Accessor of an auth mount (e.g. an OIDC/JWT mount whose logins come from Feishu, "auth_oidc_1a2b3c4d") whose alias name for a person is their Lark open_id or union_id. Used like identity_metadata_key. Empty: not used.`,
 	},
+	"app_type": {
+		Type:          framework.TypeString,
+		Description:   `"self_built" (a custom app of one tenant; the default) or "store" (a marketplace app that many tenants install: its app token needs the app_ticket Lark pushes to events/<app_id>, and each tenant has its own tenant token at tenant-token/<app_id>/<tenant_key>). Changing it drops the app's cached tokens.`,
+		AllowedValues: []interface{}{string(lark.AppTypeSelfBuilt), string(lark.AppTypeStore)},
+	},
+	"tenant_token_endpoint": {
+		Type:          framework.TypeString,
+		Description:   `Where a self-built app's tenant token comes from: "legacy" (open.*/open-apis/auth/v3/tenant_access_token/internal; the default) or "v3" (accounts.*/oauth/v3/token with grant_type=client_credentials, the newest docs' endpoint; JWT tokens of a few KB). Store apps get tenant tokens per tenant and ignore it. Changing it drops the app's cached tokens.`,
+		AllowedValues: []interface{}{string(lark.TenantTokenLegacy), string(lark.TenantTokenV3)},
+	},
+	"verification_token": {
+		Type:        framework.TypeString,
+		Description: `The Verification Token of the app's event subscription (developer console → Events & Callbacks → Encryption Strategy). Every event Lark posts to events/<app_id> must carry it; without it, events are refused. Write-only: reads show whether it is set and a fingerprint. Empty removes it.`,
+		DisplayAttrs: &framework.DisplayAttributes{
+			Sensitive: true,
+		},
+	},
+	"encrypt_key": {
+		Type:        framework.TypeString,
+		Description: `The Encrypt Key of the app's event subscription. With it set, only encrypted events are accepted, and an event must decrypt under it (recommended: without it the Verification Token travels in clear text). Write-only: reads show whether it is set and a fingerprint. Empty removes it.`,
+		DisplayAttrs: &framework.DisplayAttributes{
+			Sensitive: true,
+		},
+	},
 	"token_endpoint": {
 		Type:          framework.TypeString,
 		Description:   `Which OAuth token endpoint to use for user tokens: "v3" (accounts.*/oauth/v3/token, the newest docs; default) or "v2" (open.*/open-apis/authen/v2/oauth/token).`,
@@ -121,8 +145,17 @@ func pathApps(b *backend) []*framework.Path {
     vault write lark/apps/cli_a1b2c3d4e5f6a7b8 app_secret=... brand=feishu
 
 The secret is write-only. A read shows "app_secret_set" and "app_secret_fingerprint"
-(the first 8 hex digits of its SHA-256). Writing a new secret, brand or base_url drops the
-app's cached tokens, so the next read fetches them with the new settings.`,
+(the first 8 hex digits of its SHA-256). Writing a new secret, brand, base_url, app_type
+or tenant_token_endpoint drops the app's cached tokens, so the next read fetches them
+with the new settings.
+
+A store (marketplace) app also needs its event subscription's secrets, so that Lark's
+app_ticket reaches it through events/<app_id>:
+
+    vault write lark/apps/cli_a1b2c3d4e5f6a7b8 app_type=store \
+        verification_token=... encrypt_key=...
+
+verification_token and encrypt_key are write-only like the secret.`,
 		},
 	}
 }
@@ -164,24 +197,31 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 		return nil, nil
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"identity_metadata_key":  app.IdentityMetadataKey,
-		"identity_alias_mount":   app.IdentityAliasMount,
-		"app_id":                 app.AppID,
-		"brand":                  app.Brand,
-		"base_url":               app.BaseURL,
-		"effective_base_url":     app.openBaseURL(),
-		"accounts_base_url":      app.AccountsBaseURL,
-		"redirect_uri":           app.RedirectURI,
-		"scopes":                 app.Scopes,
-		"token_endpoint":         string(app.tokenEndpoint()),
-		"lease_mode":             app.LeaseMode,
-		"notify_open_ids":        app.NotifyOpenIDs,
-		"notify_users":           app.NotifyUsers,
-		"app_secret_set":         app.AppSecret != "",
-		"app_secret_fingerprint": secretFingerprint(app.AppSecret),
-		"created_at":             app.CreatedAt.Format(time.RFC3339),
-		"updated_at":             app.UpdatedAt.Format(time.RFC3339),
-		"secret_updated_at":      app.SecretUpdatedAt.Format(time.RFC3339),
+		"identity_metadata_key":          app.IdentityMetadataKey,
+		"identity_alias_mount":           app.IdentityAliasMount,
+		"app_id":                         app.AppID,
+		"brand":                          app.Brand,
+		"base_url":                       app.BaseURL,
+		"effective_base_url":             app.openBaseURL(),
+		"accounts_base_url":              app.AccountsBaseURL,
+		"redirect_uri":                   app.RedirectURI,
+		"scopes":                         app.Scopes,
+		"token_endpoint":                 string(app.tokenEndpoint()),
+		"lease_mode":                     app.LeaseMode,
+		"notify_open_ids":                app.NotifyOpenIDs,
+		"notify_users":                   app.NotifyUsers,
+		"app_secret_set":                 app.AppSecret != "",
+		"app_secret_fingerprint":         secretFingerprint(app.AppSecret),
+		"app_type":                       string(app.appType()),
+		"tenant_token_endpoint":          string(app.tenantTokenEndpoint()),
+		"verification_token_set":         app.VerificationToken != "",
+		"verification_token_fingerprint": fingerprintIfSet(app.VerificationToken),
+		"encrypt_key_set":                app.EncryptKey != "",
+		"encrypt_key_fingerprint":        fingerprintIfSet(app.EncryptKey),
+		"events_path":                    "/v1/" + remediesFor(req).mount + "events/" + app.AppID,
+		"created_at":                     app.CreatedAt.Format(time.RFC3339),
+		"updated_at":                     app.UpdatedAt.Format(time.RFC3339),
+		"secret_updated_at":              app.SecretUpdatedAt.Format(time.RFC3339),
 	}}, nil
 }
 
@@ -329,10 +369,14 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 		}
 		app.TokenEndpoint = string(ep)
 	}
+	if resp := applyStoreFields(&app, d); resp != nil {
+		return resp, nil
+	}
 
 	endpointChanged := existing == nil || existing.AppSecret != app.AppSecret ||
 		existing.Brand != app.Brand || existing.BaseURL != app.BaseURL ||
-		existing.AccountsBaseURL != app.AccountsBaseURL
+		existing.AccountsBaseURL != app.AccountsBaseURL ||
+		existing.appType() != app.appType() || existing.tenantTokenEndpoint() != app.tenantTokenEndpoint()
 	app.UpdatedAt = now
 
 	if err := b.apps.put(ctx, req.Storage, &app); err != nil {
@@ -344,7 +388,7 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 			return nil, err
 		}
 	}
-	return nil, nil
+	return eventSetupWarnings(&app, remediesFor(req)), nil
 }
 
 func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -366,6 +410,15 @@ func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *fr
 		return nil, err
 	}
 	if err := b.slots.dropApp(ctx, req.Storage, appID); err != nil {
+		return nil, err
+	}
+	if err := b.tickets.delete(ctx, req.Storage, appID); err != nil {
+		return nil, err
+	}
+	if err := b.tenants.dropApp(ctx, req.Storage, appID); err != nil {
+		return nil, err
+	}
+	if err := b.seenEvents.dropApp(ctx, req.Storage, appID); err != nil {
 		return nil, err
 	}
 	if err := b.apps.delete(ctx, req.Storage, appID); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark/larkevent"
 )
 
 // appSession is what a request about one app needs: the app's settings, the mount's settings and a
@@ -20,6 +21,9 @@ type appSession struct {
 	app  *appEntry
 	cfg  *configEntry
 	lark *lark.App
+	// events verifies and decodes what Lark posts to events/<app_id>; nil while the app has no
+	// verification_token.
+	events *larkevent.Receiver
 }
 
 // sessions builds app sessions and keeps their Lark clients: one per (app entry, config entry), so
@@ -74,6 +78,11 @@ func (ss *sessions) open(ctx context.Context, s logical.Storage, appID string) (
 		return nil, err
 	}
 	sess := &appSession{app: app, cfg: cfg, lark: client.App(app.credentials())}
+	if ec, ok := app.eventConfig(); ok {
+		// The values were checked when they were written; a receiver that cannot be built leaves
+		// events refused rather than the app's tokens unavailable.
+		sess.events, _ = larkevent.NewReceiver(ec)
+	}
 	ss.cached[appID] = sess
 	return sess, nil
 }

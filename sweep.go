@@ -23,6 +23,9 @@ const sweepCursorKey = "sweep/cursor"
 const (
 	grantShare  = 0.6
 	noticeShare = 0.3
+	// warmShare bounds keeping store apps' tenant tokens warm (thousands of tenants, paced by
+	// keepalive_rate), carved out of the grant share: what is left waits for the next sweep.
+	warmShare = 0.2
 )
 
 // sweepReport is what one sweep did; the sweep path returns it, because Vault does not audit the
@@ -42,6 +45,7 @@ type sweepReport struct {
 	NotifyFailed       []string
 	NoticesLeft        bool // the notification pass ran out of time; the next sweep goes on
 	StatesDropped      int
+	EventIDsDropped    int
 	UnsavedStored      int
 	UnsavedLeft        int
 }
@@ -65,7 +69,8 @@ type sweeper struct {
 	notifier *notifier
 	metrics  *metrics
 	// refresh is the refresh protocol (refresh.go), run with the grant held.
-	refresh func(tx *grantTx, sess *appSession, cause string) error
+	refresh    func(tx *grantTx, sess *appSession, cause string) error
+	seenEvents *seenEvents
 
 	running  sync.Mutex
 	limitsMu sync.Mutex
@@ -108,6 +113,7 @@ func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, er
 
 	r.UnsavedStored, r.UnsavedLeft = sw.grants.flushUnsaved(ctx, s)
 	sw.warmAppTokens(ctx, s, r)
+	sw.warmStoreTokens(ctx, s, cfg, realStart.Add(time.Duration(float64(budget)*warmShare)), r)
 	if err := sw.visitGrants(ctx, s, cfg, grantsDeadline, r); err != nil {
 		return nil, err
 	}
@@ -120,6 +126,11 @@ func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, er
 	}
 	statesDeadline := laterOf(realStart.Add(budget), time.Now().Add(time.Duration(float64(budget)*(1-grantShare-noticeShare))))
 	r.StatesDropped = sw.states.dropExpired(ctx, s, statesDeadline)
+	if n, err := sw.seenEvents.prune(ctx, s, statesDeadline); err != nil {
+		sw.logger().Warn("sweep: forgetting old event ids", "error", err)
+	} else {
+		r.EventIDsDropped = n
+	}
 
 	r.Took = time.Since(realStart)
 	result := "complete"
@@ -251,6 +262,9 @@ func (sw *sweeper) warmAppTokens(ctx context.Context, s logical.Storage, r *swee
 	now := sw.clock.Now()
 	for _, a := range apps {
 		appID := strings.TrimSuffix(a, "/")
+		if sess, err := sw.sessions.open(ctx, s, appID); err == nil && sess.app.isStore() {
+			continue // warmStoreTokens: only what is read, paced
+		}
 		for _, kind := range allTokenKinds {
 			e, err := sw.tokens.load(ctx, s, appID, kind)
 			if err != nil || e == nil || e.fresh(now) {
@@ -262,5 +276,54 @@ func (sw *sweeper) warmAppTokens(ctx context.Context, s logical.Storage, r *swee
 			}
 			r.AppTokensRefreshed = append(r.AppTokensRefreshed, appID+"/"+string(kind))
 		}
+	}
+}
+
+// warmStoreTokens renews store apps' app and tenant tokens that are due and that someone read during
+// their current life, so busy tenants never wait for Lark while idle ones cost nothing. Each app's
+// Lark calls are paced by keepalive_rate, and the work stops at deadline (the rest is still due at
+// the next sweep, and a reader meanwhile fetches it itself).
+func (sw *sweeper) warmStoreTokens(ctx context.Context, s logical.Storage, cfg *configEntry, deadline time.Time, r *sweepReport) {
+	refs := sw.tokens.usedRefs()
+	// App tokens first: every tenant token is fetched with one.
+	sort.Slice(refs, func(i, j int) bool {
+		if (refs[i].Tenant == "") != (refs[j].Tenant == "") {
+			return refs[i].Tenant == ""
+		}
+		return refs[i].key() < refs[j].key()
+	})
+	now := sw.clock.Now()
+	for _, ref := range refs {
+		sess, err := sw.sessions.open(ctx, s, ref.App)
+		if err != nil || !sess.app.isStore() {
+			continue
+		}
+		e := sw.tokens.cachedRef(ref)
+		if e == nil {
+			sw.tokens.renewed(ref) // a read that got no token (an unknown tenant): nothing to keep warm
+			continue
+		}
+		if e.fresh(now) {
+			continue
+		}
+		if !e.servable(now, 0) {
+			// Expired unrenewed (Lark kept failing): the next reader fetches it; until then it
+			// costs nothing.
+			sw.tokens.renewed(ref)
+			continue
+		}
+		res := sw.limiter(ref.App, cfg.KeepaliveRate).Reserve()
+		if wait := res.Delay(); time.Now().Add(wait).After(deadline) {
+			res.Cancel()
+			return
+		} else if wait > 0 {
+			time.Sleep(wait)
+		}
+		if _, _, err := sw.tokens.getRef(ctx, s, ref); err != nil {
+			sw.logger().Warn("sweep: renewing a store app's token failed", "app_id", ref.App, "tenant_key", ref.Tenant, "error", err)
+			continue
+		}
+		sw.tokens.renewed(ref)
+		r.AppTokensRefreshed = append(r.AppTokensRefreshed, ref.key())
 	}
 }

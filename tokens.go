@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,46 @@ const (
 )
 
 func tokenStorageKey(appID string, kind tokenKind) string {
-	return tokenStoragePrefix + appID + "/" + string(kind)
+	return tokenRef{App: appID, Kind: kind}.storageKey()
+}
+
+// tokenRef names one cached token: an app token, a self-built app's tenant token, or the tenant
+// token of one tenant of a store app (docs/lark-api.md §3: a store app has one per tenant).
+type tokenRef struct {
+	App    string
+	Kind   tokenKind
+	Tenant string // a store app's tenant key; "" otherwise
+}
+
+func tenantTokenRef(appID, tenantKey string) tokenRef {
+	return tokenRef{App: appID, Kind: kindTenant, Tenant: tenantKey}
+}
+
+// key names the token in memory, in the singleflight and, under tokenStoragePrefix, in storage:
+// "<app>/app", "<app>/tenant" or "<app>/tenant/<tenant_key>".
+func (r tokenRef) key() string {
+	if r.Tenant != "" {
+		return r.App + "/" + string(r.Kind) + "/" + r.Tenant
+	}
+	return r.App + "/" + string(r.Kind)
+}
+
+func (r tokenRef) storageKey() string { return tokenStoragePrefix + r.key() }
+
+// parseTokenRef reads a key as key() writes it.
+func parseTokenRef(key string) (tokenRef, bool) {
+	parts := strings.SplitN(key, "/", 3)
+	if len(parts) < 2 || parts[0] == "" {
+		return tokenRef{}, false
+	}
+	r := tokenRef{App: parts[0], Kind: tokenKind(parts[1])}
+	if len(parts) == 3 {
+		if r.Kind != kindTenant || parts[2] == "" {
+			return tokenRef{}, false
+		}
+		r.Tenant = parts[2]
+	}
+	return r, r.Kind == kindApp || r.Kind == kindTenant
 }
 
 // tokenEntry is a cached app or tenant token. RefreshAt is decided when the token is fetched, so
@@ -48,43 +88,58 @@ func (e *tokenEntry) servable(now time.Time, margin time.Duration) bool {
 }
 
 // tokenService owns the app and tenant tokens: memory in front of storage in front of Lark. The hot
-// path of a token read touches only the map; concurrent cold reads share one upstream call.
+// path of a token read touches only the map; concurrent cold reads share one upstream call. Store
+// apps add two things: their app token needs the app_ticket (tickets), and each tenant has a token
+// of its own, cached under its own key.
 type tokenService struct {
 	clock    clock.Clock
 	logger   func() hclog.Logger
 	open     func(ctx context.Context, s logical.Storage, appID string) (*appSession, error)
 	writable func() bool
+	tickets  *ticketStore
+	tenants  *tenantStore
 
 	mu      sync.RWMutex
 	entries map[string]*tokenEntry
-	// failing remembers a fetch that failed, per token, so Lark is not asked again before retryAt:
-	// Lark's x-ogw-ratelimit-reset when it gave one, else a short backoff. Readers in between get a
-	// still-valid cached token or a waitError, not one more call each.
-	failing map[string]*fetchFailure
 	// generations counts changes to each app's settings, so a fetch that started with the old
 	// secret cannot put its token back after the change dropped the cache.
 	generations map[string]uint64
 	flight      singleflight.Group
+	// failing remembers a fetch that failed, per token key, so Lark is not asked again before
+	// retryAt: Lark's x-ogw-ratelimit-reset when it gave one, else a short backoff. Readers in
+	// between get a still-valid cached token or a backoffError, not one more call each.
+	failing map[string]*fetchFailure
+	// used remembers which tokens were read since the sweep last renewed them (key → struct{}):
+	// the sweep keeps a store app's tokens warm only while someone reads them, so thousands of
+	// tenants cost Lark calls only for the tenants in use.
+	used sync.Map
 }
-
-func tokenCacheKey(appID string, kind tokenKind) string { return appID + "/" + string(kind) }
 
 type fetchResult struct {
 	entry   *tokenEntry
 	warning string
 }
 
-// get returns a fresh app or tenant token, fetching it from Lark at most once per lifetime however
-// many readers arrive together. The warning is set when a stale but still valid token is served
-// because Lark could not be asked for a new one.
+// get returns a fresh app or tenant token of a self-built app (or a store app's app token).
 func (ts *tokenService) get(ctx context.Context, s logical.Storage, appID string, kind tokenKind) (*tokenEntry, string, error) {
-	if e := ts.cached(appID, kind); e != nil && e.fresh(ts.clock.Now()) {
+	return ts.getRef(ctx, s, tokenRef{App: appID, Kind: kind})
+}
+
+// getRef returns a fresh token, fetching it from Lark at most once per lifetime however many
+// readers arrive together. The warning is set when a stale but still valid token is served because
+// Lark could not be asked for a new one.
+func (ts *tokenService) getRef(ctx context.Context, s logical.Storage, ref tokenRef) (*tokenEntry, string, error) {
+	key := ref.key()
+	if _, seen := ts.used.Load(key); !seen {
+		ts.used.Store(key, struct{}{})
+	}
+	if e := ts.cachedRef(ref); e != nil && e.fresh(ts.clock.Now()) {
 		return e, "", nil
 	}
-	ch := ts.flight.DoChan(tokenCacheKey(appID, kind), func() (interface{}, error) {
+	ch := ts.flight.DoChan(key, func() (interface{}, error) {
 		// The fetch outlives any single reader: one reader giving up must not fail the others
 		// waiting on the same flight.
-		return ts.refresh(context.WithoutCancel(ctx), s, appID, kind)
+		return ts.refresh(context.WithoutCancel(ctx), s, ref)
 	})
 	select {
 	case res := <-ch:
@@ -100,50 +155,67 @@ func (ts *tokenService) get(ctx context.Context, s logical.Storage, appID string
 
 // refresh runs inside the singleflight: it re-checks memory and storage (another flight or another
 // node may just have filled them) before calling Lark.
-func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, appID string, kind tokenKind) (*fetchResult, error) {
-	gen := ts.generation(appID)
+func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, ref tokenRef) (*fetchResult, error) {
+	gen := ts.generation(ref.App)
 	now := ts.clock.Now()
-	cached := ts.cached(appID, kind)
+	cached := ts.cachedRef(ref)
 	if cached != nil && cached.fresh(now) {
 		return &fetchResult{entry: cached}, nil
 	}
-	if stored, err := ts.load(ctx, s, appID, kind); err != nil {
+	if stored, err := ts.loadRef(ctx, s, ref); err != nil {
 		return nil, err
 	} else if stored != nil && (cached == nil || stored.ExpiresAt.After(cached.ExpiresAt)) {
 		cached = stored
 		if stored.fresh(now) {
-			ts.putIfGeneration(appID, kind, gen, stored)
+			ts.putIfGeneration(ref, gen, stored)
 			return &fetchResult{entry: stored}, nil
 		}
 	}
 
-	sess, err := ts.open(ctx, s, appID)
+	sess, err := ts.open(ctx, s, ref.App)
 	if err != nil {
 		return nil, err
 	}
 	cfg := sess.cfg
-	key := tokenCacheKey(appID, kind)
-	if f := ts.failure(key); f != nil && now.Before(f.retryAt) {
+	if f := ts.failure(ref.key()); f != nil && now.Before(f.retryAt) {
 		if cached != nil && cached.servable(now, cfg.LeaseSafetyMargin) {
-			return &fetchResult{entry: cached, warning: staleWarning(kind, cached, f.last)}, nil
+			return &fetchResult{entry: cached, warning: staleWarning(ref.Kind, cached, f.last)}, nil
 		}
-		return nil, &waitError{appID: appID, kind: kind, retryAt: f.retryAt, last: f.last}
+		return nil, &backoffError{ref: ref, retryAt: f.retryAt, last: f.last}
 	}
-	// Bound the whole fetch, retries included, well below Vault's 90 s request limit.
-	fetchCtx, cancel := context.WithTimeout(ctx, time.Duration(cfg.LarkMaxAttempts)*cfg.LarkRequestTimeout+10*time.Second)
+	// Bound the whole fetch, retries included, well below Vault's 90 s request limit. A store
+	// app's tenant token may need the app token first, hence twice the budget there.
+	budget := time.Duration(cfg.LarkMaxAttempts)*cfg.LarkRequestTimeout + 10*time.Second
+	if ref.Tenant != "" {
+		budget *= 2
+	}
+	fetchCtx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	start := ts.clock.Now()
-	token, expiresIn, err := fetchFromLark(fetchCtx, sess.lark, kind)
+	token, expiresIn, err := ts.fetch(fetchCtx, s, sess, ref)
 	if err != nil {
-		ts.recordFailure(key, err)
+		var gone *tenantUnavailableError
+		if errors.As(err, &gone) {
+			// The tenant removed the app or never had it: its old token is dead at Lark too, and
+			// a made-up tenant key leaves nothing behind in memory.
+			ts.dropRef(ctx, s, ref)
+			ts.renewed(ref)
+			return nil, err
+		}
+		// Waiting for a ticket asked nothing of Lark that needs spacing out (resends are paced
+		// on their own), and the ticket may arrive any moment.
+		var ticket *awaitTicketError
+		if !errors.As(err, &ticket) {
+			ts.recordFailure(ref.key(), err)
+		}
 		if cached != nil && cached.servable(ts.clock.Now(), cfg.LeaseSafetyMargin) {
 			ts.logger().Warn("serving cached token because Lark could not issue a new one",
-				"app_id", appID, "kind", kind, "error", err)
-			return &fetchResult{entry: cached, warning: staleWarning(kind, cached, err)}, nil
+				"app_id", ref.App, "kind", ref.Kind, "tenant_key", ref.Tenant, "error", err)
+			return &fetchResult{entry: cached, warning: staleWarning(ref.Kind, cached, err)}, nil
 		}
 		return nil, err
 	}
-	ts.clearFailure(key)
+	ts.clearFailure(ref.key())
 
 	// Expiry counts from the moment the request was sent, so the recorded expiry is never later
 	// than Lark's.
@@ -157,13 +229,13 @@ func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, appID st
 	}
 
 	// Only a node that may write keeps the token in storage; any node may serve it from memory.
-	if ts.writable() && ts.generation(appID) == gen {
-		if err := ts.store(ctx, s, appID, kind, entry); err != nil {
+	if ts.writable() && ts.generation(ref.App) == gen {
+		if err := ts.store(ctx, s, ref, entry); err != nil {
 			// The token is still good; losing the stored copy only costs one extra fetch later.
-			ts.logger().Warn("could not store fetched token", "app_id", appID, "kind", kind, "error", err)
+			ts.logger().Warn("could not store fetched token", "app_id", ref.App, "kind", ref.Kind, "tenant_key", ref.Tenant, "error", err)
 		}
 	}
-	ts.putIfGeneration(appID, kind, gen, entry)
+	ts.putIfGeneration(ref, gen, entry)
 	return &fetchResult{entry: entry}, nil
 }
 
@@ -218,47 +290,127 @@ func (ts *tokenService) clearFailure(key string) {
 	ts.mu.Unlock()
 }
 
-func fetchFromLark(ctx context.Context, app *lark.App, kind tokenKind) (string, time.Duration, error) {
-	switch kind {
-	case kindApp:
-		t, err := app.AppAccessToken(ctx)
+// fetch asks Lark for the token ref names, through the endpoint the app's type calls for.
+func (ts *tokenService) fetch(ctx context.Context, s logical.Storage, sess *appSession, ref tokenRef) (string, time.Duration, error) {
+	store := sess.lark.Type() == lark.AppTypeStore
+	switch {
+	case ref.Kind == kindApp && store:
+		return ts.fetchStoreAppToken(ctx, s, sess)
+	case ref.Kind == kindApp:
+		t, err := sess.lark.AppAccessToken(ctx)
 		if err != nil {
 			return "", 0, err
 		}
 		return t.AppAccessToken, t.ExpiresIn, nil
-	case kindTenant:
-		t, err := app.TenantAccessToken(ctx)
+	case ref.Tenant != "":
+		return ts.fetchStoreTenantToken(ctx, s, sess, ref)
+	case ref.Kind == kindTenant:
+		t, err := sess.lark.TenantAccessToken(ctx)
 		if err != nil {
 			return "", 0, err
 		}
 		return t.TenantAccessToken, t.ExpiresIn, nil
 	}
-	return "", 0, fmt.Errorf("unknown token kind %q", kind)
+	return "", 0, fmt.Errorf("unknown token kind %q", ref.Kind)
+}
+
+// fetchStoreAppToken turns the held app_ticket into an app token. Without a ticket Lark accepts, it
+// asks Lark to push one and answers at once with awaitTicketError: the ticket arrives later, by the
+// app_ticket event, and waiting for it inside a read would hold the reader for an unknown time.
+func (ts *tokenService) fetchStoreAppToken(ctx context.Context, s logical.Storage, sess *appSession) (string, time.Duration, error) {
+	appID := sess.app.AppID
+	held, err := ts.tickets.get(ctx, s, appID)
+	if err != nil {
+		return "", 0, err
+	}
+	if held == nil {
+		return "", 0, ts.tickets.awaitTicket(ctx, sess, "no app_ticket is held yet")
+	}
+	t, err := sess.lark.AppAccessTokenWithTicket(ctx, held.Ticket)
+	if err != nil {
+		if meaningOf(err) == lark.MeaningAwaitTicket {
+			ts.tickets.rejected(ctx, s, appID, held.Ticket, ts.writable())
+			return "", 0, ts.tickets.awaitTicket(ctx, sess, "Lark no longer accepts the held app_ticket")
+		}
+		return "", 0, err
+	}
+	return t.AppAccessToken, t.ExpiresIn, nil
+}
+
+// fetchStoreTenantToken gets one tenant's token with the app token. An app token Lark refuses is
+// dropped and fetched again, once; a tenant Lark does not serve is tenantUnavailableError.
+func (ts *tokenService) fetchStoreTenantToken(ctx context.Context, s logical.Storage, sess *appSession, ref tokenRef) (string, time.Duration, error) {
+	appRef := tokenRef{App: ref.App, Kind: kindApp}
+	for attempt := 1; ; attempt++ {
+		appTok, _, err := ts.getRef(ctx, s, appRef)
+		if err != nil {
+			return "", 0, err
+		}
+		t, err := sess.lark.TenantAccessTokenFor(ctx, appTok.Token, ref.Tenant)
+		if err == nil {
+			if ts.writable() {
+				if err := ts.tenants.seen(ctx, s, ref.App, ref.Tenant); err != nil {
+					ts.logger().Warn("could not record a tenant", "app_id", ref.App, "tenant_key", ref.Tenant, "error", err)
+				}
+			}
+			return t.TenantAccessToken, t.ExpiresIn, nil
+		}
+		switch meaningOf(err) {
+		case lark.MeaningStaleToken:
+			if attempt == 1 {
+				ts.logger().Warn("Lark rejected the cached app token of a store app; fetching a new one", "app_id", ref.App)
+				ts.rejectedRef(ctx, s, appRef, appTok.Token)
+				continue
+			}
+		case lark.MeaningTenantUnavailable:
+			return "", 0, &tenantUnavailableError{appID: ref.App, tenantKey: ref.Tenant, err: err}
+		}
+		return "", 0, err
+	}
 }
 
 // rejected drops a token that Lark refused on a business call (expired early, revoked), in memory
 // and storage, so the next get fetches a new one. Only the rejected token is dropped: another
 // caller may already have replaced it.
 func (ts *tokenService) rejected(ctx context.Context, s logical.Storage, appID string, kind tokenKind, token string) {
+	ts.rejectedRef(ctx, s, tokenRef{App: appID, Kind: kind}, token)
+}
+
+func (ts *tokenService) rejectedRef(ctx context.Context, s logical.Storage, ref tokenRef, token string) {
 	ts.mu.Lock()
-	if e := ts.entries[tokenCacheKey(appID, kind)]; e != nil && e.Token == token {
-		delete(ts.entries, tokenCacheKey(appID, kind))
+	if e := ts.entries[ref.key()]; e != nil && e.Token == token {
+		delete(ts.entries, ref.key())
 	}
 	ts.mu.Unlock()
 	if !ts.writable() {
 		return
 	}
-	if stored, err := ts.load(ctx, s, appID, kind); err == nil && stored != nil && stored.Token == token {
-		if err := s.Delete(ctx, tokenStorageKey(appID, kind)); err != nil {
-			ts.logger().Warn("could not drop a rejected token from storage", "app_id", appID, "kind", kind, "error", err)
+	if stored, err := ts.loadRef(ctx, s, ref); err == nil && stored != nil && stored.Token == token {
+		if err := s.Delete(ctx, ref.storageKey()); err != nil {
+			ts.logger().Warn("could not drop a rejected token from storage", "app_id", ref.App, "kind", ref.Kind, "error", err)
 		}
 	}
 }
 
+// dropRef forgets one token in memory and (on a node that may write) storage.
+func (ts *tokenService) dropRef(ctx context.Context, s logical.Storage, ref tokenRef) {
+	ts.forgetRef(ref)
+	if !ts.writable() {
+		return
+	}
+	if err := s.Delete(ctx, ref.storageKey()); err != nil {
+		ts.logger().Warn("could not drop a token from storage", "app_id", ref.App, "kind", ref.Kind, "tenant_key", ref.Tenant, "error", err)
+	}
+}
+
 func (ts *tokenService) cached(appID string, kind tokenKind) *tokenEntry {
+	return ts.cachedRef(tokenRef{App: appID, Kind: kind})
+}
+
+func (ts *tokenService) cachedRef(ref tokenRef) *tokenEntry {
 	ts.mu.RLock()
 	defer ts.mu.RUnlock()
-	return ts.entries[tokenCacheKey(appID, kind)]
+	return ts.entries[ref.key()]
 }
 
 func (ts *tokenService) generation(appID string) uint64 {
@@ -267,37 +419,64 @@ func (ts *tokenService) generation(appID string) uint64 {
 	return ts.generations[appID]
 }
 
-func (ts *tokenService) putIfGeneration(appID string, kind tokenKind, gen uint64, e *tokenEntry) {
+func (ts *tokenService) putIfGeneration(ref tokenRef, gen uint64, e *tokenEntry) {
 	ts.mu.Lock()
-	if ts.generations[appID] == gen {
-		ts.entries[tokenCacheKey(appID, kind)] = e
+	if ts.generations[ref.App] == gen {
+		ts.entries[ref.key()] = e
 	}
 	ts.mu.Unlock()
 }
 
 // forget drops one token from memory (another node changed it in storage).
 func (ts *tokenService) forget(appID string, kind tokenKind) {
+	ts.forgetRef(tokenRef{App: appID, Kind: kind})
+}
+
+func (ts *tokenService) forgetRef(ref tokenRef) {
 	ts.mu.Lock()
-	delete(ts.entries, tokenCacheKey(appID, kind))
+	delete(ts.entries, ref.key())
 	ts.mu.Unlock()
 }
 
-// forgetApp drops an app's tokens from memory and stops fetches that started before.
+// forgetApp drops an app's tokens (its tenants' included) from memory and stops fetches that
+// started before.
 func (ts *tokenService) forgetApp(appID string) {
+	prefix := appID + "/"
 	ts.mu.Lock()
 	ts.generations[appID]++
-	for _, k := range allTokenKinds {
-		delete(ts.entries, tokenCacheKey(appID, k))
-		delete(ts.failing, tokenCacheKey(appID, k)) // a new secret or host deserves a fresh try
+	for k := range ts.entries {
+		if strings.HasPrefix(k, prefix) {
+			delete(ts.entries, k)
+		}
+	}
+	for k := range ts.failing {
+		if strings.HasPrefix(k, prefix) {
+			delete(ts.failing, k) // a new secret or host deserves a fresh try
+		}
 	}
 	ts.mu.Unlock()
+	ts.used.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), prefix) {
+			ts.used.Delete(k)
+		}
+		return true
+	})
 }
 
-// drop forgets an app's tokens in storage and memory, after its secret or host changed.
+// drop forgets an app's tokens in storage and memory, after its secret, host or type changed.
 func (ts *tokenService) drop(ctx context.Context, s logical.Storage, appID string) error {
 	for _, kind := range allTokenKinds {
 		if err := s.Delete(ctx, tokenStorageKey(appID, kind)); err != nil {
 			return fmt.Errorf("dropping cached %s token of %s: %w", kind, appID, err)
+		}
+	}
+	tenants, err := s.List(ctx, tokenStoragePrefix+appID+"/"+string(kindTenant)+"/")
+	if err != nil {
+		return fmt.Errorf("listing cached tenant tokens of %s: %w", appID, err)
+	}
+	for _, tk := range tenants {
+		if err := s.Delete(ctx, tenantTokenRef(appID, tk).storageKey()); err != nil {
+			return fmt.Errorf("dropping the cached token of tenant %s of %s: %w", tk, appID, err)
 		}
 	}
 	ts.forgetApp(appID)
@@ -309,10 +488,30 @@ func (ts *tokenService) storedApps(ctx context.Context, s logical.Storage) ([]st
 	return s.List(ctx, tokenStoragePrefix)
 }
 
+// usedRefs lists the tokens read since the sweep last renewed them.
+func (ts *tokenService) usedRefs() []tokenRef {
+	var refs []tokenRef
+	ts.used.Range(func(k, _ any) bool {
+		if ref, ok := parseTokenRef(k.(string)); ok {
+			refs = append(refs, ref)
+		}
+		return true
+	})
+	return refs
+}
+
+// renewed forgets that ref was read: the sweep renewed it, and renews it again only if someone
+// reads it during its new life.
+func (ts *tokenService) renewed(ref tokenRef) { ts.used.Delete(ref.key()) }
+
 func (ts *tokenService) load(ctx context.Context, s logical.Storage, appID string, kind tokenKind) (*tokenEntry, error) {
-	raw, err := s.Get(ctx, tokenStorageKey(appID, kind))
+	return ts.loadRef(ctx, s, tokenRef{App: appID, Kind: kind})
+}
+
+func (ts *tokenService) loadRef(ctx context.Context, s logical.Storage, ref tokenRef) (*tokenEntry, error) {
+	raw, err := s.Get(ctx, ref.storageKey())
 	if err != nil {
-		return nil, fmt.Errorf("reading cached %s token of %s: %w", kind, appID, err)
+		return nil, fmt.Errorf("reading cached %s token of %s: %w", ref.Kind, ref.App, err)
 	}
 	if raw == nil {
 		return nil, nil
@@ -320,7 +519,7 @@ func (ts *tokenService) load(ctx context.Context, s logical.Storage, appID strin
 	var e tokenEntry
 	if err := raw.DecodeJSON(&e); err != nil {
 		// A damaged cache entry is not worth failing a read over: fetch a new token instead.
-		ts.logger().Warn("ignoring unreadable cached token", "app_id", appID, "kind", kind, "error", err)
+		ts.logger().Warn("ignoring unreadable cached token", "app_id", ref.App, "kind", ref.Kind, "error", err)
 		return nil, nil
 	}
 	if e.Token == "" {
@@ -329,8 +528,8 @@ func (ts *tokenService) load(ctx context.Context, s logical.Storage, appID strin
 	return &e, nil
 }
 
-func (ts *tokenService) store(ctx context.Context, s logical.Storage, appID string, kind tokenKind, e *tokenEntry) error {
-	entry, err := logical.StorageEntryJSON(tokenStorageKey(appID, kind), e)
+func (ts *tokenService) store(ctx context.Context, s logical.Storage, ref tokenRef, e *tokenEntry) error {
+	entry, err := logical.StorageEntryJSON(ref.storageKey(), e)
 	if err != nil {
 		return err
 	}

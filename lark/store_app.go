@@ -164,7 +164,10 @@ func classifyStoreTenantToken(code int, _ string) ErrorKind {
 		// 99991664 "invalid app token" is documented; 99991663 and 99991671 name the token the
 		// call presented, which on this endpoint is the app token.
 		return KindAppTokenInvalid
-	case codeTenantKeyNotFound1, codeTenantKeyNotFound2, codeAppNotInstalled, codeAppIDUnauthorized:
+	case codeTenantKeyNotFound1, codeTenantKeyNotFound2, codeAppNotInstalled, codeAppIDUnauthorized, codeGatewayTenantCodeBad:
+		// 99991665 "invalid tenant code" is the gateway's code for a bad tenant (§9). On this
+		// endpoint no tenant token is presented, so the tenant it can only mean is tenant_key:
+		// inferred.
 		return KindTenantKeyInvalid
 	}
 	return ""

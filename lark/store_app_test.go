@@ -139,6 +139,7 @@ func TestStoreErrorKinds(t *testing.T) {
 		{"tenant key unknown (99992500)", tenantToken, EndpointStoreTenantAccessToken, reply(400, `{"code":99992500,"msg":"these ids not existed"}`), KindTenantKeyInvalid, MeaningTenantUnavailable, 1},
 		{"tenant key unknown (99992501)", tenantToken, EndpointStoreTenantAccessToken, reply(200, `{"code":99992501,"msg":"these ids not existed"}`), KindTenantKeyInvalid, MeaningTenantUnavailable, 1},
 		{"app not installed (99991673)", tenantToken, EndpointStoreTenantAccessToken, reply(400, `{"code":99991673,"msg":"unauthorized app"}`), KindTenantKeyInvalid, MeaningTenantUnavailable, 1},
+		{"tenant code invalid (99991665)", tenantToken, EndpointStoreTenantAccessToken, reply(400, `{"code":99991665,"msg":"invalid tenant code"}`), KindTenantKeyInvalid, MeaningTenantUnavailable, 1},
 		{"tenant info wrong (10005)", tenantToken, EndpointStoreTenantAccessToken, reply(200, `{"code":10005,"msg":"app id unauthorized"}`), KindTenantKeyInvalid, MeaningTenantUnavailable, 1},
 		{"ambiguous 10013 stays unknown", tenantToken, EndpointStoreTenantAccessToken, reply(200, `{"code":10013,"msg":"get tenant access token fail"}`), KindLarkError, MeaningUnknown, 1},
 		{"tenant rate limited", tenantToken, EndpointStoreTenantAccessToken, reply(400, `{"code":99991400,"msg":"request trigger frequency limit"}`), KindRateLimited, MeaningTransient, 3},

@@ -1,0 +1,85 @@
+package larksecrets
+
+import (
+	"fmt"
+	"unicode"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
+)
+
+// maxEventSecretBytes bounds the Verification Token and Encrypt Key. The console's values are a few
+// dozen characters.
+const maxEventSecretBytes = 256
+
+// applyStoreFields takes the app type, tenant-token endpoint and event secrets of an apps/ write.
+func applyStoreFields(app *appEntry, d *framework.FieldData) *logical.Response {
+	_, endpointGiven := d.GetOk("tenant_token_endpoint")
+	if raw, ok := d.GetOk("app_type"); ok {
+		t, err := lark.ParseAppType(raw.(string))
+		if err != nil {
+			return logical.ErrorResponse("app_type: %s", err.Error())
+		}
+		if t == lark.AppTypeStore && !endpointGiven {
+			// The setting means nothing for a store app; do not let an old value block the switch.
+			app.TenantTokenEndpoint = ""
+		}
+		app.AppType = string(t)
+	}
+	if endpointGiven {
+		ep, err := lark.ParseTenantTokenEndpoint(d.Get("tenant_token_endpoint").(string))
+		if err != nil {
+			return logical.ErrorResponse("tenant_token_endpoint: %s", err.Error())
+		}
+		app.TenantTokenEndpoint = string(ep)
+	}
+	if app.isStore() && app.tenantTokenEndpoint() != lark.TenantTokenLegacy {
+		return logical.ErrorResponse("tenant_token_endpoint=%s is for self-built apps: a store app's tenant tokens come per tenant, from tenant-token/%s/<tenant_key>", app.TenantTokenEndpoint, app.AppID)
+	}
+	for _, f := range []struct {
+		name  string
+		value *string
+	}{{"verification_token", &app.VerificationToken}, {"encrypt_key", &app.EncryptKey}} {
+		raw, ok := d.GetOk(f.name)
+		if !ok {
+			continue
+		}
+		v := raw.(string)
+		if err := validateEventSecret(f.name, v); err != nil {
+			return logical.ErrorResponse(err.Error())
+		}
+		*f.value = v
+	}
+	return nil
+}
+
+// validateEventSecret accepts "" (remove) or what the console shows: printable ASCII, no spaces.
+func validateEventSecret(name, v string) error {
+	if len(v) > maxEventSecretBytes {
+		return fmt.Errorf("%s is too long (%d bytes, at most %d)", name, len(v), maxEventSecretBytes)
+	}
+	for _, r := range v {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("%s contains whitespace or non-printable characters; copy it from the developer console without a trailing newline", name)
+		}
+	}
+	return nil
+}
+
+// eventSetupWarnings tells the operator what the app's event setup still lacks; nil when nothing.
+func eventSetupWarnings(app *appEntry, r remedies) *logical.Response {
+	var warnings []string
+	switch {
+	case app.isStore() && app.VerificationToken == "":
+		warnings = append(warnings, fmt.Sprintf("a store app's app token needs the app_ticket Lark pushes to https://<vault address>/v1/%sevents/%s: store the console's Verification Token (and Encrypt Key) with verification_token= (encrypt_key=), or have your own event receiver forward each ticket with: vault write %sapps/%s/ticket app_ticket=...",
+			r.mount, app.AppID, r.mount, app.AppID))
+	case app.VerificationToken != "" && app.EncryptKey == "":
+		warnings = append(warnings, "no encrypt_key: Lark then posts events in clear text, and the Verification Token inside each is all that authenticates it; set an Encrypt Key in the console and here")
+	}
+	if len(warnings) == 0 {
+		return nil
+	}
+	return &logical.Response{Warnings: warnings}
+}
