@@ -153,7 +153,13 @@ func (r remedies) httpError(appID string, err error) error {
 	case errors.As(err, &late):
 		return logical.CodedError(http.StatusServiceUnavailable, late.Error())
 	case errors.As(err, &backoff):
-		return logical.CodedError(http.StatusServiceUnavailable, backoff.Error())
+		// The status of the failure being waited out: a proxy's garbage stays a 502 while Vault
+		// waits to ask again, an outage a 503.
+		status := http.StatusServiceUnavailable
+		if errors.As(backoff.last, &le) {
+			status = statusOf(le)
+		}
+		return logical.CodedError(status, backoff.Error())
 	case errors.As(err, &wait):
 		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf("%s. If this lasts, check that the app's event Request URL in the developer console is https://<vault address>/v1/%sevents/%s and that its verification_token and encrypt_key match, or forward tickets with: vault write %sapps/%s/ticket app_ticket=...",
 			wait.Error(), r.mount, appID, r.mount, appID))
