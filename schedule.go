@@ -2,6 +2,7 @@ package larksecrets
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -22,6 +23,11 @@ func parseSchedule(expr, tz string) (*notifySchedule, error) {
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
 		return nil, fmt.Errorf("notify_timezone %q is not an IANA time zone (such as UTC or Asia/Shanghai)", truncateForMessage(tz))
+	}
+	// The cron library reads a leading "TZ=" or "CRON_TZ=" as the schedule's own zone, which would
+	// bypass the checks above ("CRON_TZ=Local"), and panics when no field follows it ("TZ=UTC").
+	if strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=") {
+		return nil, fmt.Errorf("notify_schedule %q names a time zone; give the 5 cron fields only and set notify_timezone", truncateForMessage(expr))
 	}
 	sched, err := cronParser.Parse(expr)
 	if err != nil {
