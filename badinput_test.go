@@ -375,6 +375,8 @@ func TestBadInputConfig(t *testing.T) {
 		w("notify_schedule with its own zone", map[string]interface{}{"notify_schedule": "CRON_TZ=Local 0 9 * * *"}, "notify_schedule"),
 		w("notify_schedule with TZ", map[string]interface{}{"notify_schedule": "TZ=Asia/Tokyo 0 9 * * *"}, "notify_schedule"),
 		w("notify_schedule TZ alone", map[string]interface{}{"notify_schedule": "TZ=UTC"}, "notify_schedule"),
+		w("notify_schedule never fires", map[string]interface{}{"notify_schedule": "0 9 30 2 *"}, "notify_schedule"),
+		w("notify_schedule 5 KiB", map[string]interface{}{"notify_schedule": "0 9 * * *" + strings.Repeat(" ", 5120)}, "notify_schedule"),
 		w("notify_timezone Local", map[string]interface{}{"notify_timezone": "Local"}, "notify_timezone"),
 		w("notify_timezone empty", map[string]interface{}{"notify_timezone": ""}, "notify_timezone"),
 		w("notify_timezone unknown", map[string]interface{}{"notify_timezone": "Mars/Olympus_Mons"}, "notify_timezone"),
