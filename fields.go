@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -128,8 +129,15 @@ func validateRedirectURI(raw string) error {
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("must be an absolute http or https URL")
 	}
-	if u.User != nil || u.Fragment != "" || u.RawQuery != "" {
+	// An empty query ("cb?") or fragment ("cb#") leaves no trace in url.URL, hence the raw check:
+	// either would garble the "?code=...&state=..." that Lark appends.
+	if u.User != nil || u.Fragment != "" || u.RawQuery != "" || u.ForceQuery || strings.ContainsAny(raw, "?#") {
 		return fmt.Errorf("must not carry user info, a query or a fragment: Lark appends code and state")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %s is not between 1 and 65535", truncateForMessage(p))
+		}
 	}
 	return nil
 }
