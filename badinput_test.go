@@ -484,6 +484,8 @@ func TestBadInputApps(t *testing.T) {
 			data: map[string]interface{}{"show_secret": "true"}, status: 400, names: []string{"show_secret"}},
 		{name: "list with an unknown field", op: logical.ListOperation, path: "apps/",
 			data: map[string]interface{}{"filter": "cli_"}, status: 400, names: []string{"filter"}},
+		{name: "delete of an app with an unknown field", op: logical.DeleteOperation, path: appPath,
+			data: map[string]interface{}{"force": "true"}, status: 400, names: []string{"force"}},
 		{name: "delete while it holds grants", op: logical.DeleteOperation, path: appPath,
 			status: 400, names: []string{testAppID, "user grant"}},
 		{name: "app-token read with an unknown field", op: logical.ReadOperation, path: "app-token/" + testAppID,
