@@ -723,5 +723,11 @@ func TestBadInputUnknownFieldsOnParameterlessPaths(t *testing.T) {
 			badInput{name: string(p.op) + " " + p.path + " with a huge field name", op: p.op, path: p.path,
 				data: map[string]interface{}{strings.Repeat("f", 10000): "1"}, status: 400, names: []string{"unknown field", "…"}})
 	}
+	many := map[string]interface{}{}
+	for i := 0; i < 2000; i++ {
+		many[fmt.Sprintf("field%04d", i)] = "1"
+	}
+	cases = append(cases, badInput{name: "2000 unknown fields", op: logical.UpdateOperation, path: "sweep",
+		data: many, status: 400, names: []string{"unknown field", "field0000", "and 1990 more"}})
 	runCatalog(t, env, cases)
 }

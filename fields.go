@@ -45,6 +45,11 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 		return nil
 	}
 	sort.Strings(unknown)
+	// The names come from the request: however many there are, the message stays short.
+	const maxListed = 10
+	if n := len(unknown); n > maxListed {
+		unknown = append(unknown[:maxListed], fmt.Sprintf("and %d more", n-maxListed))
+	}
 	known := make([]string, 0, len(d.Schema))
 	for k := range d.Schema {
 		known = append(known, k)
