@@ -33,8 +33,19 @@ func validateAppID(appID string) error {
 }
 
 // rejectUnknownFields turns the framework's silent ignoring of unexpected parameters into an error,
-// so a typo such as "app_scret" cannot leave a setting unchanged without anyone noticing.
+// so a typo such as "app_scret" cannot leave a setting unchanged without anyone noticing. A field
+// named both in the path and in the body must have one value: the framework silently takes the
+// path's, and a policy written for the path could otherwise be read as covering the body's.
 func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.Response {
+	for k, v := range req.Data {
+		captured, ok := d.Raw[k].(string)
+		if !ok {
+			continue
+		}
+		if body, isString := v.(string); !isString || body != captured {
+			return logical.ErrorResponse("%s in the path (%q) and in the request (%q) differ", k, truncateForMessage(captured), truncateForMessage(fmt.Sprint(v)))
+		}
+	}
 	var unknown []string
 	for k := range req.Data {
 		if _, ok := d.Schema[k]; !ok {

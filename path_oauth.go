@@ -155,10 +155,6 @@ func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *f
 	if errResp != nil {
 		return errResp, nil
 	}
-	// The path form and the field must not disagree, or a policy on the path could be bypassed.
-	if body, ok := req.Data["user"].(string); ok && body != id.Slot {
-		return logical.ErrorResponse("user in the path (%q) and in the request (%q) differ", id.Slot, truncateForMessage(body)), nil
-	}
 	var asked larkIdentity
 	if raw := d.Get("expected_open_id").(string); raw != "" {
 		if !openIDPattern.MatchString(raw) {
