@@ -80,8 +80,11 @@ Query parameters (set by Lark, not by people):
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "oauth-exchange"},
 			Fields: map[string]*framework.FieldSchema{
 				"app_id": appIDField,
-				"code":   {Type: framework.TypeString, Description: "The authorization code your redirect page received.", Required: true},
-				"state":  {Type: framework.TypeString, Description: "The state your redirect page received.", Required: true},
+				// Both redeem a pending authorization once: credentials, never echoed.
+				"code": {Type: framework.TypeString, Description: "The authorization code your redirect page received.", Required: true,
+					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+				"state": {Type: framework.TypeString, Description: "The state your redirect page received.", Required: true,
+					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
