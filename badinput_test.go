@@ -708,9 +708,14 @@ func TestBadInputExchangeAndCallback(t *testing.T) {
 		cb("no parameters", map[string]interface{}{}, "state"),
 		cb("code without state", map[string]interface{}{"code": "abc"}, "state"),
 		cb("unknown state", map[string]interface{}{"code": "abc", "state": "bm90LWEtc3RhdGU"}, "unknown"),
-		cb("state of 3000 characters", map[string]interface{}{"code": "abc", "state": strings.Repeat("s", 3000)}, "too long"),
-		cb("parameter name of 100 characters", map[string]interface{}{"code": "abc", "state": "x", strings.Repeat("p", 100): "1"}, "too long"),
-		cb("state repeated", map[string]interface{}{"code": "abc", "state": []interface{}{"a", "b"}}, "more than once"),
+		cb("state of 3000 characters", map[string]interface{}{"code": "abc", "state": strings.Repeat("s", 3000)}, "state parameter is far too long"),
+		cb("parameter name of 100 characters", map[string]interface{}{"code": "abc", "state": "x", strings.Repeat("p", 100): "1"}, "too long", strings.Repeat("p", 64)+"…"),
+		cb("state repeated", map[string]interface{}{"code": "abc", "state": []interface{}{"a", "b"}}, "state parameter appears more than once"),
+		cb("error repeated", map[string]interface{}{"error": []interface{}{"access_denied", "x"}, "state": "abc"}, "error parameter appears more than once"),
+		{name: "callback: code repeated with a good state", op: logical.ReadOperation, path: "oauth/callback",
+			prepare: exchangeWith(fresh("", catalogAccessor), func(code, state string) map[string]interface{} {
+				return map[string]interface{}{"code": []interface{}{code, code}, "state": state}
+			}), status: 400, names: []string{"code"}},
 		{name: "callback: declined", op: logical.ReadOperation, path: "oauth/callback",
 			prepare: exchangeWith(fresh("", catalogAccessor), func(_, state string) map[string]interface{} {
 				return map[string]interface{}{"state": state, "error": "access_denied"}

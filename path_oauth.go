@@ -270,10 +270,12 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 	for k, v := range req.Data {
 		s, ok := v.(string)
 		if !ok {
-			return callbackPage(http.StatusBadRequest, "This link is not valid", "A parameter of the link appears more than once, which Lark never does. Nothing was stored."), nil
+			return callbackPage(http.StatusBadRequest, "This link is not valid",
+				fmt.Sprintf("The link's %s parameter appears more than once, which Lark never does. Nothing was stored.", truncateForMessage(k))), nil
 		}
 		if len(s) > 2048 || len(k) > 64 {
-			return callbackPage(http.StatusBadRequest, "This link is not valid", "A parameter of the link is far too long to come from Lark. Nothing was stored."), nil
+			return callbackPage(http.StatusBadRequest, "This link is not valid",
+				fmt.Sprintf("The link's %s parameter is far too long to come from Lark. Nothing was stored.", truncateForMessage(k))), nil
 		}
 		params[k] = s
 	}
