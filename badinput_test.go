@@ -716,6 +716,14 @@ func TestBadInputExchangeAndCallback(t *testing.T) {
 			prepare: exchangeWith(fresh("", catalogAccessor), func(code, state string) map[string]interface{} {
 				return map[string]interface{}{"code": []interface{}{code, code}, "state": state}
 			}), status: 400, names: []string{"code"}},
+		{name: "callback: malformed code with a good state", op: logical.ReadOperation, path: "oauth/callback",
+			prepare: exchangeWith(fresh("", catalogAccessor), func(_, state string) map[string]interface{} {
+				return map[string]interface{}{"code": "<script>alert(1)</script>", "state": state}
+			}), status: 400, names: []string{"code"}},
+		{name: "callback: no code with a good state", op: logical.ReadOperation, path: "oauth/callback",
+			prepare: exchangeWith(fresh("", catalogAccessor), func(_, state string) map[string]interface{} {
+				return map[string]interface{}{"state": state}
+			}), status: 400, names: []string{"code"}},
 		{name: "callback: declined", op: logical.ReadOperation, path: "oauth/callback",
 			prepare: exchangeWith(fresh("", catalogAccessor), func(_, state string) map[string]interface{} {
 				return map[string]interface{}{"state": state, "error": "access_denied"}

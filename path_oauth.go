@@ -286,6 +286,11 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 	if state == "" {
 		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link has no state parameter, so it does not come from an authorization started in Vault. Nothing was stored."), nil
 	}
+	// Checked before the single-use state is taken: a link that cannot succeed must not use it up.
+	code := params["code"]
+	if params["error"] == "" && !codePattern.MatchString(code) {
+		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link carries no valid authorization code. Nothing was stored; open the authorization link again, or ask for a new one."), nil
+	}
 	st, err := b.states.take(ctx, req.Storage, state)
 	switch {
 	case errors.Is(err, errStateUnknown):
@@ -304,10 +309,6 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 		}
 		return callbackPage(http.StatusBadRequest, "Lark reported an error",
 			fmt.Sprintf("Lark answered %q instead of an authorization code. Nothing was stored; ask for a new link.", truncateForMessage(e))), nil
-	}
-	code := params["code"]
-	if !codePattern.MatchString(code) {
-		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link carries no valid authorization code. Nothing was stored; ask for a new link."), nil
 	}
 	g, err := b.completeAuthorization(ctx, req.Storage, st, code)
 	if err != nil {
