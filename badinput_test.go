@@ -35,8 +35,10 @@ type badInput struct {
 	// prepare makes data that only exists at run time (a fresh state, a minted token); it runs
 	// before the storage snapshot.
 	prepare func(t *testing.T, env *catalogEnv) map[string]interface{}
-	// entity and accessor identify the requester; by default the catalog's own token.
+	// entity and accessor identify the requester; by default the catalog's own token. anonymous
+	// sends neither.
 	entity, accessor string
+	anonymous        bool
 
 	status int
 	// names must all appear in the message: the field or parameter at fault.
@@ -91,7 +93,7 @@ func (e *catalogEnv) snapshot() map[string]string {
 func (e *catalogEnv) attempt(c badInput, data map[string]interface{}) (int, string) {
 	e.t.Helper()
 	accessor := c.accessor
-	if accessor == "" && c.entity == "" {
+	if accessor == "" && c.entity == "" && !c.anonymous {
 		accessor = catalogAccessor
 	}
 	req := &logical.Request{Operation: c.op, Path: c.path, Data: data, Storage: e.storage,
@@ -694,6 +696,9 @@ func TestBadInputExchangeAndCallback(t *testing.T) {
 		{name: "starter's entity, but the request has none", op: logical.UpdateOperation, path: exchPath,
 			prepare: exchangeWith(fresh("entity-carol", "accessor-carol"), asIs), accessor: "accessor-carol",
 			status: 403, names: []string{"state"}, usesUp: oauthStatePrefix},
+		{name: "request with neither entity nor token accessor", op: logical.UpdateOperation, path: exchPath,
+			prepare: exchangeWith(fresh("", "accessor-root"), asIs), anonymous: true,
+			status: 403, names: []string{"state"}, usesUp: oauthStatePrefix},
 		{name: "expired state", op: logical.UpdateOperation, path: exchPath,
 			prepare: exchangeWith(func(t *testing.T, env *catalogEnv) (string, string) {
 				code, state := env.startAs("carol", "", catalogAccessor)
@@ -761,5 +766,45 @@ func TestBadInputUnknownFieldsOnParameterlessPaths(t *testing.T) {
 	}
 	cases = append(cases, badInput{name: "2000 unknown fields", op: logical.UpdateOperation, path: "sweep",
 		data: many, status: 400, names: []string{"unknown field", "field0000", "and 1990 more"}})
+	runCatalog(t, env, cases)
+}
+
+// The requester's Lark identity as their Vault entity states it: odd metadata and aliases.
+func TestBadInputRequesterIdentity(t *testing.T) {
+	env := newCatalogEnv(t)
+	const mount = "auth_oidc_1a2b3c4d"
+	env.mustWrite(appPath, map[string]interface{}{"identity_metadata_key": "lark_id", "identity_alias_mount": mount})
+	carol := env.emu.OpenID(testAppID, env.emu.CurrentUser().UserID)
+	as := func(metadata map[string]string, aliases ...string) func(*testing.T, *catalogEnv) map[string]interface{} {
+		return func(t *testing.T, env *catalogEnv) map[string]interface{} {
+			entity := &logical.Entity{ID: "entity-odd", Name: "odd", Metadata: metadata}
+			for _, a := range aliases {
+				entity.Aliases = append(entity.Aliases, &logical.Alias{MountAccessor: mount, Name: a})
+			}
+			env.system.EntityVal = entity
+			return map[string]interface{}{"user": "carol"}
+		}
+	}
+	id := func(name string, prepare func(*testing.T, *catalogEnv) map[string]interface{}, status int, names ...string) badInput {
+		return badInput{name: name, op: logical.UpdateOperation, path: startPath, prepare: prepare,
+			entity: "entity-odd", accessor: "accessor-odd", status: status, names: names}
+	}
+	cases := []badInput{
+		id("metadata an e-mail address", as(map[string]string{"lark_id": "carol@example.com"}), 400, "entity metadata lark_id", "open_id"),
+		id("metadata with mention markup", as(map[string]string{"lark_id": `<at user_id="all">`}), 400, "entity metadata lark_id"),
+		id("metadata with NUL", as(map[string]string{"lark_id": "ou_abc\x00"}), 400, "entity metadata lark_id"),
+		id("metadata of 1 MiB", as(map[string]string{"lark_id": "ou_" + strings.Repeat("a", 1<<20)}), 400, "entity metadata lark_id"),
+		id("metadata an empty suffix", as(map[string]string{"lark_id": "ou_"}), 400, "entity metadata lark_id"),
+		id("metadata names another user", as(map[string]string{"lark_id": "ou_someoneelse"}), 403, "carol", "only the slot's user"),
+		id("alias malformed", as(nil, "carol"), 400, "alias on "+mount),
+		id("alias names another user", as(nil, "ou_someoneelse"), 403, "carol", "only the slot's user"),
+		id("alias with a path", as(nil, "../ou_abc"), 400, "alias on "+mount),
+		id("metadata and alias disagree", as(map[string]string{"lark_id": carol}, "ou_someoneelse"), 400, "different Lark users"),
+		id("expected_open_id beyond the entity's", func(t *testing.T, env *catalogEnv) map[string]interface{} {
+			data := as(map[string]string{"lark_id": carol})(t, env)
+			data["expected_open_id"] = "ou_someoneelse"
+			return data
+		}, 403, "expected_open_id"),
+	}
 	runCatalog(t, env, cases)
 }
