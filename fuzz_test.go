@@ -21,15 +21,19 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// printableMessage reports whether an error message is short and free of control characters, so
-// that whatever was sent cannot forge lines in a log or a terminal.
+// printableMessage reports whether an error message is short, valid UTF-8 and free of control
+// characters and line separators, so that whatever was sent cannot forge lines in a log or a
+// terminal.
 func printableMessage(t *testing.T, what, msg string, max int) {
 	t.Helper()
 	if len(msg) > max {
 		t.Fatalf("%s: message of %d bytes (at most %d): %.200q", what, len(msg), max, msg)
 	}
+	if !utf8.ValidString(msg) {
+		t.Fatalf("%s: message is not valid UTF-8: %q", what, msg)
+	}
 	for _, r := range msg {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			t.Fatalf("%s: message contains control character %U: %q", what, r, msg)
 		}
 	}
@@ -359,6 +363,8 @@ func FuzzParseSchedule(f *testing.F) {
 		// Regressions: the cron library panicked on a zone prefix without fields, and took the
 		// zone from the expression instead of notify_timezone.
 		{"TZ=UTC", "UTC"}, {"CRON_TZ=Local 0 9 * * *", "UTC"}, {"TZ=", "UTC"},
+		// Regression: the library's reason quoted control characters of the expression.
+		{"\x02", "UTC"}, {"0 9 * * \x1b[2J", "UTC"},
 	} {
 		f.Add(s[0], s[1])
 	}

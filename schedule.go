@@ -37,7 +37,8 @@ func parseSchedule(expr, tz string) (*notifySchedule, error) {
 	}
 	sched, err := cronParser.Parse(expr)
 	if err != nil {
-		return nil, fmt.Errorf("notify_schedule %q is not a 5-field cron expression (minute hour day month weekday): %v", truncateForMessage(expr), err)
+		// The library's reason quotes the expression's fields as they came, control characters too.
+		return nil, fmt.Errorf("notify_schedule %q is not a 5-field cron expression (minute hour day month weekday): %s", truncateForMessage(expr), truncateForMessage(err.Error()))
 	}
 	// A day that never comes (30 February, 31 April) parses, but no notice would ever be sent. The
 	// library looks five years ahead, which always includes a 29 February.
