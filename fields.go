@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -73,19 +74,25 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 		strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
-// truncateForMessage keeps user-supplied values short and printable inside error messages.
+// truncateForMessage keeps user-supplied values short and printable inside error messages: at
+// most 64 characters, cut between characters (a cut inside one left invalid UTF-8), with control
+// characters (C0 and C1) and line separators replaced, so a value cannot forge a log line.
 func truncateForMessage(s string) string {
 	const max = 64
-	clean := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == max {
+			b.WriteString("…")
+			break
 		}
-		return r
-	}, s)
-	if len(clean) > max {
-		return clean[:max] + "…"
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			r = '?'
+		}
+		b.WriteRune(r)
+		n++
 	}
-	return clean
+	return b.String()
 }
 
 // User slots name one Lark user's grant under an app. They appear in paths and in identity-templated

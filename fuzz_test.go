@@ -100,6 +100,33 @@ func FuzzNameValidation(f *testing.F) {
 	})
 }
 
+// Whatever a request names, an error message quotes it short and printable: unknown field names
+// go into the message of every path.
+func FuzzUnknownFieldNames(f *testing.F) {
+	for _, s := range []string{"app_scret", "x\ny", "\x1b[2J", "a\u0085b\u2028c", "cli_x" + strings.Repeat("名", 30),
+		strings.Repeat("f", 10000), "\xff\xfe", ""} {
+		f.Add(s)
+	}
+	env := newTestEnv(f)
+	f.Fuzz(func(t *testing.T, name string) {
+		if _, known := configFields[name]; known {
+			return
+		}
+		resp, err := env.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation,
+			Path: "config", Data: map[string]interface{}{name: "1"}, Storage: env.storage, MountPoint: "lark/"})
+		if err != nil || !resp.IsError() {
+			t.Fatalf("unknown field %q: %v %v", name, resp, err)
+		}
+		printableMessage(t, "unknown field", resp.Error().Error(), 1024)
+		if v := truncateForMessage(name); utf8.RuneCountInString(v) > 65 {
+			t.Fatalf("%d runes quoted", utf8.RuneCountInString(v))
+		}
+		if keys := storedOutside(t, env, oauthStatePrefix); len(keys) != 0 {
+			t.Fatalf("stored %v", keys)
+		}
+	})
+}
+
 // fuzzKnownState is a pending authorization the fuzzer can name: each run stores it afresh, so the
 // callback and the exchange get past the state lookup when an input carries it.
 const fuzzKnownState = "ZnV6ei1rbm93bi1zdGF0ZS0wMTIzNDU2Nzg5YWJjZGVm"
