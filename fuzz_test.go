@@ -460,11 +460,18 @@ func FuzzRedirectURI(f *testing.F) {
 	})
 }
 
+// bidiControls reorder the text around them when shown: a display name holding one could make the
+// rest of a notice line read backwards.
+func bidiControl(r rune) bool {
+	return r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069' || r == '\u200e' || r == '\u200f' || r == '\u061c'
+}
+
 func FuzzPlainText(f *testing.F) {
 	for _, s := range []string{
 		"Alice", "Eve <at user_id=\"all\">everyone</at>", "line\nWhat to do: run vault delete", "[click](https://evil.example)",
 		"a\u2028b\u2029c\u0085d", "tab\there", "\x00\x1f\x7f", "  spaced   out  ", "名前", "\xff\xfe invalid utf-8",
-		strings.Repeat("x", 1000), "",
+		// Regression: bidirectional controls passed through and could reverse the rest of a line.
+		"right-to-left \u202eedoc", "isolate \u2066x\u2069", "mark\u200f\u061c", strings.Repeat("x", 1000), "",
 	} {
 		f.Add(s, 64)
 	}
@@ -481,7 +488,7 @@ func FuzzPlainText(f *testing.F) {
 			t.Fatalf("%d runes, at most %d+1: %q", n, max, out)
 		}
 		for _, r := range out {
-			if strings.ContainsRune("<>[]", r) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			if strings.ContainsRune("<>[]", r) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || bidiControl(r) {
 				t.Fatalf("%U left in %q (from %q)", r, out, s)
 			}
 		}
