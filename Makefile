@@ -10,7 +10,7 @@ PLUGIN_BIN  := $(BIN)/vault-plugin-secrets-lark
 EMU_BIN     := $(BIN)/lark-emulator
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault dev test test-unit test-e2e bench fmt fmtcheck vet clean
+.PHONY: help build vault dev test test-unit test-e2e bench fuzz fmt fmtcheck vet clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -41,6 +41,17 @@ test-e2e: build ## End-to-end tests: real Vault server and CLI, emulator as a pr
 
 bench: ## Benchmarks (results and the command that made them go in BENCHMARKS.md)
 	go test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+
+FUZZTIME  ?= 30s
+FUZZFLAGS ?=
+
+fuzz: ## Run every fuzz target of every package for FUZZTIME each (default 30s); a finding lands in the package's testdata/fuzz/
+	@set -e; for pkg in $$(go list ./...); do \
+		for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+		done; \
+	done
 
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go' | grep -v '^tools/')
