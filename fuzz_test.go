@@ -21,7 +21,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// printableMessage reports whether an error message is short, valid UTF-8 and free of control
+// printableMessage reports whether an error message is short (a quoted value is at most 64
+// characters, up to 4 bytes each), valid UTF-8 and free of control
 // characters and line separators, so that whatever was sent cannot forge lines in a log or a
 // terminal.
 func printableMessage(t *testing.T, what, msg string, max int) {
@@ -60,7 +61,7 @@ func FuzzNameValidation(f *testing.F) {
 	f.Fuzz(func(t *testing.T, appID, slot string) {
 		appErr, slotErr := validateAppID(appID), validateSlot(slot)
 		if appErr != nil {
-			printableMessage(t, "app id", appErr.Error(), 300)
+			printableMessage(t, "app id", appErr.Error(), 512)
 		} else {
 			rest, ok := strings.CutPrefix(appID, "cli_")
 			if !ok || len(appID) > 68 || !asciiAlnum.MatchString(rest) {
@@ -68,7 +69,7 @@ func FuzzNameValidation(f *testing.F) {
 			}
 		}
 		if slotErr != nil {
-			printableMessage(t, "slot", slotErr.Error(), 300)
+			printableMessage(t, "slot", slotErr.Error(), 512)
 		} else if len(slot) > 64 || !slotChars.MatchString(slot) || strings.Contains(slot, "..") ||
 			!asciiAlnum.MatchString(slot[:1]) {
 			t.Fatalf("accepted slot %q", slot)
@@ -281,7 +282,7 @@ func FuzzParseIdentity(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		id, err := parseIdentity(v)
 		if err != nil {
-			printableMessage(t, "identity", err.Error(), 200)
+			printableMessage(t, "identity", err.Error(), 512)
 			if id.known() {
 				t.Fatalf("an error with an identity: %+v", id)
 			}
@@ -353,7 +354,7 @@ func FuzzNormalizeScopes(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b string) {
 		out, err := normalizeScopes(strings.Split(a, ","), strings.Split(b, ","), []string{offlineAccessScope})
 		if err != nil {
-			printableMessage(t, "scopes", err.Error(), 300)
+			printableMessage(t, "scopes", err.Error(), 512)
 			return
 		}
 		if len(out) > 50 || len(out) == 0 || !contains(out, offlineAccessScope) {
@@ -400,7 +401,7 @@ func FuzzParseSchedule(f *testing.F) {
 		s, err := parseSchedule(expr, tz)
 		if err != nil {
 			msg := err.Error()
-			printableMessage(t, "schedule", msg, 600)
+			printableMessage(t, "schedule", msg, 1024)
 			if !strings.Contains(msg, "notify_schedule") && !strings.Contains(msg, "notify_timezone") {
 				t.Fatalf("the message names neither field: %s", msg)
 			}
@@ -435,7 +436,7 @@ func FuzzRedirectURI(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		if err := validateRedirectURI(raw); err != nil {
-			printableMessage(t, "redirect_uri", err.Error(), 200)
+			printableMessage(t, "redirect_uri", err.Error(), 512)
 			return
 		}
 		// Lark appends code and state; they must come back as exactly those two parameters, to the
