@@ -460,6 +460,8 @@ func TestBadInputApps(t *testing.T) {
 		u("redirect_uri port too big", map[string]interface{}{"redirect_uri": "https://vault.example:99999/cb"}, "redirect_uri"),
 		u("redirect_uri port zero", map[string]interface{}{"redirect_uri": "https://vault.example:0/cb"}, "redirect_uri"),
 		u("redirect_uri IPv6 port too big", map[string]interface{}{"redirect_uri": "https://[::1]:70000/cb"}, "redirect_uri"),
+		u("redirect_uri port without host", map[string]interface{}{"redirect_uri": "https://:8200/cb"}, "redirect_uri"),
+		u("redirect_uri colon alone", map[string]interface{}{"redirect_uri": "http://:"}, "redirect_uri"),
 		u("redirect_uri broken IPv6", map[string]interface{}{"redirect_uri": "https://[::1/cb"}, "redirect_uri"),
 		u("redirect_uri newline", map[string]interface{}{"redirect_uri": "https://vault.example/cb\n"}, "redirect_uri"),
 		u("redirect_uri 3 KiB", map[string]interface{}{"redirect_uri": "https://vault.example/" + strings.Repeat("p", 3072)}, "redirect_uri"),

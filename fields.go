@@ -149,7 +149,8 @@ func validateRedirectURI(raw string) error {
 	if err != nil {
 		return fmt.Errorf("not a URL")
 	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	// Hostname, not Host: "http://:" has a Host (":") but no host.
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
 		return fmt.Errorf("must be an absolute http or https URL")
 	}
 	// An empty query ("cb?") or fragment ("cb#") leaves no trace in url.URL, hence the raw check:
