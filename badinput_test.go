@@ -810,3 +810,26 @@ func TestBadInputRequesterIdentity(t *testing.T) {
 	}
 	runCatalog(t, env, cases)
 }
+
+// What is valid, next to what the catalog refuses: the refusals must not catch these.
+func TestValidInputNearTheEdges(t *testing.T) {
+	env := newCatalogEnv(t)
+	for _, data := range []map[string]interface{}{
+		{"notify_schedule": "0 9 29 2 *"}, // fires only in leap years, but fires
+		{"notify_schedule": "*/15 * * * 1-5", "notify_timezone": "Asia/Shanghai"},
+		{"notify_schedule": "0\t9 * * *", "notify_timezone": "Etc/GMT+12"},
+		{"lease_safety_margin": "1.5m", "token_refresh_window": num("1500")},
+	} {
+		env.mustWrite("config", data)
+	}
+	for _, uri := range []string{"https://[::1]:8200/v1/lark/oauth/callback", "http://127.0.0.1:8200/cb",
+		"https://vault.example:443/v1/lark/oauth/callback", "https://vault.example:/cb", "HTTPS://Vault.Example/cb"} {
+		env.mustWrite(appPath, map[string]interface{}{"redirect_uri": uri})
+	}
+	// The path's own value repeated in the body is no disagreement.
+	env.mustWrite(appPath, map[string]interface{}{"app_id": testAppID, "notify_users": true})
+	env.mustWrite(slotPath, map[string]interface{}{"user": "carol", "open_id": env.emu.OpenID(testAppID, env.emu.CurrentUser().UserID)})
+	resp, err := env.do(logical.UpdateOperation, startPath+"/carol", map[string]interface{}{"user": "carol"})
+	require.NoError(t, err)
+	require.False(t, resp.IsError(), "%v", resp.Error())
+}
