@@ -13,7 +13,7 @@ RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 NODE_BOT    := examples/node-bot
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench fmt fmtcheck vet lint release clean
+.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench fuzz fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -60,6 +60,17 @@ test-cluster: build ## Three-node Raft cluster: step-down, SIGKILL and restart, 
 
 bench: ## Benchmarks (results and the command that made them go in BENCHMARKS.md)
 	go test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+
+FUZZTIME  ?= 30s
+FUZZFLAGS ?=
+
+fuzz: ## Run every fuzz target of every package for FUZZTIME each (default 30s); a finding lands in the package's testdata/fuzz/
+	@set -e; for pkg in $$(go list ./...); do \
+		for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+		done; \
+	done
 
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go' | grep -v '^tools/')

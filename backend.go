@@ -146,7 +146,43 @@ func (b *backend) setup(ctx context.Context, conf *logical.BackendConfig) error 
 // HandleRequest notes the mount path of every request before the framework routes it.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	b.noteMount(req)
+	if name := b.mistypedSecret(req); name != "" {
+		return logical.ErrorResponse("%s must be a string", name), nil
+	}
 	return b.Backend.HandleRequest(ctx, req)
+}
+
+// HandleExistenceCheck leaves a request with a mistyped secret to HandleRequest, which refuses it
+// without quoting it; the framework's own type error would, and Vault logs existence-check errors.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if b.mistypedSecret(req) != "" {
+		return false, false, nil
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
+}
+
+// mistypedSecret names a sensitive field of the request's path whose value is not a string. The
+// framework's conversion error quotes the value it could not convert (a map holding the secret,
+// a list of tokens), so such a value must never reach it.
+func (b *backend) mistypedSecret(req *logical.Request) string {
+	if req == nil || len(req.Data) == 0 {
+		return ""
+	}
+	p := b.Route(req.Path)
+	if p == nil {
+		return ""
+	}
+	for name, f := range p.Fields {
+		if f.DisplayAttrs == nil || !f.DisplayAttrs.Sensitive {
+			continue
+		}
+		if v, ok := req.Data[name]; ok {
+			if _, isString := v.(string); !isString {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 func (b *backend) noteMount(req *logical.Request) {

@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -32,8 +34,19 @@ func validateAppID(appID string) error {
 }
 
 // rejectUnknownFields turns the framework's silent ignoring of unexpected parameters into an error,
-// so a typo such as "app_scret" cannot leave a setting unchanged without anyone noticing.
+// so a typo such as "app_scret" cannot leave a setting unchanged without anyone noticing. A field
+// named both in the path and in the body must have one value: the framework silently takes the
+// path's, and a policy written for the path could otherwise be read as covering the body's.
 func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.Response {
+	for k, v := range req.Data {
+		captured, ok := d.Raw[k].(string)
+		if !ok {
+			continue
+		}
+		if body, isString := v.(string); !isString || body != captured {
+			return logical.ErrorResponse("%s in the path (%q) and in the request (%q) differ", k, truncateForMessage(captured), truncateForMessage(fmt.Sprint(v)))
+		}
+	}
 	var unknown []string
 	for k := range req.Data {
 		if _, ok := d.Schema[k]; !ok {
@@ -44,6 +57,11 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 		return nil
 	}
 	sort.Strings(unknown)
+	// The names come from the request: however many there are, the message stays short.
+	const maxListed = 10
+	if n := len(unknown); n > maxListed {
+		unknown = append(unknown[:maxListed], fmt.Sprintf("and %d more", n-maxListed))
+	}
 	known := make([]string, 0, len(d.Schema))
 	for k := range d.Schema {
 		known = append(known, k)
@@ -56,19 +74,25 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 		strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
-// truncateForMessage keeps user-supplied values short and printable inside error messages.
+// truncateForMessage keeps user-supplied values short and printable inside error messages: at
+// most 64 characters, cut between characters (a cut inside one left invalid UTF-8), with control
+// characters (C0 and C1) and line separators replaced, so a value cannot forge a log line.
 func truncateForMessage(s string) string {
 	const max = 64
-	clean := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == max {
+			b.WriteString("…")
+			break
 		}
-		return r
-	}, s)
-	if len(clean) > max {
-		return clean[:max] + "…"
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			r = '?'
+		}
+		b.WriteRune(r)
+		n++
 	}
-	return clean
+	return b.String()
 }
 
 // User slots name one Lark user's grant under an app. They appear in paths and in identity-templated
@@ -125,11 +149,19 @@ func validateRedirectURI(raw string) error {
 	if err != nil {
 		return fmt.Errorf("not a URL")
 	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	// Hostname, not Host: "http://:" has a Host (":") but no host.
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
 		return fmt.Errorf("must be an absolute http or https URL")
 	}
-	if u.User != nil || u.Fragment != "" || u.RawQuery != "" {
+	// An empty query ("cb?") or fragment ("cb#") leaves no trace in url.URL, hence the raw check:
+	// either would garble the "?code=...&state=..." that Lark appends.
+	if u.User != nil || u.Fragment != "" || u.RawQuery != "" || u.ForceQuery || strings.ContainsAny(raw, "?#") {
 		return fmt.Errorf("must not carry user info, a query or a fragment: Lark appends code and state")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %s is not between 1 and 65535", truncateForMessage(p))
+		}
 	}
 	return nil
 }

@@ -392,6 +392,9 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 }
 
 func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil

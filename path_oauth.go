@@ -80,8 +80,11 @@ Query parameters (set by Lark, not by people):
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "oauth-exchange"},
 			Fields: map[string]*framework.FieldSchema{
 				"app_id": appIDField,
-				"code":   {Type: framework.TypeString, Description: "The authorization code your redirect page received.", Required: true},
-				"state":  {Type: framework.TypeString, Description: "The state your redirect page received.", Required: true},
+				// Both redeem a pending authorization once: credentials, never echoed.
+				"code": {Type: framework.TypeString, Description: "The authorization code your redirect page received.", Required: true,
+					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+				"state": {Type: framework.TypeString, Description: "The state your redirect page received.", Required: true,
+					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
@@ -154,10 +157,6 @@ func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *f
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
-	}
-	// The path form and the field must not disagree, or a policy on the path could be bypassed.
-	if body, ok := req.Data["user"].(string); ok && body != id.Slot {
-		return logical.ErrorResponse("user in the path (%q) and in the request (%q) differ", id.Slot, truncateForMessage(body)), nil
 	}
 	var asked larkIdentity
 	if raw := d.Get("expected_open_id").(string); raw != "" {
@@ -271,10 +270,12 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 	for k, v := range req.Data {
 		s, ok := v.(string)
 		if !ok {
-			return callbackPage(http.StatusBadRequest, "This link is not valid", "A parameter of the link appears more than once, which Lark never does. Nothing was stored."), nil
+			return callbackPage(http.StatusBadRequest, "This link is not valid",
+				fmt.Sprintf("The link's %s parameter appears more than once, which Lark never does. Nothing was stored.", truncateForMessage(k))), nil
 		}
 		if len(s) > 2048 || len(k) > 64 {
-			return callbackPage(http.StatusBadRequest, "This link is not valid", "A parameter of the link is far too long to come from Lark. Nothing was stored."), nil
+			return callbackPage(http.StatusBadRequest, "This link is not valid",
+				fmt.Sprintf("The link's %s parameter is far too long to come from Lark. Nothing was stored.", truncateForMessage(k))), nil
 		}
 		params[k] = s
 	}
@@ -284,6 +285,11 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 	state := params["state"]
 	if state == "" {
 		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link has no state parameter, so it does not come from an authorization started in Vault. Nothing was stored."), nil
+	}
+	// Checked before the single-use state is taken: a link that cannot succeed must not use it up.
+	code := params["code"]
+	if params["error"] == "" && !codePattern.MatchString(code) {
+		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link carries no valid authorization code. Nothing was stored; open the authorization link again, or ask for a new one."), nil
 	}
 	st, err := b.states.take(ctx, req.Storage, state)
 	switch {
@@ -303,10 +309,6 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 		}
 		return callbackPage(http.StatusBadRequest, "Lark reported an error",
 			fmt.Sprintf("Lark answered %q instead of an authorization code. Nothing was stored; ask for a new link.", truncateForMessage(e))), nil
-	}
-	code := params["code"]
-	if !codePattern.MatchString(code) {
-		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link carries no valid authorization code. Nothing was stored; ask for a new link."), nil
 	}
 	g, err := b.completeAuthorization(ctx, req.Storage, st, code)
 	if err != nil {

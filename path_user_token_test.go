@@ -352,7 +352,10 @@ func TestCallbackBadInputStoresNothing(t *testing.T) {
 		{"no state", map[string]interface{}{"code": code}, "no state parameter"},
 		{"tampered state", map[string]interface{}{"code": code, "state": state + "x"}, "unknown or already used"},
 		{"huge state", map[string]interface{}{"code": code, "state": strings.Repeat("s", 10000)}, "far too long"},
+		// A link that cannot succeed leaves the state alone (the next case still finds it); a
+		// declined one uses it up.
 		{"bad code", map[string]interface{}{"code": "<script>", "state": state}, "no valid authorization code"},
+		{"declined", map[string]interface{}{"error": "access_denied", "state": state}, "declined"},
 		{"replayed state", map[string]interface{}{"code": code, "state": state}, "unknown or already used"},
 	}
 	for _, tc := range cases {
