@@ -83,9 +83,17 @@ vet: ## go vet, including the end-to-end tests
 	go vet ./...
 	go vet -tags e2e ./e2e/
 
-DIST        ?= $(CURDIR)/dist
-RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
-NODE_BOT    := examples/node-bot
-GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
+lint: ## golangci-lint v2 (default linters), including the end-to-end tests; installed into the cache the first time
+	@lint=$$(scripts/golangci-lint.sh) && status=0 && \
+	{ $$lint run ./... || status=1; } && \
+	{ $$lint run --build-tags e2e ./e2e/... || status=1; } && \
+	exit $$status
 
-.PHONY: help build vault node-bot dev test test-unit test-e2e bench fmt fmtcheck vet lint release clean
+# A release carries the version of the git tag it is built from (scripts/version.sh);
+# `make release VERSION=vX.Y.Z` overrides it.
+release: VERSION = $(shell scripts/version.sh)
+release: ## Cross-compile the plugin for linux and darwin (amd64, arm64) into dist/ with SHA256SUMS; print the register commands
+	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' RELEASE_PLATFORMS='$(RELEASE_PLATFORMS)' scripts/release.sh
+
+clean: ## Remove build output (the cached Vault and linter in .cache/ stay; delete them by hand)
+	rm -rf $(BIN) $(CURDIR)/dist bench.out $(NODE_BOT)/node_modules
