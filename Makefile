@@ -10,7 +10,7 @@ PLUGIN_BIN  := $(BIN)/vault-plugin-secrets-lark
 EMU_BIN     := $(BIN)/lark-emulator
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault dev test test-unit test-e2e bench fmt fmtcheck vet clean
+.PHONY: help build vault dev test test-unit test-e2e bench bench-sweep bench-micro fmt fmtcheck vet clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -39,8 +39,14 @@ test-e2e: build ## End-to-end tests: real Vault server and CLI, emulator as a pr
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
 	go test -tags e2e -count=1 -timeout 30m -v ./e2e/
 
-bench: ## Benchmarks (results and the command that made them go in BENCHMARKS.md)
-	go test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+bench: build ## Reads through a real Vault (Raft and dev) and the in-process benchmarks, into BENCHMARKS.md (~12 min)
+	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
+
+bench-sweep: build ## The sweep with 10,000 to 100,000 grants in Raft, into BENCHMARKS.md (~20 min)
+	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh sweep
+
+bench-micro: ## Only the in-process benchmarks (no Vault; about a minute; prints, writes nothing)
+	go test -run '^$$' -bench . -benchmem -count 5 .
 
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go' | grep -v '^tools/')
@@ -54,4 +60,4 @@ vet: ## go vet, including the end-to-end tests
 	go vet -tags e2e ./e2e/
 
 clean: ## Remove build output (the cached Vault in .cache/ stays; delete it by hand)
-	rm -rf $(BIN) bench.out
+	rm -rf $(BIN) bench-out

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Short token lives for the Lark-calls-per-token-life measurement: the emulator issues 90-second
+// app, tenant and user tokens and re-issues an app or tenant token only in its last 30 seconds,
+// and the mount refreshes 70 seconds before a token ends with a 10-second lease margin (the
+// smallest settings the plugin accepts). An app or tenant token is then fetched every 60 seconds
+// (the plugin never re-fetches sooner) and a user token refreshed every 20 seconds.
+const (
+	shortTokenTTL      = 90 * time.Second
+	shortReuseWindow   = 30 * time.Second
+	shortLeaseMargin   = 10 * time.Second
+	shortRefreshWindow = 70 * time.Second
+	shortAppLeased     = "cli_shortlease"
+	shortAppLeaseFree  = "cli_shortnone"
+	tokenLifeReaders   = 2 // per target
+)
+
+type tokenLifeResult struct {
+	Seconds       float64           `json:"seconds"`
+	TokenTTL      float64           `json:"token_ttl_seconds"`
+	ReuseWindow   float64           `json:"reuse_window_seconds"`
+	LeaseMargin   float64           `json:"lease_safety_margin_seconds"`
+	RefreshWindow float64           `json:"token_refresh_window_seconds"`
+	Readers       int               `json:"readers_per_target"`
+	Targets       []tokenLifeTarget `json:"targets"`
+	// OtherCalls are the apps' Lark calls that are no token fetch or refresh (user_info, revoke,
+	// refresh_reuse, ...): there should be none.
+	OtherCalls map[string]int `json:"other_calls"`
+}
+
+type tokenLifeTarget struct {
+	Key       string `json:"key"`
+	Label     string `json:"label"`
+	Reads     int    `json:"reads"`
+	Errors    int    `json:"errors"`
+	Tokens    int    `json:"distinct_tokens"`
+	LarkCalls int    `json:"lark_calls"`
+	Counter   string `json:"counter"`
+	// MinExpiresIn is the shortest remaining life (expires_in) of any token served.
+	MinExpiresIn int `json:"min_expires_in"`
+}
+
+// tokenLives keeps every Lark read of a mount busy for a while with short-lived tokens and counts,
+// at the emulator, the Lark calls behind the distinct tokens the readers were served. The goal is
+// one call per token: one fetch per app or tenant token life, one refresh per user token life.
+func tokenLives(ctx context.Context, cfg readsConfig, v *vaultServer, work string, reader *vaultClient) (*tokenLifeResult, error) {
+	emu, err := startEmulator(cfg.bins.emulator, work, "emulator-short",
+		"-app-token-ttl", shortTokenTTL.String(), "-reuse-window", shortReuseWindow.String(), "-user-token-ttl", shortTokenTTL.String())
+	if err != nil {
+		return nil, err
+	}
+	defer emu.stop()
+	apps := [2]string{shortAppLeased, shortAppLeaseFree}
+	if _, err := setupLarkMount(v, emu, larkPlugin, cfg.bins.pluginVersion, "lark-short", apps, nil, map[string]any{
+		"lease_safety_margin": int(shortLeaseMargin.Seconds()), "token_refresh_window": int(shortRefreshWindow.Seconds()),
+	}); err != nil {
+		return nil, err
+	}
+	for _, app := range apps {
+		if err := emu.resetAppCounters(app); err != nil {
+			return nil, err
+		}
+	}
+
+	type watched struct {
+		tokenLifeTarget
+		app, path string
+		mu        sync.Mutex
+		seen      map[[16]byte]bool
+	}
+	var targets []*watched
+	for _, t := range readTargets("lark-short") {
+		if t.Floor == "" {
+			continue
+		}
+		w := &watched{tokenLifeTarget: tokenLifeTarget{Key: t.Key, Label: t.Label, MinExpiresIn: 1 << 30}, path: t.Path, seen: map[[16]byte]bool{}}
+		w.app = shortAppLeaseFree
+		if t.Leased {
+			w.app = shortAppLeased
+		}
+		switch {
+		case strings.HasPrefix(t.Key, "app-"):
+			w.Counter = "app_access_token"
+		case strings.HasPrefix(t.Key, "tenant-"):
+			w.Counter = "tenant_access_token"
+		default:
+			w.Counter = "refresh"
+		}
+		targets = append(targets, w)
+	}
+
+	read := func(w *watched) {
+		tok, expiresIn, err := readToken(ctx, reader, w.path)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.Reads++
+		if err != nil {
+			w.Errors++
+			return
+		}
+		// Only a hash of each token is kept: the bench never holds on to a secret.
+		w.seen[[16]byte(hashToken(tok))] = true
+		w.MinExpiresIn = min(w.MinExpiresIn, expiresIn)
+	}
+
+	dur := time.Duration(cfg.tokenLifeSecs * float64(time.Second))
+	logf("raft: sustained reads of short-lived tokens for %s", dur)
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for _, w := range targets {
+		for i := 0; i < tokenLifeReaders; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil && time.Now().Before(deadline) {
+					read(w)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	counters := map[string]map[string]int{}
+	for _, app := range apps {
+		if counters[app], err = emu.appCounters(app); err != nil {
+			return nil, err
+		}
+	}
+	// One more read of each, so a token fetched just before the counters were read is seen too.
+	for _, w := range targets {
+		read(w)
+	}
+
+	res := &tokenLifeResult{Seconds: dur.Seconds(), TokenTTL: shortTokenTTL.Seconds(), ReuseWindow: shortReuseWindow.Seconds(),
+		LeaseMargin: shortLeaseMargin.Seconds(), RefreshWindow: shortRefreshWindow.Seconds(), Readers: tokenLifeReaders,
+		OtherCalls: map[string]int{}}
+	for _, w := range targets {
+		w.Tokens = len(w.seen)
+		w.LarkCalls = counters[w.app][w.Counter]
+		res.Targets = append(res.Targets, w.tokenLifeTarget)
+		logf("raft token life %-14s %6d reads, %d errors, %d tokens, %d Lark calls (%s), shortest expires_in %ds",
+			w.Key, w.Reads, w.Errors, w.Tokens, w.LarkCalls, w.Counter, w.MinExpiresIn)
+	}
+	for _, app := range apps {
+		for name, n := range counters[app] {
+			switch name {
+			case "app_access_token", "tenant_access_token", "refresh", "max_refresh_per_second":
+			case "oauth_token": // every refresh also counts here
+				if extra := n - counters[app]["refresh"]; extra != 0 {
+					res.OtherCalls["oauth_token (not refresh)"] += extra
+				}
+			default:
+				if n != 0 {
+					res.OtherCalls[name] += n
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+func hashToken(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:16]
+}
+
+// readToken reads a token path and returns the access token and its expires_in.
+func readToken(ctx context.Context, c *vaultClient, path string) (string, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.addr+"/v1/"+path, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header.Set("X-Vault-Token", c.token)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", 0, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	var out struct {
+		Data struct {
+			AccessToken string `json:"access_token"`
+			ExpiresIn   int    `json:"expires_in"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return "", 0, err
+	}
+	if out.Data.AccessToken == "" {
+		return "", 0, fmt.Errorf("no access_token")
+	}
+	return out.Data.AccessToken, out.Data.ExpiresIn, nil
+}
