@@ -87,11 +87,12 @@ func profileReads(ctx context.Context, cfg readsConfig, v *vaultServer, lark *la
 		if load.Errors > 0 {
 			return nil, fmt.Errorf("reads while profiling %s: %s", t.Path, load.FirstError)
 		}
-		top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", p.PluginFile).CombinedOutput()
+		top, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=30", p.PluginFile).CombinedOutput()
 		if err != nil {
 			logf("go tool pprof: %v", err)
 		}
-		p.PluginTop = strings.TrimSpace(string(top))
+		p.PluginTop = trimPprofHeader(string(top))
+		logf("raft: plugin CPU while reading %s:\n%s", t.Path, p.PluginTop)
 		out = append(out, p)
 	}
 	return out, nil
@@ -123,4 +124,17 @@ func fetchTo(url, token, file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// trimPprofHeader drops the lines of `go tool pprof -top` that name the file, build and time.
+func trimPprofHeader(top string) string {
+	var keep []string
+	for _, line := range strings.Split(strings.TrimSpace(top), "\n") {
+		if strings.HasPrefix(line, "File: ") || strings.HasPrefix(line, "Build ID: ") ||
+			strings.HasPrefix(line, "Type: ") || strings.HasPrefix(line, "Time: ") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "\n")
 }

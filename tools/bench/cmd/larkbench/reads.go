@@ -123,8 +123,8 @@ func runReads(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.pprofPlugin, "pprof-plugin", "", "the plugin built with -tags benchpprof, for CPU profiles (optional)")
 	fs.StringVar(&modes, "modes", "raft,dev", "storage modes to measure, in order")
 	fs.IntVar(&cfg.concurrency, "concurrency", 16, "connections sending reads at once")
-	fs.IntVar(&cfg.rounds, "rounds", 3, "alternating rounds over all targets")
-	fs.Float64Var(&cfg.roundSeconds, "round-seconds", 5, "length of one target's turn in a round")
+	fs.IntVar(&cfg.rounds, "rounds", 5, "alternating rounds over all targets")
+	fs.Float64Var(&cfg.roundSeconds, "round-seconds", 3, "length of one target's turn in a round")
 	fs.Float64Var(&cfg.warmupSeconds, "warmup-seconds", 1, "unmeasured reads of each target before the rounds")
 	fs.IntVar(&cfg.leaseReads, "lease-reads", 1000, "reads per target when counting the leases they create")
 	fs.Float64Var(&cfg.tokenLifeSecs, "token-life-seconds", 150, "sustained load with short-lived tokens, counting Lark calls per token life (Raft only; 0 skips)")
@@ -165,7 +165,7 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
-// workDir makes the directory of one Vault run; cleanup removes it unless asked to keep it.
+// makeWorkDir makes the directory of one Vault run; cleanup removes it unless asked to keep it.
 func makeWorkDir(base, name string, keep bool) (string, func(), error) {
 	if base != "" {
 		if err := os.MkdirAll(base, 0o755); err != nil {
@@ -174,6 +174,10 @@ func makeWorkDir(base, name string, keep bool) (string, func(), error) {
 	}
 	dir, err := os.MkdirTemp(base, "larkbench-"+name+"-")
 	if err != nil {
+		return "", nil, err
+	}
+	// Absolute, because plugin processes are found by the path of their executable.
+	if dir, err = filepath.Abs(dir); err != nil {
 		return "", nil, err
 	}
 	return dir, func() {

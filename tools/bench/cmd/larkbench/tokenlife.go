@@ -22,8 +22,6 @@ const (
 	shortReuseWindow   = 30 * time.Second
 	shortLeaseMargin   = 10 * time.Second
 	shortRefreshWindow = 70 * time.Second
-	shortAppLeased     = "cli_shortlease"
-	shortAppLeaseFree  = "cli_shortnone"
 	tokenLifeReaders   = 2 // per target
 )
 
@@ -45,7 +43,7 @@ type tokenLifeTarget struct {
 	Label     string `json:"label"`
 	Reads     int    `json:"reads"`
 	Errors    int    `json:"errors"`
-	Tokens    int    `json:"distinct_tokens"`
+	Tokens    int    `json:"new_tokens"` // distinct tokens served after the first
 	LarkCalls int    `json:"lark_calls"`
 	Counter   string `json:"counter"`
 	// MinExpiresIn is the shortest remaining life (expires_in) of any token served.
@@ -62,16 +60,12 @@ func tokenLives(ctx context.Context, cfg readsConfig, v *vaultServer, work strin
 		return nil, err
 	}
 	defer emu.stop()
-	apps := [2]string{shortAppLeased, shortAppLeaseFree}
+	// The same app ids as on lark/, at an emulator of their own.
+	apps := [2]string{appLeased, appLeaseFree}
 	if _, err := setupLarkMount(v, emu, larkPlugin, cfg.bins.pluginVersion, "lark-short", apps, nil, map[string]any{
 		"lease_safety_margin": int(shortLeaseMargin.Seconds()), "token_refresh_window": int(shortRefreshWindow.Seconds()),
 	}); err != nil {
 		return nil, err
-	}
-	for _, app := range apps {
-		if err := emu.resetAppCounters(app); err != nil {
-			return nil, err
-		}
 	}
 
 	type watched struct {
@@ -79,6 +73,8 @@ func tokenLives(ctx context.Context, cfg readsConfig, v *vaultServer, work strin
 		app, path string
 		mu        sync.Mutex
 		seen      map[[16]byte]bool
+		initial   [16]byte // the token served before counting began
+		firstErr  error
 	}
 	var targets []*watched
 	for _, t := range readTargets("lark-short") {
@@ -86,9 +82,9 @@ func tokenLives(ctx context.Context, cfg readsConfig, v *vaultServer, work strin
 			continue
 		}
 		w := &watched{tokenLifeTarget: tokenLifeTarget{Key: t.Key, Label: t.Label, MinExpiresIn: 1 << 30}, path: t.Path, seen: map[[16]byte]bool{}}
-		w.app = shortAppLeaseFree
+		w.app = appLeaseFree
 		if t.Leased {
-			w.app = shortAppLeased
+			w.app = appLeased
 		}
 		switch {
 		case strings.HasPrefix(t.Key, "app-"):
@@ -108,11 +104,31 @@ func tokenLives(ctx context.Context, cfg readsConfig, v *vaultServer, work strin
 		w.Reads++
 		if err != nil {
 			w.Errors++
+			if w.firstErr == nil {
+				w.firstErr = err
+			}
 			return
 		}
 		// Only a hash of each token is kept: the bench never holds on to a secret.
-		w.seen[[16]byte(hashToken(tok))] = true
+		if h := [16]byte(hashToken(tok)); h != w.initial {
+			w.seen[h] = true
+		}
 		w.MinExpiresIn = min(w.MinExpiresIn, expiresIn)
+	}
+
+	// Counting starts with a token in hand: the first read fetched it (or the import refreshed it),
+	// and from then on every new token served must have cost exactly one Lark call.
+	for _, w := range targets {
+		tok, _, err := readToken(ctx, reader, w.path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", w.path, err)
+		}
+		w.initial = [16]byte(hashToken(tok))
+	}
+	for _, app := range apps {
+		if err := emu.resetAppCounters(app); err != nil {
+			return nil, err
+		}
 	}
 
 	dur := time.Duration(cfg.tokenLifeSecs * float64(time.Second))
@@ -134,6 +150,11 @@ func tokenLives(ctx context.Context, cfg readsConfig, v *vaultServer, work strin
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	for _, w := range targets {
+		if w.Errors == w.Reads {
+			return nil, fmt.Errorf("every read of %s failed, first: %v", w.path, w.firstErr)
+		}
+	}
 	counters := map[string]map[string]int{}
 	for _, app := range apps {
 		if counters[app], err = emu.appCounters(app); err != nil {
@@ -154,6 +175,9 @@ func tokenLives(ctx context.Context, cfg readsConfig, v *vaultServer, work strin
 		res.Targets = append(res.Targets, w.tokenLifeTarget)
 		logf("raft token life %-14s %6d reads, %d errors, %d tokens, %d Lark calls (%s), shortest expires_in %ds",
 			w.Key, w.Reads, w.Errors, w.Tokens, w.LarkCalls, w.Counter, w.MinExpiresIn)
+		if w.firstErr != nil {
+			logf("raft token life %-14s first failed read: %v", w.Key, w.firstErr)
+		}
 	}
 	for _, app := range apps {
 		for name, n := range counters[app] {
@@ -195,7 +219,11 @@ func readToken(ctx context.Context, c *vaultClient, path string) (string, int, e
 		return "", 0, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", 0, fmt.Errorf("HTTP %d", resp.StatusCode)
+		var e struct {
+			Errors []string `json:"errors"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		return "", 0, fmt.Errorf("HTTP %d %s", resp.StatusCode, strings.Join(e.Errors, "; "))
 	}
 	var out struct {
 		Data struct {

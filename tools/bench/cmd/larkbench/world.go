@@ -57,7 +57,8 @@ func startVault(ctx context.Context, bins binaries, mode, workDir, logLevel stri
 	if err != nil {
 		return nil, fmt.Errorf("vault version: %w", err)
 	}
-	v.version = strings.TrimSpace(string(out))
+	// "Vault v1.21.0, built <date> (cgo)": the version is what matters.
+	v.version, _, _ = strings.Cut(strings.TrimSpace(string(out)), ",")
 
 	cfg := filepath.Join(workDir, "vault.hcl")
 	logFile := filepath.Join(workDir, "vault.log")
