@@ -12,14 +12,16 @@ import (
 	"time"
 )
 
-// Short token lives for the Lark-calls-per-token-life measurement: the emulator issues 90-second
-// app, tenant and user tokens and re-issues an app or tenant token only in its last 30 seconds,
-// and the mount refreshes 70 seconds before a token ends with a 10-second lease margin (the
-// smallest settings the plugin accepts). An app or tenant token is then fetched every 60 seconds
-// (the plugin never re-fetches sooner) and a user token refreshed every 20 seconds.
+// Short token lives for the Lark-calls-per-token-life measurement, in the proportions of the
+// defaults (Lark: 2-hour tokens, an app or tenant token re-issued only in its last 30 minutes; the
+// mount: refresh 25 minutes before the end, inside that window): the emulator issues 120-second
+// tokens and re-issues an app or tenant token only in its last 90 seconds, and the mount refreshes
+// 70 seconds before a token ends, with a 10-second lease margin (the smallest settings it accepts).
+// An app or tenant token is then fetched every 60 seconds (the plugin never re-fetches sooner) and
+// a user token refreshed every 50 seconds.
 const (
-	shortTokenTTL      = 90 * time.Second
-	shortReuseWindow   = 30 * time.Second
+	shortTokenTTL      = 120 * time.Second
+	shortReuseWindow   = 90 * time.Second
 	shortLeaseMargin   = 10 * time.Second
 	shortRefreshWindow = 70 * time.Second
 	tokenLifeReaders   = 2 // per target
