@@ -307,14 +307,18 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 		"after them. Then %d grants whose refresh tokens all fall due together are kept alive, with\n"+
 		"`keepalive_rate` %d, and the emulator counts the refreshes in any one second (the limiter allows a\n"+
 		"burst of one on top of the rate).\n\n", s.StorageFS, s.Workers, s.Passes, dueOf(s), s.KeepaliveRate)
-	b.WriteString("| grants | import | sweep wall | runs per pass | plugin CPU per pass | plugin CPU per 1,000 grants | Vault CPU per pass | plugin RSS | plugin RSS per grant | Vault RSS | Raft on disk | keep-alive: refreshed / due, most in 1 s |\n")
+	b.WriteString("| grants swept | import | sweep wall | runs per pass | plugin CPU per pass | plugin CPU per 1,000 grants | Vault CPU per pass | plugin RSS | plugin RSS per grant | Vault RSS | Raft on disk | keep-alive: refreshed / due, most in 1 s |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	fmt.Fprintf(&b, "| 0 | | | | | | | %s | | %s | %s | |\n", mib(s.Baseline.PluginRSSKiB*1024), mib(s.Baseline.VaultRSSKiB*1024), mib(s.Baseline.RaftBytes))
-	for _, c := range s.Checkpoints {
-		perGrant := float64(c.PluginRSSKiB-s.Baseline.PluginRSSKiB) * 1024 / float64(c.Grants)
+	for i, c := range s.Checkpoints {
+		swept := c.Swept
+		if swept == 0 { // results written before Swept existed: each earlier checkpoint added its due grants
+			swept = c.Grants + i*c.Pacing.Due
+		}
+		perGrant := float64(c.PluginRSSKiB-s.Baseline.PluginRSSKiB) * 1024 / float64(swept)
 		fmt.Fprintf(&b, "| %s | %s/s | %.1f s | %g | %.2f s | %.1f ms | %.2f s | %s | %.0f B | %s | %s | %d / %d, %d (limit %d) |\n",
-			thousands(float64(c.Grants)), thousands(c.ImportRate), c.WallSeconds, c.Runs, c.PluginCPU,
-			c.PluginCPU*1e6/float64(c.Grants), c.VaultCPU, mib(c.PluginRSSKiB*1024), perGrant,
+			thousands(float64(swept)), thousands(c.ImportRate), c.WallSeconds, c.Runs, c.PluginCPU,
+			c.PluginCPU*1e6/float64(swept), c.VaultCPU, mib(c.PluginRSSKiB*1024), perGrant,
 			mib(c.VaultRSSKiB*1024), mib(c.RaftBytes), c.Pacing.Refreshed, c.Pacing.Due, c.Pacing.MaxRefreshPerSecond, s.KeepaliveRate)
 	}
 	if n := len(s.Checkpoints); n >= 2 {

@@ -56,7 +56,9 @@ type memStat struct {
 }
 
 type sweepCheckpoint struct {
-	Grants        int     `json:"grants"`
+	Grants int `json:"grants"`
+	// Swept is every grant the sweep visits: Grants plus the due grants of earlier checkpoints.
+	Swept         int     `json:"swept"`
 	ImportSeconds float64 `json:"import_seconds"` // for the grants added since the last checkpoint
 	ImportRate    float64 `json:"import_per_second"`
 	// Per full pass over every grant, averaged over the passes.
@@ -221,6 +223,7 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 		}
 		k := float64(cfg.passes)
 		cp.Runs, cp.WallSeconds, cp.TookSeconds, cp.PluginCPU, cp.VaultCPU = float64(runs)/k, cp.WallSeconds/k, cp.TookSeconds/k, cp.PluginCPU/k, cp.VaultCPU/k
+		cp.Swept = b.grants
 		if cp.memStat, err = b.mem(); err != nil {
 			return nil, err
 		}
