@@ -13,7 +13,7 @@
 #
 # Everything goes to bench-out/ (git-ignored): results as JSON, logs, profiles, Vault's storage
 # while it runs. Knobs (environment): BENCH_MODES (raft,dev), BENCH_CONCURRENCY (16), BENCH_ROUNDS
-# (5), BENCH_ROUND_SECONDS (3), BENCH_LEASE_READS (1000), BENCH_TOKEN_LIFE_SECONDS (150; 0 skips),
+# (10), BENCH_ROUND_SECONDS (1.5), BENCH_LEASE_READS (1000), BENCH_TOKEN_LIFE_SECONDS (140; 0 skips),
 # BENCH_PROFILE_SECONDS (10; 0 skips), SWEEP_CHECKPOINTS (10000,50000,100000), SWEEP_WORKERS (16),
 # SWEEP_KEEPALIVE_RATE (10), SWEEP_DUE (100), SWEEP_PASSES (2), BENCH_KEEP=1 keeps Vault's storage.
 set -euo pipefail
@@ -70,9 +70,9 @@ if [ "$what" = reads ]; then
 
   "$larkbench" reads -vault "$vault_bin" -plugin "$PLUGIN_BIN" -plugin-version "$version" -emulator "$EMULATOR_BIN" \
     -floor "$out/bin/bench-floor-plugin" -pprof-plugin "$out/bin/vault-plugin-secrets-lark-pprof" \
-    -modes "${BENCH_MODES:-raft,dev}" -concurrency "${BENCH_CONCURRENCY:-16}" -rounds "${BENCH_ROUNDS:-5}" \
-    -round-seconds "${BENCH_ROUND_SECONDS:-3}" -lease-reads "${BENCH_LEASE_READS:-1000}" \
-    -token-life-seconds "${BENCH_TOKEN_LIFE_SECONDS:-150}" -profile-seconds "${BENCH_PROFILE_SECONDS:-10}" \
+    -modes "${BENCH_MODES:-raft,dev}" -concurrency "${BENCH_CONCURRENCY:-16}" -rounds "${BENCH_ROUNDS:-10}" \
+    -round-seconds "${BENCH_ROUND_SECONDS:-1.5}" -lease-reads "${BENCH_LEASE_READS:-1000}" \
+    -token-life-seconds "${BENCH_TOKEN_LIFE_SECONDS:-140}" -profile-seconds "${BENCH_PROFILE_SECONDS:-10}" \
     -work "$work" -profile-dir "$out" -out "$out/reads.json" "${keep[@]}"
   "$larkbench" report -reads "$out/reads.json" -micro "$out/micro.txt" -benchmarks "$root/BENCHMARKS.md" \
     -command "make bench" -commit "$commit" -took-seconds "$(($(date +%s) - start))"

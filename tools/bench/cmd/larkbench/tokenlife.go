@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -157,15 +158,27 @@ func tokenLives(ctx context.Context, cfg readsConfig, v *vaultServer, work strin
 			return nil, fmt.Errorf("every read of %s failed, first: %v", w.path, w.firstErr)
 		}
 	}
-	counters := map[string]map[string]int{}
-	for _, app := range apps {
-		if counters[app], err = emu.appCounters(app); err != nil {
+	// The counters and the tokens seen must describe the same moment: read every target once more
+	// between two readings of the counters, until no Lark call happened in between (Vault's sweep
+	// may fetch at any time).
+	var counters map[string]map[string]int
+	for attempt := 0; ; attempt++ {
+		before, err := readCounters(emu, apps)
+		if err != nil {
 			return nil, err
 		}
-	}
-	// One more read of each, so a token fetched just before the counters were read is seen too.
-	for _, w := range targets {
-		read(w)
+		for _, w := range targets {
+			read(w)
+		}
+		if counters, err = readCounters(emu, apps); err != nil {
+			return nil, err
+		}
+		if sameCounters(before, counters) {
+			break
+		}
+		if attempt == 5 {
+			return nil, errors.New("calls to Lark kept happening while the last reads were made")
+		}
 	}
 
 	res := &tokenLifeResult{Seconds: dur.Seconds(), TokenTTL: shortTokenTTL.Seconds(), ReuseWindow: shortReuseWindow.Seconds(),
@@ -240,4 +253,27 @@ func readToken(ctx context.Context, c *vaultClient, path string) (string, int, e
 		return "", 0, fmt.Errorf("no access_token")
 	}
 	return out.Data.AccessToken, out.Data.ExpiresIn, nil
+}
+
+func readCounters(emu *emulator, apps [2]string) (map[string]map[string]int, error) {
+	out := map[string]map[string]int{}
+	for _, app := range apps {
+		c, err := emu.appCounters(app)
+		if err != nil {
+			return nil, err
+		}
+		out[app] = c
+	}
+	return out, nil
+}
+
+func sameCounters(a, b map[string]map[string]int) bool {
+	for app, ca := range a {
+		for k, v := range ca {
+			if b[app][k] != v {
+				return false
+			}
+		}
+	}
+	return true
 }
