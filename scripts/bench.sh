@@ -7,9 +7,9 @@
 #          Vault on single-node Raft on disk and in dev mode; KV-v2, the floor plugin
 #          (tools/bench/cmd/bench-floor-plugin) and the plugin's app, tenant and user tokens, leased
 #          and lease-free, in alternating rounds; leases per 1,000 reads; Lark calls per token life;
-#          CPU profiles of the plugin and Vault. About 12 minutes on 2 cores.
+#          CPU profiles of the plugin and Vault. 10-15 minutes on 2 cores.
 #   sweep  larkbench sweep: 10,000 to 100,000 grants in Raft; sweep wall time, CPU and memory per
-#          grant; keep-alive pacing seen from Lark. About 15-20 minutes on 2 cores.
+#          grant; keep-alive pacing seen from Lark. About 20 minutes on 2 cores.
 #
 # Everything goes to bench-out/ (git-ignored): results as JSON, logs, profiles, Vault's storage
 # while it runs. Knobs (environment): BENCH_MODES (raft,dev), BENCH_CONCURRENCY (16), BENCH_ROUNDS
