@@ -13,7 +13,7 @@ RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 NODE_BOT    := examples/node-bot
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench fuzz fmt fmtcheck vet lint release clean
+.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -58,8 +58,14 @@ test-cluster: build ## Three-node Raft cluster: step-down, SIGKILL and restart, 
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
 	go test -tags e2e -count=1 -timeout 30m -run '^TestCluster' -v ./e2e/
 
-bench: ## Benchmarks (results and the command that made them go in BENCHMARKS.md)
-	go test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+bench: build ## Reads through a real Vault (Raft and dev) and the in-process benchmarks, into BENCHMARKS.md (10-15 min)
+	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
+
+bench-sweep: build ## The sweep with 10,000 to 100,000 grants in Raft, into BENCHMARKS.md (~20 min)
+	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh sweep
+
+bench-micro: ## Only the in-process benchmarks (no Vault; about a minute; prints, writes nothing)
+	go test -run '^$$' -bench . -benchmem -count 5 .
 
 FUZZTIME  ?= 30s
 FUZZFLAGS ?=
@@ -96,4 +102,4 @@ release: ## Cross-compile the plugin for linux and darwin (amd64, arm64) into di
 	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' RELEASE_PLATFORMS='$(RELEASE_PLATFORMS)' scripts/release.sh
 
 clean: ## Remove build output (the cached Vault and linter in .cache/ stay; delete them by hand)
-	rm -rf $(BIN) $(CURDIR)/dist bench.out $(NODE_BOT)/node_modules
+	rm -rf $(BIN) $(CURDIR)/dist bench-out $(NODE_BOT)/node_modules

@@ -1,0 +1,433 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	appScale = "cli_benchscale" // the many grants
+	appDue   = "cli_benchdue"   // grants made due for keep-alive at each checkpoint
+	// While grants are imported, Vault's once-a-minute sweep gets a short budget so it takes little
+	// CPU from the imports; the measured sweeps get the longest budget the plugin allows, so that one
+	// run covers every grant when it can.
+	importBudget  = 1 * time.Second
+	measureBudget = 60 * time.Second
+)
+
+type sweepConfig struct {
+	bins          binaries
+	checkpoints   []int
+	workers       int
+	keepaliveRate int
+	due           int
+	passes        int
+	workDir       string
+	out           string
+	keep          bool
+}
+
+// sweepResult is what `larkbench sweep` writes as JSON for `larkbench report`.
+type sweepResult struct {
+	Started       time.Time         `json:"started"`
+	Took          float64           `json:"took_seconds"`
+	VaultVersion  string            `json:"vault_version"`
+	StorageFS     string            `json:"storage_fs"`
+	Workers       int               `json:"import_workers"`
+	KeepaliveRate int               `json:"keepalive_rate"`
+	Passes        int               `json:"passes_per_checkpoint"`
+	Baseline      memStat           `json:"baseline"`
+	Checkpoints   []sweepCheckpoint `json:"checkpoints"`
+}
+
+type memStat struct {
+	PluginRSSKiB int64 `json:"plugin_rss_kib"`
+	VaultRSSKiB  int64 `json:"vault_rss_kib"`
+	RaftBytes    int64 `json:"raft_bytes"`
+}
+
+type sweepCheckpoint struct {
+	Grants int `json:"grants"`
+	// Swept is every grant the sweep visits: Grants plus the due grants of earlier checkpoints.
+	Swept         int     `json:"swept"`
+	ImportSeconds float64 `json:"import_seconds"` // for the grants added since the last checkpoint
+	ImportRate    float64 `json:"import_per_second"`
+	// Per full pass over every grant, averaged over the passes.
+	Runs        float64   `json:"runs_per_pass"`
+	WallSeconds float64   `json:"wall_seconds"`
+	TookSeconds float64   `json:"took_seconds"` // the sweep's own report of its time
+	PluginCPU   float64   `json:"plugin_cpu_seconds"`
+	VaultCPU    float64   `json:"vault_cpu_seconds"`
+	PassWalls   []float64 `json:"pass_wall_seconds"`
+	memStat
+	Pacing pacing `json:"keepalive"`
+}
+
+// pacing is the keep-alive of a batch of grants that all fall due together, seen from Lark.
+type pacing struct {
+	Due                 int     `json:"due"`
+	RefreshTokenTTL     float64 `json:"refresh_token_ttl_seconds"`
+	Refreshed           int     `json:"refreshed"`
+	RefreshReuse        int     `json:"refresh_reuse"`
+	Failed              int     `json:"refresh_failed"`
+	MaxRefreshPerSecond int     `json:"max_refresh_per_second"`
+	// Seconds runs from the first sweep after all were due until all were refreshed (full passes
+	// over every grant included).
+	Seconds float64 `json:"seconds"`
+}
+
+func runSweep(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
+	var cfg sweepConfig
+	var checkpoints string
+	fs.StringVar(&cfg.bins.vault, "vault", "", "the Vault binary")
+	fs.StringVar(&cfg.bins.plugin, "plugin", "", "the plugin binary")
+	fs.StringVar(&cfg.bins.pluginVersion, "plugin-version", "v0.1.0", "the version the plugin binary reports")
+	fs.StringVar(&cfg.bins.emulator, "emulator", "", "the Lark emulator binary")
+	fs.StringVar(&checkpoints, "checkpoints", "10000,50000,100000", "grant counts at which the sweep is measured, ascending")
+	fs.IntVar(&cfg.workers, "workers", 16, "concurrent imports")
+	fs.IntVar(&cfg.keepaliveRate, "keepalive-rate", 10, "the mount's keepalive_rate (refreshes per second per app)")
+	fs.IntVar(&cfg.due, "due", 100, "grants made due for keep-alive together at each checkpoint")
+	fs.IntVar(&cfg.passes, "passes", 2, "measured full passes per checkpoint")
+	fs.StringVar(&cfg.workDir, "work", "", "directory for Vault's storage and logs (default: a new directory under $TMPDIR)")
+	fs.StringVar(&cfg.out, "out", "sweep.json", "results file (JSON)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.bins.vault == "" || cfg.bins.plugin == "" || cfg.bins.emulator == "" {
+		return errors.New("-vault, -plugin and -emulator are required")
+	}
+	last := 0
+	for _, s := range strings.Split(checkpoints, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= last {
+			return fmt.Errorf("-checkpoints must be ascending positive numbers, got %q", checkpoints)
+		}
+		cfg.checkpoints = append(cfg.checkpoints, n)
+		last = n
+	}
+	if cfg.workers < 1 || cfg.keepaliveRate < 1 || cfg.due < 1 || cfg.passes < 1 {
+		return errors.New("-workers, -keepalive-rate, -due and -passes must be positive")
+	}
+	res, err := benchSweep(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(cfg.out, res)
+}
+
+// sweepBench is the running world of `larkbench sweep`.
+type sweepBench struct {
+	cfg       sweepConfig
+	v         *vaultServer
+	emu       *emulator
+	pluginPID int
+	secrets   map[string]string
+	grants    int // grants in Vault, due ones included
+}
+
+func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
+	work, cleanup, err := makeWorkDir(cfg.workDir, "sweep", cfg.keep)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	logf("sweep: starting the emulator and Vault (Raft) in %s", work)
+	emu, err := startEmulator(cfg.bins.emulator, work, "emulator")
+	if err != nil {
+		return nil, err
+	}
+	defer emu.stop()
+	v, err := startVault(ctx, cfg.bins, modeRaft, work, "warn")
+	if err != nil {
+		return nil, err
+	}
+	defer v.stop()
+	res := &sweepResult{Started: time.Now().UTC(), VaultVersion: v.version, StorageFS: fsType(v.dataDir),
+		Workers: cfg.workers, KeepaliveRate: cfg.keepaliveRate, Passes: cfg.passes}
+
+	exe, err := v.registerPlugin(cfg.bins.plugin, larkPlugin, cfg.bins.pluginVersion)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.mount("lark", larkPlugin, cfg.bins.pluginVersion, nil); err != nil {
+		return nil, err
+	}
+	b := &sweepBench{cfg: cfg, v: v, emu: emu, secrets: map[string]string{}}
+	if err := b.setBudget(importBudget); err != nil {
+		return nil, err
+	}
+	if err := emu.call(http.MethodPost, "/_emulator/users", map[string]any{"user_id": benchUser, "name": "Bench User", "sign_in": false}, nil); err != nil {
+		return nil, err
+	}
+	for _, app := range []string{appScale, appDue} {
+		b.secrets[app] = randomSecret()
+		if err := emu.addApp(app, b.secrets[app], nil); err != nil {
+			return nil, err
+		}
+		if err := v.c.call(http.MethodPost, "lark/apps/"+app, map[string]any{
+			"app_secret": b.secrets[app], "base_url": emu.url, "accounts_base_url": emu.url}, nil); err != nil {
+			return nil, err
+		}
+	}
+	if b.pluginPID, err = v.pidOf(exe); err != nil {
+		return nil, err
+	}
+	if _, err := b.sweepOnce(); err != nil { // the first sweep sets the plugin's caches up
+		return nil, err
+	}
+	if res.Baseline, err = b.mem(); err != nil {
+		return nil, err
+	}
+
+	scale := 0
+	for _, n := range cfg.checkpoints {
+		cp := sweepCheckpoint{Grants: n}
+		logf("sweep: importing grants %d..%d", scale, n)
+		start := time.Now()
+		if err := b.importMany(ctx, appScale, "s", scale, n); err != nil {
+			return nil, err
+		}
+		cp.ImportSeconds = time.Since(start).Seconds()
+		cp.ImportRate = float64(n-scale) / cp.ImportSeconds
+		scale = n
+		logf("sweep: %d grants imported in %.0fs (%.0f/s); measuring %d full passes", n, cp.ImportSeconds, cp.ImportRate, cfg.passes)
+
+		if err := b.setBudget(measureBudget); err != nil {
+			return nil, err
+		}
+		var runs int
+		for p := 0; p < cfg.passes; p++ {
+			pass, err := b.fullPass(ctx)
+			if err != nil {
+				return nil, err
+			}
+			runs += pass.runs
+			cp.WallSeconds += pass.wall.Seconds()
+			cp.TookSeconds += pass.took.Seconds()
+			cp.PluginCPU += pass.pluginCPU.Seconds()
+			cp.VaultCPU += pass.vaultCPU.Seconds()
+			cp.PassWalls = append(cp.PassWalls, pass.wall.Seconds())
+			logf("sweep: %d grants, pass %d: %d run(s), %.1fs wall, plugin CPU %.2fs, Vault CPU %.2fs",
+				b.grants, p+1, pass.runs, pass.wall.Seconds(), pass.pluginCPU.Seconds(), pass.vaultCPU.Seconds())
+		}
+		k := float64(cfg.passes)
+		cp.Runs, cp.WallSeconds, cp.TookSeconds, cp.PluginCPU, cp.VaultCPU = float64(runs)/k, cp.WallSeconds/k, cp.TookSeconds/k, cp.PluginCPU/k, cp.VaultCPU/k
+		cp.Swept = b.grants
+		if cp.memStat, err = b.mem(); err != nil {
+			return nil, err
+		}
+		if cp.Pacing, err = b.keepalivePacing(ctx, n, time.Duration(cp.WallSeconds*float64(time.Second))); err != nil {
+			return nil, err
+		}
+		if err := b.setBudget(importBudget); err != nil {
+			return nil, err
+		}
+		res.Checkpoints = append(res.Checkpoints, cp)
+	}
+	res.Took = time.Since(res.Started).Seconds()
+	return res, nil
+}
+
+func (b *sweepBench) setBudget(d time.Duration) error {
+	return b.v.c.call(http.MethodPost, "lark/config", map[string]any{
+		"sweep_budget": int(d.Seconds()), "keepalive_rate": b.cfg.keepaliveRate}, nil)
+}
+
+func (b *sweepBench) mem() (memStat, error) {
+	p, err := readProcStat(b.pluginPID)
+	if err != nil {
+		return memStat{}, fmt.Errorf("the plugin process: %w", err)
+	}
+	v, err := readProcStat(b.v.proc.pid())
+	if err != nil {
+		return memStat{}, err
+	}
+	return memStat{PluginRSSKiB: p.RSSKiB, VaultRSSKiB: v.RSSKiB, RaftBytes: dirSize(b.v.dataDir)}, nil
+}
+
+// importMany imports grants [from, to) of app, minted at the emulator, with the configured number
+// of concurrent workers.
+func (b *sweepBench) importMany(ctx context.Context, app, prefix string, from, to int) error {
+	var next atomic.Int64
+	next.Store(int64(from))
+	var failed atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < b.cfg.workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && failed.Load() == 0 {
+				i := int(next.Add(1)) - 1
+				if i >= to {
+					return
+				}
+				if err := importGrant(b.emu, b.v.c, "lark", app, benchUser, fmt.Sprintf("%s%06d", prefix, i)); err != nil {
+					failed.Add(1)
+					once.Do(func() { firstErr = err })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if firstErr != nil {
+		return fmt.Errorf("importing grants: %w", firstErr)
+	}
+	b.grants += to - from
+	return nil
+}
+
+// sweepReport is the part of the sweep's answer the bench reads.
+type sweepReport struct {
+	GrantsTotal   int      `json:"grants_total"`
+	GrantsVisited int      `json:"grants_visited"`
+	FullPass      bool     `json:"full_pass"`
+	TookMS        int64    `json:"took_ms"`
+	Refreshed     []string `json:"refreshed"`
+	RefreshFailed []string `json:"refresh_failed"`
+}
+
+// sweepOnce runs `vault write -f lark/sweep`, waiting while Vault's own periodic run holds the
+// sweep.
+func (b *sweepBench) sweepOnce() (*sweepReport, error) {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var out struct {
+			Data sweepReport `json:"data"`
+		}
+		err := b.v.c.call(http.MethodPut, "lark/sweep", map[string]any{}, &out)
+		if err == nil {
+			return &out.Data, nil
+		}
+		var ve *vaultError
+		if !errors.As(err, &ve) || !strings.Contains(strings.Join(ve.Errors, " "), "already running") || time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+type passCost struct {
+	runs                int
+	wall, took          time.Duration
+	pluginCPU, vaultCPU time.Duration
+}
+
+// fullPass runs sweeps until every grant was visited once, measuring each run's wall time and the
+// CPU the plugin and Vault spent during it (from /proc/<pid>/stat).
+func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
+	var c passCost
+	visited := 0
+	for visited < b.grants {
+		if err := ctx.Err(); err != nil {
+			return c, err
+		}
+		p0, err := readProcStat(b.pluginPID)
+		if err != nil {
+			return c, err
+		}
+		v0, err := readProcStat(b.v.proc.pid())
+		if err != nil {
+			return c, err
+		}
+		t0 := time.Now()
+		r, err := b.sweepOnce()
+		if err != nil {
+			return c, err
+		}
+		wall := time.Since(t0)
+		p1, err := readProcStat(b.pluginPID)
+		if err != nil {
+			return c, err
+		}
+		v1, err := readProcStat(b.v.proc.pid())
+		if err != nil {
+			return c, err
+		}
+		if r.GrantsTotal != b.grants {
+			return c, fmt.Errorf("the sweep counts %d grants, %d were imported", r.GrantsTotal, b.grants)
+		}
+		c.runs++
+		c.wall += wall
+		c.took += time.Duration(r.TookMS) * time.Millisecond
+		c.pluginCPU += p1.CPU - p0.CPU
+		c.vaultCPU += v1.CPU - v0.CPU
+		visited += r.GrantsVisited
+		if r.GrantsVisited == 0 {
+			return c, errors.New("a sweep visited no grant")
+		}
+	}
+	return c, nil
+}
+
+// keepalivePacing imports a batch of grants whose refresh tokens are short-lived, so that they all
+// fall due for keep-alive together, and sweeps until every one was refreshed. Lark's side (the
+// emulator's per-app counters) shows how fast the refreshes came: never faster than keepalive_rate
+// (plus the limiter's burst of one). The refresh tokens live long enough for a full pass over every
+// grant plus the paced refreshes to fit between the moment they are all due (55% of their life, at
+// most) and their end.
+func (b *sweepBench) keepalivePacing(ctx context.Context, checkpoint int, passWall time.Duration) (pacing, error) {
+	paced := time.Duration(float64(b.cfg.due)/float64(b.cfg.keepaliveRate)*float64(time.Second)) + time.Second
+	ttl := time.Duration(math.Ceil((passWall+paced+20*time.Second).Seconds()/0.44)) * time.Second
+	ttl = max(ttl, 90*time.Second)
+	p := pacing{Due: b.cfg.due, RefreshTokenTTL: ttl.Seconds()}
+
+	if err := b.emu.addApp(appDue, b.secrets[appDue], map[string]any{"refresh_token_ttl_seconds": ttl.Seconds()}); err != nil {
+		return p, err
+	}
+	importStart := time.Now()
+	if err := b.importMany(ctx, appDue, fmt.Sprintf("d%d-", checkpoint), 0, b.cfg.due); err != nil {
+		return p, err
+	}
+	// Refreshes made by the sweep get Lark's normal 7-day refresh tokens again.
+	if err := b.emu.addApp(appDue, b.secrets[appDue], nil); err != nil {
+		return p, err
+	}
+	// The imports' own refreshes came at full speed; only the keep-alive is measured.
+	if err := b.emu.resetAppCounters(appDue); err != nil {
+		return p, err
+	}
+	allDue := importStart.Add(time.Duration(0.56 * float64(ttl)))
+	logf("sweep: %d grants due for keep-alive by %s (refresh tokens of %s); waiting", b.cfg.due, allDue.Format("15:04:05"), ttl)
+	select {
+	case <-time.After(time.Until(allDue)):
+	case <-ctx.Done():
+		return p, ctx.Err()
+	}
+	start := time.Now()
+	dead := importStart.Add(ttl)
+	for {
+		r, err := b.sweepOnce()
+		if err != nil {
+			return p, err
+		}
+		p.Failed += len(r.RefreshFailed)
+		c, err := b.emu.appCounters(appDue)
+		if err != nil {
+			return p, err
+		}
+		p.Refreshed, p.RefreshReuse, p.MaxRefreshPerSecond = c["refresh"], c["refresh_reuse"], c["max_refresh_per_second"]
+		if p.Refreshed >= b.cfg.due || time.Now().After(dead) || p.Failed > 0 {
+			break
+		}
+	}
+	p.Seconds = time.Since(start).Seconds()
+	logf("sweep: keep-alive of %d due grants: %d refreshed in %.1fs, %d failed, %d reused; at most %d refreshes in one second (keepalive_rate %d)",
+		p.Due, p.Refreshed, p.Seconds, p.Failed, p.RefreshReuse, p.MaxRefreshPerSecond, b.cfg.keepaliveRate)
+	return p, nil
+}
