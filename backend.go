@@ -45,6 +45,8 @@ type backend struct {
 	clock clock.Clock
 	// storage is the mount's storage view as given at setup, for work outside any request (Clean).
 	storage logical.Storage
+	// rawSystem is Vault's system view as given at setup; the framework gets a wrapper of it.
+	rawSystem logical.SystemView
 
 	config     *configStore
 	apps       *appStore
@@ -111,14 +113,16 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 				noticePrefix,
 			},
 		},
+		// The framework tries each path's pattern in this order for every request, so the token
+		// reads, which are nearly all requests, come first.
 		Paths: framework.PathAppend(
+			pathAccessTokens(b),
+			pathUserTokens(b),
 			pathConfig(b),
 			// Before pathApps, whose apps/(.+) would take apps/<app_id>/ticket.
 			pathStoreApps(b),
 			pathApps(b),
 			pathEvents(b),
-			pathAccessTokens(b),
-			pathUserTokens(b),
 			pathSlots(b),
 			pathOAuth(b),
 			pathReauth(b),
@@ -137,10 +141,16 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	return b
 }
 
-// setup is framework setup plus keeping the storage view for work outside requests.
+// setup is framework setup plus keeping the storage view for work outside requests, and Vault's
+// system view for the checks that must not come from a cache (replication.go).
 func (b *backend) setup(ctx context.Context, conf *logical.BackendConfig) error {
 	b.storage = conf.StorageView
-	return b.Setup(ctx, conf)
+	b.rawSystem = conf.System
+	wrapped := *conf
+	if conf.System != nil {
+		wrapped.System = &cachedReplicationView{SystemView: conf.System}
+	}
+	return b.Setup(ctx, &wrapped)
 }
 
 // HandleRequest notes the mount path of every request before the framework routes it.
