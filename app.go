@@ -49,6 +49,9 @@ type appEntry struct {
 	// lark.TenantTokenEndpoint ("" means legacy).
 	AppType             string `json:"app_type,omitempty"`
 	TenantTokenEndpoint string `json:"tenant_token_endpoint,omitempty"`
+	// NotifyTenantKey is the tenant of a store app's NotifyOpenIDs: a store app messages a person
+	// only with the tenant token of that person's organisation (docs/lark-api.md §3, §8).
+	NotifyTenantKey string `json:"notify_tenant_key,omitempty"`
 	// The event subscription's secrets, from the developer console. Write-only like AppSecret:
 	// the Verification Token authenticates events, the Encrypt Key decrypts them (path_events.go).
 	VerificationToken string `json:"verification_token,omitempty"`

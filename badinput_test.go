@@ -477,6 +477,8 @@ func TestBadInputApps(t *testing.T) {
 		u("notify_open_ids empty suffix", map[string]interface{}{"notify_open_ids": "ou_"}, "notify_open_ids"),
 		u("notify_open_ids with markup", map[string]interface{}{"notify_open_ids": `ou_abc,<at user_id="all">`}, "notify_open_ids"),
 		u("notify_open_ids 51 recipients", map[string]interface{}{"notify_open_ids": manyOpenIDs(51)}, "notify_open_ids"),
+		u("notify_tenant_key on a self-built app", map[string]interface{}{"notify_tenant_key": "2ed263bf32cf1651"}, "notify_tenant_key"),
+		u("notify_tenant_key with a slash", map[string]interface{}{"notify_tenant_key": "2ed263bf/32cf1651"}, "notify_tenant_key"),
 		u("notify_users word", map[string]interface{}{"notify_users": "maybe"}, "notify_users"),
 		u("notify_users list", map[string]interface{}{"notify_users": []interface{}{true}}, "notify_users"),
 		u("identity_metadata_key space", map[string]interface{}{"identity_metadata_key": "lark id"}, "identity_metadata_key"),

@@ -57,6 +57,9 @@ type grantEntry struct {
 	UnionID string   `json:"union_id,omitempty"`
 	Name    string   `json:"name,omitempty"`
 	Scopes  []string `json:"scopes,omitempty"`
+	// TenantKey is the user's organisation as user_info names it; a store app reaches the user
+	// only with that tenant's token.
+	TenantKey string `json:"tenant_key,omitempty"`
 	// IdentityPending: the grant was imported while Lark could not say whose it is; the next
 	// refresh asks and checks it against the slot's binding.
 	IdentityPending bool `json:"identity_pending,omitempty"`
@@ -141,6 +144,7 @@ func newGrant(id grantID, authorizedAt time.Time, entityID string, tok *lark.Use
 		OpenID:         info.OpenID,
 		UnionID:        info.UnionID,
 		Name:           info.Name,
+		TenantKey:      info.TenantKey,
 		AuthorizedAt:   authorizedAt.UTC(),
 		AuthorizedBy:   entityID,
 		GrantExpiresAt: authorizedAt.UTC().Add(grantMaxAge),
@@ -262,6 +266,9 @@ func (g *grantEntry) confirmIdentity(info *lark.UserInfo) {
 	g.OpenID, g.UnionID, g.IdentityPending = info.OpenID, info.UnionID, false
 	if info.Name != "" {
 		g.Name = info.Name
+	}
+	if info.TenantKey != "" {
+		g.TenantKey = info.TenantKey
 	}
 }
 

@@ -238,7 +238,7 @@ func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r
 			}
 			// Lark keeps at most one message per uuid per hour: a retry after a lost answer cannot
 			// deliver the notice twice.
-			if err := n.sendText(ctx, s, sess, m.to, m.text, noticeUUID(key, m.to)); err != nil {
+			if err := n.sendText(ctx, s, sess, m, noticeUUID(key, m.to)); err != nil {
 				fail(err)
 				return
 			}
@@ -277,15 +277,16 @@ func (n *notifier) markSent(ctx context.Context, s logical.Storage, no *notice) 
 	})
 }
 
-type outgoing struct{ to, text string }
+// outgoing is one message: to an open_id, and for a store app within that person's tenant.
+type outgoing struct{ to, text, tenant string }
 
 func (n *notifier) grantMessages(ctx context.Context, s logical.Storage, sess *appSession, g *grantEntry, no *notice) []outgoing {
 	var out []outgoing
 	for _, to := range sess.app.NotifyOpenIDs {
-		out = append(out, outgoing{to, noticeText(sess.app, g, no, n.remedies(), false, "")})
+		out = append(out, outgoing{to, noticeText(sess.app, g, no, n.remedies(), false, ""), sess.app.NotifyTenantKey})
 	}
 	if sess.app.NotifyUsers && g.OpenID != "" {
-		out = append(out, outgoing{g.OpenID, noticeText(sess.app, g, no, n.remedies(), true, n.userLink(ctx, s, sess, g))})
+		out = append(out, outgoing{g.OpenID, noticeText(sess.app, g, no, n.remedies(), true, n.userLink(ctx, s, sess, g)), g.TenantKey})
 	}
 	return out
 }
@@ -297,28 +298,40 @@ func (n *notifier) appMessages(sess *appSession, no *notice) []outgoing {
 		sess.app.AppID, plainText(no.Reason, 300))
 	out := make([]outgoing, 0, len(sess.app.NotifyOpenIDs))
 	for _, to := range sess.app.NotifyOpenIDs {
-		out = append(out, outgoing{to, text})
+		out = append(out, outgoing{to, text, sess.app.NotifyTenantKey})
 	}
 	return out
 }
 
-// sendText sends one message with the app's tenant token. A token Lark rejects (expired early,
-// revoked) is dropped and fetched again, once.
-func (n *notifier) sendText(ctx context.Context, s logical.Storage, sess *appSession, to, text, uuid string) error {
+// sendText sends one message with the tenant token of the recipient's organisation: a self-built
+// app's one tenant token, or for a store app the token of the tenant m names. A token Lark rejects
+// (expired early, revoked) is dropped and fetched again, once.
+func (n *notifier) sendText(ctx context.Context, s logical.Storage, sess *appSession, m outgoing, uuid string) error {
+	ref := tokenRef{App: sess.app.AppID, Kind: kindTenant}
+	if sess.app.isStore() {
+		if m.tenant == "" {
+			return errNoRecipientTenant
+		}
+		ref = tenantTokenRef(sess.app.AppID, m.tenant)
+	}
 	for attempt := 1; ; attempt++ {
-		tok, _, err := n.tokens.get(ctx, s, sess.app.AppID, kindTenant)
+		tok, _, err := n.tokens.getRef(ctx, s, ref)
 		if err != nil {
 			return err
 		}
-		_, err = sess.lark.SendText(ctx, tok.Token, to, text, uuid)
+		_, err = sess.lark.SendText(ctx, tok.Token, m.to, m.text, uuid)
 		if attempt == 1 && lark.IsKind(err, lark.KindTenantTokenInvalid) {
 			n.logger().Warn("Lark rejected the cached tenant token; fetching a new one", "app_id", sess.app.AppID)
-			n.tokens.rejected(ctx, s, sess.app.AppID, kindTenant, tok.Token)
+			n.tokens.rejectedRef(ctx, s, ref, tok.Token)
 			continue
 		}
 		return err
 	}
 }
+
+// errNoRecipientTenant: a store app's message needs the recipient's tenant, and Vault does not know
+// it (admins without notify_tenant_key, or a grant whose user Lark has not yet named).
+var errNoRecipientTenant = errors.New("this is a store app and Vault does not know the recipient's tenant: set notify_tenant_key on the app for notify_open_ids; a user's tenant is learned from Lark at the grant's next refresh")
 
 func noticeUUID(key, openID string) string {
 	sum := sha256.Sum256([]byte(key + "\x00" + openID))

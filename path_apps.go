@@ -57,6 +57,10 @@ var appFields = map[string]*framework.FieldSchema{
 		Type:        framework.TypeCommaStringSlice,
 		Description: "Lark open_ids (ou_...) of the people told, by a Lark message from this app's bot, when one of the app's user grants nears its end (7 and 3 days ahead) or has ended. The app needs the im:message:send_as_bot scope and these people must be within its availability.",
 	},
+	"notify_tenant_key": {
+		Type:        framework.TypeString,
+		Description: "Store apps only: the tenant key of the organisation the notify_open_ids people belong to. A store app reaches a person only with the tenant token of their organisation, so it is required with notify_open_ids on a store app. Users' own notices go out in each user's tenant, which Vault learns when the grant is made.",
+	},
 	"notify_users": {
 		Type:        framework.TypeBool,
 		Description: "Also message the user whose grant nears its end, with a fresh authorize link for their own slot (valid 24 hours, usable only by them).",
@@ -210,6 +214,7 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 		"lease_mode":                     app.LeaseMode,
 		"notify_open_ids":                app.NotifyOpenIDs,
 		"notify_users":                   app.NotifyUsers,
+		"notify_tenant_key":              app.NotifyTenantKey,
 		"app_secret_set":                 app.AppSecret != "",
 		"app_secret_fingerprint":         secretFingerprint(app.AppSecret),
 		"app_type":                       string(app.appType()),
@@ -369,7 +374,7 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 		}
 		app.TokenEndpoint = string(ep)
 	}
-	if resp := applyStoreFields(&app, d); resp != nil {
+	if resp := applyStoreFields(&app, d, remediesFor(req).mount); resp != nil {
 		return resp, nil
 	}
 

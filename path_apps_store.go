@@ -14,8 +14,9 @@ import (
 // dozen characters.
 const maxEventSecretBytes = 256
 
-// applyStoreFields takes the app type, tenant-token endpoint and event secrets of an apps/ write.
-func applyStoreFields(app *appEntry, d *framework.FieldData) *logical.Response {
+// applyStoreFields takes the app type, tenant-token endpoint, notice tenant and event secrets of an
+// apps/ write.
+func applyStoreFields(app *appEntry, d *framework.FieldData, mount string) *logical.Response {
 	_, endpointGiven := d.GetOk("tenant_token_endpoint")
 	if raw, ok := d.GetOk("app_type"); ok {
 		t, err := lark.ParseAppType(raw.(string))
@@ -25,6 +26,9 @@ func applyStoreFields(app *appEntry, d *framework.FieldData) *logical.Response {
 		if t == lark.AppTypeStore && !endpointGiven {
 			// The setting means nothing for a store app; do not let an old value block the switch.
 			app.TenantTokenEndpoint = ""
+		}
+		if _, given := d.GetOk("notify_tenant_key"); t != lark.AppTypeStore && !given {
+			app.NotifyTenantKey = "" // likewise for a self-built app
 		}
 		app.AppType = string(t)
 	}
@@ -37,6 +41,21 @@ func applyStoreFields(app *appEntry, d *framework.FieldData) *logical.Response {
 	}
 	if app.isStore() && app.tenantTokenEndpoint() != lark.TenantTokenLegacy {
 		return logical.ErrorResponse("tenant_token_endpoint=%s is for self-built apps: a store app's tenant tokens come per tenant, from tenant-token/%s/<tenant_key>", app.TenantTokenEndpoint, app.AppID)
+	}
+	if raw, ok := d.GetOk("notify_tenant_key"); ok {
+		tk := raw.(string)
+		if tk != "" {
+			if err := validateTenantKey(tk); err != nil {
+				return logical.ErrorResponse("notify_tenant_key: %s", err.Error())
+			}
+		}
+		app.NotifyTenantKey = tk
+	}
+	switch {
+	case !app.isStore() && app.NotifyTenantKey != "":
+		return logical.ErrorResponse("notify_tenant_key is for store apps: app %s is self-built, and its notices go out with its one tenant token", app.AppID)
+	case app.isStore() && len(app.NotifyOpenIDs) > 0 && app.NotifyTenantKey == "":
+		return logical.ErrorResponse("app %s is a store app: it can message notify_open_ids only with the tenant token of their organisation; set notify_tenant_key to that tenant's key (the tenant_key of its app_open event, or see vault list %stenants/%s/)", app.AppID, mount, app.AppID)
 	}
 	for _, f := range []struct {
 		name  string

@@ -168,7 +168,9 @@ func (b *backend) refreshLocked(tx *grantTx, sess *appSession, cause string) err
 		return b.refreshFailed(tx, sess, err, interrupted, lostAnswer, cause)
 	}
 	g.applyRefresh(tok, b.clock.Now())
-	if g.IdentityPending {
+	// A store app's notices to the user need the user's tenant; ask Lark for it when the grant
+	// lacks it, as for an identity still unknown.
+	if g.IdentityPending || (sess.app.isStore() && g.TenantKey == "") {
 		b.settleIdentity(callCtx, tx, sess)
 	}
 	if err := tx.save(); err != nil {

@@ -369,13 +369,9 @@ func (ts *tokenService) fetchStoreTenantToken(ctx context.Context, s logical.Sto
 	}
 }
 
-// rejected drops a token that Lark refused on a business call (expired early, revoked), in memory
+// rejectedRef drops a token that Lark refused on a business call (expired early, revoked), in memory
 // and storage, so the next get fetches a new one. Only the rejected token is dropped: another
 // caller may already have replaced it.
-func (ts *tokenService) rejected(ctx context.Context, s logical.Storage, appID string, kind tokenKind, token string) {
-	ts.rejectedRef(ctx, s, tokenRef{App: appID, Kind: kind}, token)
-}
-
 func (ts *tokenService) rejectedRef(ctx context.Context, s logical.Storage, ref tokenRef, token string) {
 	ts.mu.Lock()
 	if e := ts.entries[ref.key()]; e != nil && e.Token == token {

@@ -51,7 +51,7 @@
 //	DELETE /_emulator/failures?app_id=X → {"cleared":N}: only the failures aimed at app X             ClearAppFailures
 //	GET    /_emulator/counters         → {"app_access_token":N,…} every counter, zeros included           Counters / Calls
 //	POST   /_emulator/reset            → {"ok":true}                                                       Reset
-//	POST   /_emulator/users            {"user_id","name"?,"en_name"?,"email"?,"open_id"?,"union_id"?,"sign_in"?}
+//	POST   /_emulator/users            {"user_id","name"?,"en_name"?,"email"?,"open_id"?,"union_id"?,"tenant_key"?,"sign_in"?}
 //	                                   registers a user and, unless sign_in is false, signs them in for
 //	                                   the authorize page                                                AddUser / RegisterUser
 //	GET    /_emulator/users            → {"users":[{…,"union_id","current"}]}                              Users / CurrentUser

@@ -51,6 +51,7 @@ const (
 	msgCodeInvalidParam    = 230001
 	msgCodeTooLong         = 230025
 	msgCodeInvalidReceiver = 230034
+	msgCodeNoAvailability  = 230013
 	msgCodeCardFailed      = 230099
 )
 
@@ -58,6 +59,7 @@ var messageErrorText = map[int]string{
 	msgCodeInvalidParam:    "invalid parameter",
 	msgCodeTooLong:         "message is too long",
 	msgCodeInvalidReceiver: "receive_id is invalid",
+	msgCodeNoAvailability:  "Bot has NO availability to this user.",
 	msgCodeCardFailed:      "Failed to create card content, ext=ErrCode: 200621; ErrMsg: parse card json err",
 }
 
@@ -170,6 +172,11 @@ func (s *Server) sendMessage(req *request, tok string) (appID string, reply mess
 		if !ok {
 			return sender.appID, reply, msgCodeInvalidReceiver
 		}
+		// A tenant token reaches only the users of its own tenant (a store app installed in many
+		// tenants needs the recipient's tenant's token): Lark answers "no availability".
+		if sender.reply.SenderType == "app" && sender.reply.TenantKey != s.tenantOfLocked(u) {
+			return sender.appID, reply, msgCodeNoAvailability
+		}
 		userID, chatID = u.UserID, "oc_"+digest("p2p", sender.appID, u.UserID)
 	}
 
@@ -230,7 +237,7 @@ func (s *Server) messageSenderLocked(tok string, now time.Time) (resolvedSender,
 		return resolvedSender{}, gwInvalidUserToken
 	}
 	u := s.identity.users[ut.g.userID]
-	return resolvedSender{ut.g.appID, messageSender{ID: openIDOf(ut.g.appID, u), IDType: "open_id", SenderType: "user", TenantKey: s.opts.TenantKey}}, 0
+	return resolvedSender{ut.g.appID, messageSender{ID: openIDOf(ut.g.appID, u), IDType: "open_id", SenderType: "user", TenantKey: s.tenantOfLocked(u)}}, 0
 }
 
 // checkContent applies Lark's rule that content is a JSON document serialised into a string.

@@ -41,8 +41,8 @@ func (s *Server) revokeGrants(sel GrantSelector) (int, []EventDelivery, error) {
 }
 
 // revokedEventLocked builds auth.user_access_token.revoked_v4 for a grant whose access and refresh
-// tokens were both revoked, or returns nil when its app did not subscribe. The user belongs to the
-// emulator's one tenant (Options.TenantKey); user_id is sent to self-built apps only, the only
+// tokens were both revoked, or returns nil when its app did not subscribe. The header names the
+// user's tenant; user_id is sent to self-built apps only, the only
 // ones that can hold the field permission for it. Callers hold s.mu.
 func (s *Server) revokedEventLocked(g *grant, reason string, now time.Time) *eventRecord {
 	a, ok := s.apps[g.appID]
@@ -57,7 +57,7 @@ func (s *Server) revokedEventLocked(g *grant, reason string, now time.Time) *eve
 	if a.AppType == AppTypeSelfBuilt {
 		ev.UserID = u.UserID
 	}
-	return s.newLarkEventLocked(&a.App, EventUserTokenRevoked, revokedPayload(&a.App, s.opts.TenantKey, ev, now), now)
+	return s.newLarkEventLocked(&a.App, EventUserTokenRevoked, revokedPayload(&a.App, s.tenantOfLocked(u), ev, now), now)
 }
 
 type revokeGrantsReply struct {

@@ -13,10 +13,10 @@ import (
 func TestStoreAppTicketToTenantToken(t *testing.T) {
 	rc := newReceiver(t)
 	s, base, _ := newStoreEmu(t, storeAppConfig(rc, ""), Options{})
-	if err := s.AddUser(User{UserID: "admin"}); err != nil {
-		t.Fatal(err)
-	}
 	for _, tk := range []string{tenantA, tenantB} {
+		if err := s.AddUser(User{UserID: "admin_" + tk, TenantKey: tk}); err != nil {
+			t.Fatal(err)
+		}
 		if _, _, err := s.InstallTenant(InstallRequest{AppID: storeApp, TenantKey: tk, Silent: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -57,9 +57,13 @@ func TestStoreAppTicketToTenantToken(t *testing.T) {
 	again, _ := mustToken(t, storeTenantToken(t, base, appTok, tenantA), "tenant_access_token")
 	expectEqual(t, "tenant A again", again, tokA)
 
-	// Each tenant token sends as its own tenant.
+	// Each tenant token sends as its own tenant, and reaches only that tenant's users.
 	for tk, tok := range map[string]string{tenantA: tokA, tenantB: tokB} {
-		r := postJSON(t, sendURL(base, "user_id"), textBody(t, "admin", "hi", ""), bearer(tok)...)
+		other := map[string]string{tenantA: tenantB, tenantB: tenantA}[tk]
+		r := postJSON(t, sendURL(base, "user_id"), textBody(t, "admin_"+other, "hi", ""), bearer(tok)...)
+		expectEqual(t, "send to another tenant's user", r.status, http.StatusBadRequest)
+		expectEqual(t, "code for another tenant's user", gatewayCode(t, r), 230013)
+		r = postJSON(t, sendURL(base, "user_id"), textBody(t, "admin_"+tk, "hi", ""), bearer(tok)...)
 		expectEqual(t, "send status", r.status, http.StatusOK)
 		var reply messageReply
 		if err := json.Unmarshal([]byte(r.body), &reply); err != nil {
@@ -73,7 +77,7 @@ func TestStoreAppTicketToTenantToken(t *testing.T) {
 		t.Fatalf("recorded messages should name their tenants: %+v", msgs)
 	}
 	// The app token is not a tenant token on business APIs.
-	r = postJSON(t, sendURL(base, "user_id"), textBody(t, "admin", "hi", ""), bearer(appTok)...)
+	r = postJSON(t, sendURL(base, "user_id"), textBody(t, "admin_"+tenantA, "hi", ""), bearer(appTok)...)
 	expectEqual(t, "app token on messages", gatewayCode(t, r), 99991663)
 
 	tenants := s.Tenants(storeApp)

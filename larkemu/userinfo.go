@@ -81,7 +81,7 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, req *request) {
 func (s *Server) profileLocked(appID string, u User, scopes []string) userInfoData {
 	data := userInfoData{
 		Name: u.Name, EnName: u.EnName,
-		OpenID: openIDOf(appID, u), UnionID: unionIDOf(u), TenantKey: s.opts.TenantKey,
+		OpenID: openIDOf(appID, u), UnionID: unionIDOf(u), TenantKey: s.tenantOfLocked(u),
 	}
 	avatar := "https://larkemu.invalid/avatar/" + digest("avatar", u.UserID)
 	data.AvatarURL, data.AvatarThumb = avatar+"~72x72", avatar+"~72x72"

@@ -33,6 +33,17 @@ func TestUserInfo(t *testing.T) {
 	data = decode(t, get(t, ts.URL+PathUserInfo, bearer(withContact.AccessToken)...).body)["data"].(map[string]any)
 	expectEqual(t, "email", data["email"], any("alice@example.com"))
 	expectEqual(t, "user_id", data["user_id"], any("alice"))
+
+	// A user of another organisation reports their own tenant.
+	if err := s.AddUser(User{UserID: "bob", TenantKey: "2ca1d211f64f6438"}); err != nil {
+		t.Fatal(err)
+	}
+	bob := exchangeNew(t, ts, fullScope)
+	data = decode(t, get(t, ts.URL+PathUserInfo, bearer(bob.AccessToken)...).body)["data"].(map[string]any)
+	expectEqual(t, "bob's tenant_key", data["tenant_key"], any("2ca1d211f64f6438"))
+	if err := s.AddUser(User{UserID: "carol", TenantKey: "not a tenant"}); err == nil {
+		t.Error("a malformed tenant_key was accepted")
+	}
 }
 
 func TestUserIDsPerApp(t *testing.T) {

@@ -22,6 +22,9 @@ type User struct {
 	OpenID string `json:"open_id,omitempty"`
 	// UnionID, when set, replaces the derived "on_…" id, which is the same for all apps (one developer).
 	UnionID string `json:"union_id,omitempty"`
+	// TenantKey is the organisation the user belongs to; empty means the emulator's own tenant
+	// (Options.TenantKey). A store app reaches the user only with that tenant's tenant token.
+	TenantKey string `json:"tenant_key,omitempty"`
 }
 
 // AuthorizeMode decides what the authorize page does with the signed-in user.
@@ -72,6 +75,9 @@ func (s *Server) RegisterUser(u User, signIn bool) error {
 	}
 	if u.EnName == "" {
 		u.EnName = u.Name
+	}
+	if u.TenantKey != "" && !tenantKeyPattern.MatchString(u.TenantKey) {
+		return fmt.Errorf("tenant_key %q must be 1-64 letters, digits or _-", u.TenantKey)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -156,6 +162,14 @@ func digest(parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// tenantOfLocked is the tenant user u belongs to. Callers hold s.mu.
+func (s *Server) tenantOfLocked(u User) string {
+	if u.TenantKey != "" {
+		return u.TenantKey
+	}
+	return s.opts.TenantKey
 }
 
 // userByReceiver finds the user a message receiver id names, from app appID's point of view.

@@ -63,7 +63,7 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
   DELETE /_emulator/failures
   GET    /_emulator/counters
   POST   /_emulator/reset             (counters, failures, tokens, grants, messages; keeps apps and users)
-  POST   /_emulator/users             {"user_id","name","en_name","email","open_id","union_id","sign_in"}
+  POST   /_emulator/users             {"user_id","name","en_name","email","open_id","union_id","tenant_key","sign_in"}
   GET    /_emulator/users
   GET    /_emulator/authorize-mode
   POST   /_emulator/authorize-mode    {"mode":"approve"|"deny"}
