@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -327,6 +329,27 @@ func swTime(t *testing.T, what string, v any) time.Time {
 
 // swSleepPastNextMinute sleeps until a few seconds after the next full minute, so that a
 // "* * * * *" notify schedule has fired again by the next sweep.
+// swFailedNoticeAttempts returns, in log order, the attempt counts the plugin of one mount logged
+// for notices of appID it could not send; every sweep writes this line, Vault's periodic ones too.
+func swFailedNoticeAttempts(t *testing.T, plugin, appID string) []int {
+	t.Helper()
+	var attempts []int
+	for _, line := range grepLines(t, env.serverLog, "notice not sent; it stays queued") {
+		if !strings.Contains(line, "secrets."+plugin+".") || !strings.Contains(line+" ", "app_id="+appID+" ") {
+			continue
+		}
+		m := attemptsInLog.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("a failed-notice log line without attempts: %s", line)
+		}
+		n, _ := strconv.Atoi(m[1])
+		attempts = append(attempts, n)
+	}
+	return attempts
+}
+
+var attemptsInLog = regexp.MustCompile(`\battempts=(\d+)\b`)
+
 func swSleepPastNextMinute(t *testing.T) {
 	t.Helper()
 	next := time.Now().Truncate(time.Minute).Add(time.Minute + 3*time.Second)
