@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
 
@@ -166,4 +167,64 @@ func TestGrantCacheRefusesAStaleFill(t *testing.T) {
 		c.put(grantID{testAppID, strings.Repeat("x", i+1)}, &grantEntry{})
 	}
 	require.LessOrEqual(t, c.len(), 10, "bounded")
+}
+
+// A fill whose grant was written (or dropped) meanwhile stays refused even after the epochs of
+// entries no longer in memory were pruned: a pruned epoch must not look like "never written".
+func TestGrantCacheRefusesAStaleFillAfterEpochsArePruned(t *testing.T) {
+	var c grantCache
+	c.limit, c.entries, c.epochs = 2, map[grantID]*grantEntry{}, map[grantID]uint64{}
+	id := grantID{testAppID, "deleted"}
+	_, seen, ok := c.lookup(id) // a reader starts loading the grant from storage
+	require.False(t, ok)
+	c.drop(id) // the grant is deleted meanwhile
+	for i := 0; i < 12; i++ {
+		c.put(grantID{testAppID, strings.Repeat("p", i+1)}, &grantEntry{}) // enough writes to prune epochs
+	}
+	c.fill(id, &grantEntry{RefreshToken: "from before the delete"}, seen)
+	_, _, ok = c.lookup(id)
+	require.False(t, ok, "a grant deleted while a reader loaded it was put back into memory")
+}
+
+// deleteGate holds a grant's storage Delete until the test lets it go, so a read can load the
+// grant in between, as a concurrent reader can.
+type deleteGate struct {
+	logical.Storage
+	deleting chan struct{}
+	proceed  chan struct{}
+}
+
+func (s *deleteGate) Delete(ctx context.Context, k string) error {
+	close(s.deleting)
+	<-s.proceed
+	return s.Storage.Delete(ctx, k)
+}
+
+// A read that loads a grant while it is being deleted does not leave it in memory: the next read
+// sees it gone.
+func TestGrantDeleteRacingAReadLeavesNothingInMemory(t *testing.T) {
+	ctx := context.Background()
+	gs := newGrantStore(hclog.NewNullLogger, func(grantID, string) {})
+	inner := &logical.InmemStorage{}
+	id := grantID{testAppID, "racing"}
+	require.NoError(t, gs.withGrant(ctx, inner, id, func(tx *grantTx) error {
+		return tx.replace(&grantEntry{AppID: id.App, Slot: id.Slot, RefreshToken: "r"})
+	}))
+	gs.invalidate(id) // start with nothing in memory, as after a restart
+
+	gate := &deleteGate{Storage: inner, deleting: make(chan struct{}), proceed: make(chan struct{})}
+	removed := make(chan error, 1)
+	go func() {
+		removed <- gs.withGrant(ctx, gate, id, func(tx *grantTx) error { return tx.remove() })
+	}()
+	<-gate.deleting
+	g, err := gs.get(ctx, inner, id) // storage still holds it: the read loads it
+	require.NoError(t, err)
+	require.NotNil(t, g)
+	close(gate.proceed)
+	require.NoError(t, <-removed)
+
+	g, err = gs.get(ctx, inner, id)
+	require.NoError(t, err)
+	require.Nil(t, g, "a deleted grant is still served from memory")
 }

@@ -256,7 +256,11 @@ func (tx *grantTx) remove() error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), storeTimeout)
 	defer cancel()
 	tx.gs.cache.drop(tx.id)
-	if err := tx.s.Delete(ctx, tx.id.storageKey()); err != nil {
+	err := tx.s.Delete(ctx, tx.id.storageKey())
+	// Again after the delete: a read that loaded the grant while the delete was under way must not
+	// leave it in memory.
+	tx.gs.cache.drop(tx.id)
+	if err != nil {
 		return err
 	}
 	tx.gs.mu.Lock()
@@ -309,19 +313,30 @@ type grantCache struct {
 	entries map[grantID]*grantEntry
 	epochs  map[grantID]uint64
 	next    uint64
+	// floor is the epoch of every id whose own epoch was pruned. It moves past every epoch handed
+	// out before the prune, so a reader that saw an older epoch is refused, never taken for one
+	// that saw "never written".
+	floor uint64
 }
 
 func (c *grantCache) lookup(id grantID) (*grantEntry, uint64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	g, ok := c.entries[id]
-	return g, c.epochs[id], ok
+	return g, c.epochLocked(id), ok
+}
+
+func (c *grantCache) epochLocked(id grantID) uint64 {
+	if e, ok := c.epochs[id]; ok {
+		return e
+	}
+	return c.floor
 }
 
 func (c *grantCache) fill(id grantID, g *grantEntry, seen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.epochs[id] != seen {
+	if c.epochLocked(id) != seen {
 		return
 	}
 	c.insertLocked(id, g)
@@ -358,6 +373,8 @@ func (c *grantCache) insertLocked(id grantID, g *grantEntry) {
 	c.entries[id] = g
 	// Epochs of evicted or dropped ids are kept so a stale fill stays refused; bound them too.
 	if len(c.epochs) > 4*c.limit {
+		c.next++
+		c.floor = c.next
 		for k := range c.epochs {
 			if _, live := c.entries[k]; !live {
 				delete(c.epochs, k)
