@@ -4,6 +4,8 @@ package larksecrets
 // back off, which level a grant is at.
 
 import (
+	"fmt"
+	"math/rand"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +179,102 @@ func TestTimezoneMustBeAnIANAName(t *testing.T) {
 		require.Contains(t, resp.Error().Error(), "notify_timezone")
 	}
 	env.mustWrite("config", map[string]interface{}{"notify_timezone": "Asia/Shanghai"})
+}
+
+func TestQuietCapIsSpread(t *testing.T) {
+	var early, late int
+	for i := 0; i < 1000; i++ {
+		c := quietCapFor(grantID{testAppID, fmt.Sprint(i)})
+		require.True(t, c >= quietCap/2 && c < quietCap, "%s", c)
+		if c < 3*quietCap/4 {
+			early++
+		} else {
+			late++
+		}
+	}
+	require.InDelta(t, 500, early, 100, "caps spread over 30-60 min (%d early, %d late)", early, late)
+}
+
+func TestQuietUntil(t *testing.T) {
+	grace := time.Hour
+	cfg := &configEntry{WarningDays: 7, CriticalDays: 3, FailureGrace: &grace}
+	require.Equal(t, time.Hour, cfg.failureGrace())
+	frac := keepaliveFraction(grantID{testAppID, "s"})
+	point := t0.Add(time.Duration(float64(7*24*time.Hour) * frac)) // keep-alive of baseGrant falls due
+	warnFrom := func(end time.Time) time.Time { return end.Add(-7 * 24 * time.Hour) }
+	tests := []struct {
+		name   string
+		change func(g *grantEntry)
+		at     time.Time
+		want   time.Time
+	}{
+		{"just refreshed: the cap", nil, t0, t0.Add(quietCapFor(grantID{testAppID, "s"}))},
+		{"keep-alive within the hour", nil, point.Add(-20 * time.Minute), point},
+		{"keep-alive due: look every time", nil, point, point},
+		{"backing off past the keep-alive point", func(g *grantEntry) { g.NextAttemptAt = point.Add(10 * time.Minute) },
+			point.Add(time.Minute), point.Add(10 * time.Minute)},
+		{"failure streak about to outlast the grace", func(g *grantEntry) {
+			g.FailuresInRow, g.FirstFailureAt, g.NextAttemptAt = 1, t0.Add(-50*time.Minute), t0.Add(quietCap)
+		}, t0, t0.Add(10 * time.Minute)},
+		{"failing past the grace, refresh token near its warning point", func(g *grantEntry) {
+			g.FailuresInRow, g.FirstFailureAt, g.NextAttemptAt = 2, t0.Add(-2*time.Hour), t0.Add(quietCap)
+			g.LastRefreshAt, g.RefreshExpiresAt = time.Time{}, t0.Add(7*24*time.Hour+15*time.Minute)
+		}, t0, warnFrom(t0.Add(7*24*time.Hour + 15*time.Minute))},
+		{"healthy, refresh token within warning_days of expiry: keep-alive renews it", func(g *grantEntry) {
+			g.LastRefreshAt, g.RefreshExpiresAt = t0.Add(-time.Hour), t0.Add(6*24*time.Hour)
+		}, t0, t0.Add(quietCapFor(grantID{testAppID, "s"}))},
+		{"grant end near warning_days", func(g *grantEntry) { g.GrantExpiresAt = t0.Add(7*24*time.Hour + 25*time.Minute) },
+			t0, t0.Add(25 * time.Minute)},
+		{"at warning level: look every time", func(g *grantEntry) { g.GrantExpiresAt = t0.Add(6 * 24 * time.Hour) }, t0, t0},
+		{"needs re-authorization", func(g *grantEntry) { g.State = grantStateReauthRequired }, t0, t0},
+		{"no refresh token", func(g *grantEntry) { g.RefreshToken = "" }, t0, t0},
+		{"refresh interrupted", func(g *grantEntry) { g.InFlight = &refreshInFlight{} }, t0, t0},
+		{"identity not yet known", func(g *grantEntry) { g.IdentityPending = true }, t0, t0},
+	}
+	for _, tt := range tests {
+		g := baseGrant()
+		if tt.change != nil {
+			tt.change(g)
+		}
+		require.Equal(t, tt.want, g.quietUntil(tt.at, cfg), tt.name)
+	}
+}
+
+// Whatever the grant, nothing the sweep acts on changes before quietUntil: keep-alive is not due
+// and the level stays ok at every moment in between. This is what lets a pass skip the read.
+func TestQuietUntilNeverHidesAChange(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	grace := 2 * time.Hour
+	cfg := &configEntry{WarningDays: 7, CriticalDays: 3, FailureGrace: &grace}
+	around := func(spread time.Duration) time.Time {
+		if rng.Intn(8) == 0 {
+			return time.Time{}
+		}
+		return t0.Add(time.Duration(rng.Int63n(int64(2*spread))) - spread)
+	}
+	quiet := 0
+	for i := 0; i < 20000; i++ {
+		g := baseGrant()
+		g.Slot = fmt.Sprintf("s%d", i)
+		g.LastRefreshAt = around(10 * 24 * time.Hour)
+		g.RefreshExpiresAt = around(20 * 24 * time.Hour)
+		g.GrantExpiresAt = t0.Add(time.Duration(rng.Int63n(int64(30 * 24 * time.Hour))))
+		g.NextAttemptAt = around(3 * time.Hour)
+		if rng.Intn(3) == 0 {
+			g.FailuresInRow, g.FirstFailureAt = 1+rng.Intn(3), t0.Add(-time.Duration(rng.Int63n(int64(3*time.Hour))))
+		}
+		until := g.quietUntil(t0, cfg)
+		require.False(t, until.Before(t0))
+		require.LessOrEqual(t, until.Sub(t0), quietCap)
+		require.GreaterOrEqual(t, quietCapFor(g.id()), quietCap/2)
+		if !until.After(t0) {
+			continue
+		}
+		quiet++
+		for _, at := range []time.Time{t0, t0.Add(until.Sub(t0) / 2), until.Add(-time.Nanosecond), t0.Add(time.Duration(rng.Int63n(int64(until.Sub(t0)))))} {
+			require.False(t, g.keepaliveDue(at), "grant %d: keep-alive due at %s, quiet until %s", i, at, until)
+			require.Equal(t, levelOK, g.healthNow(at, cfg).Level, "grant %d: level changes at %s, quiet until %s", i, at, until)
+		}
+	}
+	require.Greater(t, quiet, 1000, "the generator must produce quiet grants for the check to mean anything")
 }

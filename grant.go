@@ -314,6 +314,60 @@ func (g *grantEntry) keepaliveDue(now time.Time) bool {
 	return !now.Before(g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id()))))
 }
 
+// quietCap bounds how long the sweep trusts its memory that nothing is due for a grant, so every
+// grant is still read from storage at least once an hour.
+const quietCap = time.Hour
+
+// quietCapFor spreads the cap over 30–60 minutes by a hash of the grant's id, so grants first read
+// in the same pass (after a restart, say) are not all read again in one pass an hour later.
+func quietCapFor(id grantID) time.Duration {
+	sum := sha256.Sum256([]byte("quiet/" + id.String()))
+	return quietCap/2 + time.Duration(uint64(sum[0])<<8|uint64(sum[1]))*(quietCap/2)/65536
+}
+
+// quietUntil is the earliest time at which anything the sweep acts on can change for this grant
+// with the given thresholds: keep-alive falling due, the refresh token expiring, a failure streak
+// outlasting failure_grace, or the grant coming within warning_days of its end. Before then a pass
+// that reads the grant again would find the same: level ok, nothing to refresh. It returns now
+// (no quiet time) for a grant the sweep must look at on every pass.
+func (g *grantEntry) quietUntil(now time.Time, cfg *configEntry) time.Time {
+	if g.needsReauth() || g.RefreshToken == "" || g.InFlight != nil || g.IdentityPending ||
+		g.healthNow(now, cfg).Level != levelOK || g.keepaliveDue(now) {
+		return now
+	}
+	until := now.Add(quietCapFor(g.id()))
+	earliest := func(t time.Time) {
+		if !t.IsZero() && t.Before(until) {
+			until = t
+		}
+	}
+	if !g.RefreshExpiresAt.IsZero() && !g.LastRefreshAt.IsZero() {
+		lifetime := g.RefreshExpiresAt.Sub(g.LastRefreshAt)
+		due := g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id())))
+		if due.Before(g.NextAttemptAt) {
+			due = g.NextAttemptAt
+		}
+		earliest(due)
+	}
+	warning := time.Duration(cfg.WarningDays) * 24 * time.Hour
+	earliest(g.RefreshExpiresAt)
+	if g.FailuresInRow > 0 && !g.RefreshExpiresAt.IsZero() {
+		// Once the streak outlasts the grace, the refresh token's expiry is the grant's deadline.
+		earliest(laterOf(g.FirstFailureAt.Add(cfg.failureGrace()), g.RefreshExpiresAt.Add(-warning)))
+	}
+	earliest(g.GrantExpiresAt.Add(-warning))
+	if until.Before(now) {
+		return now
+	}
+	return until
+}
+
+// levelThresholds names the settings quietUntil depends on: quiet times computed under other
+// settings are void.
+func (c *configEntry) levelThresholds() string {
+	return fmt.Sprintf("%d/%d/%s", c.WarningDays, c.CriticalDays, c.failureGrace())
+}
+
 // keepaliveFraction spreads grants over 45–55 % of the refresh token's life by a hash of their id.
 func keepaliveFraction(id grantID) float64 {
 	sum := sha256.Sum256([]byte(id.String()))

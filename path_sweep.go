@@ -26,7 +26,13 @@ func pathSweep(b *backend) []*framework.Path {
 		HelpDescription: `Vault runs the sweep about once a minute on the active node, unaudited. Writing here
 runs it at once, as an audited request, and returns what it refreshed, flagged and
 notified. It stops after sweep_budget and resumes from a stored cursor next time. The
-path takes no parameters.`,
+path takes no parameters.
+
+grants_visited counts the grants this run looked at; grants_quiet says how many of them
+it passed by from memory, without reading storage, because when it last read them it
+found nothing due and nothing has written them since (each is read again at least once
+an hour, and all of them after a restart, a leader change or a change of the level
+thresholds).`,
 	}}
 }
 
@@ -64,6 +70,7 @@ func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, d *fra
 	resp.Data = map[string]interface{}{
 		"grants_total":         r.GrantsTotal,
 		"grants_visited":       r.GrantsVisited,
+		"grants_quiet":         r.GrantsQuiet,
 		"full_pass":            r.FullPass,
 		"budget_exhausted":     r.BudgetExhausted,
 		"took_ms":              r.Took.Milliseconds(),

@@ -31,10 +31,13 @@ const (
 // sweepReport is what one sweep did; the sweep path returns it, because Vault does not audit the
 // periodic run and these findings must be visible somewhere audited.
 type sweepReport struct {
-	StartedAt          time.Time
-	Took               time.Duration
-	GrantsTotal        int
-	GrantsVisited      int
+	StartedAt     time.Time
+	Took          time.Duration
+	GrantsTotal   int
+	GrantsVisited int
+	// GrantsQuiet of the visited grants were passed by from memory: nothing could have changed for
+	// them since the sweep last read them (grantEntry.quietUntil).
+	GrantsQuiet        int
 	FullPass           bool // every grant was visited in this run
 	BudgetExhausted    bool
 	Refreshed          []string
@@ -138,7 +141,7 @@ func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, er
 		result = "budget_exhausted"
 	}
 	sw.metrics.sweep(result, r.Took)
-	sw.logger().Debug("sweep done", "grants", r.GrantsTotal, "visited", r.GrantsVisited, "refreshed", len(r.Refreshed),
+	sw.logger().Debug("sweep done", "grants", r.GrantsTotal, "visited", r.GrantsVisited, "quiet", r.GrantsQuiet, "refreshed", len(r.Refreshed),
 		"failed", len(r.RefreshFailed), "flagged", len(r.Flagged), "notified", len(r.Notified), "took", r.Took)
 	return r, nil
 }
@@ -200,7 +203,12 @@ func lessGrantID(a, b grantID) bool {
 }
 
 func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntry, id grantID, deadline time.Time, r *sweepReport) error {
-	g, err := sw.grants.peek(ctx, s, id)
+	thresholds := cfg.levelThresholds()
+	if sw.grants.quiet(id, sw.clock.Now(), thresholds) {
+		r.GrantsQuiet++
+		return nil
+	}
+	g, seen, err := sw.grants.peekSeen(ctx, s, id)
 	if err != nil || g == nil {
 		return err
 	}
@@ -208,13 +216,17 @@ func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntr
 		if err := sw.keepAlive(ctx, s, cfg, id, deadline, r); err != nil {
 			return err
 		}
-		if g, err = sw.grants.peek(ctx, s, id); err != nil || g == nil {
+		if g, seen, err = sw.grants.peekSeen(ctx, s, id); err != nil || g == nil {
 			return err
 		}
 	}
-	h := g.healthNow(sw.clock.Now(), cfg)
+	now := sw.clock.Now()
+	h := g.healthNow(now, cfg)
 	sw.metrics.setLevel(id, h.Level)
 	if h.Level == levelOK {
+		if until := g.quietUntil(now, cfg); until.After(now) {
+			sw.grants.rememberQuiet(id, seen, until, thresholds)
+		}
 		return nil
 	}
 	queued, err := sw.notifier.queue(ctx, s, g, h)

@@ -2,6 +2,7 @@ package larksecrets
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -335,4 +336,107 @@ func TestNoticeOfALevelAlreadyPassedIsNotSent(t *testing.T) {
 	require.Len(t, msgs, 1)
 	require.Contains(t, msgs[0].Content, "has ended")
 	require.True(t, env.storedGrant("late").notified(levelCritical), "the skipped notice counts as sent")
+}
+
+// grantGets counts storage reads of grants.
+type grantGets struct {
+	logical.Storage
+	mu sync.Mutex
+	n  int
+}
+
+func (s *grantGets) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
+	if strings.HasPrefix(k, grantStoragePrefix) {
+		s.mu.Lock()
+		s.n++
+		s.mu.Unlock()
+	}
+	return s.Storage.Get(ctx, k)
+}
+
+func (s *grantGets) take() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.n
+	s.n = 0
+	return n
+}
+
+// A pass reads from storage only the grants that may have changed since the sweep last read them:
+// the others are passed by from memory. A write through the grant store, Invalidate, the end of a
+// grant's quiet time, new level thresholds and a restart each make it read again.
+func TestSweepReadsOnlyGrantsThatMayHaveChanged(t *testing.T) {
+	env := newTestEnv(t)
+	gets := &grantGets{Storage: env.storage}
+	env.storage = gets
+	env.addOAuthApp()
+	now := env.clock.Now()
+	fresh := func(slot string) *grantEntry {
+		return &grantEntry{AppID: testAppID, Slot: slot, State: grantStateOK, AccessToken: "x", AccessExpiresAt: now.Add(2 * time.Hour),
+			RefreshToken: "unused", LastRefreshAt: now, RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
+			AuthorizedAt: now, GrantExpiresAt: now.Add(grantMaxAge)}
+	}
+	const n = 40
+	for i := 0; i < n; i++ {
+		env.writeGrant(fresh(fmt.Sprintf("q%02d", i)))
+	}
+	pass := func(wantQuiet, wantReads int, why string) *sweepReport {
+		t.Helper()
+		gets.take()
+		r := env.sweep()
+		require.True(t, r.FullPass, why)
+		require.Equal(t, wantQuiet, r.GrantsQuiet, "quiet grants: %s", why)
+		require.Equal(t, wantReads, gets.take(), "grants read from storage: %s", why)
+		return r
+	}
+	pass(0, n, "first pass")
+	pass(n, 0, "nothing changed")
+
+	// Another node changes a grant (it is now 5 days from its end): Invalidate makes the sweep read it.
+	changed := fresh("q07")
+	changed.GrantExpiresAt = env.clock.Now().Add(5 * 24 * time.Hour)
+	env.writeGrant(changed)
+	env.b.invalidate(context.Background(), changed.id().storageKey())
+	r := pass(n-1, 1, "after Invalidate")
+	require.Len(t, r.Flagged, 1)
+	require.Equal(t, changed.id(), r.Flagged[0].ID)
+	pass(n-1, 1, "a flagged grant is read on every pass")
+
+	// A write through the grant store: a new grant by OAuth. The store keeps what it wrote in
+	// memory, so the sweep looks at it without a storage read, and it is not quiet yet.
+	env.grantUser("new")
+	pass(n-1, 1, "after a new grant")
+	pass(n, 1, "the new grant is quiet too")
+
+	// A change through the grant store forgets what the sweep knew: the grant is looked at again
+	// (from memory, where the store put it) and found 5 days from its end.
+	newID := grantID{testAppID, "new"}
+	require.NoError(t, env.b.grants.withGrant(context.Background(), env.storage, newID, func(tx *grantTx) error {
+		tx.grant().GrantExpiresAt = env.clock.Now().Add(5 * 24 * time.Hour)
+		return tx.save()
+	}))
+	r = pass(n-1, 1, "after a change through the store")
+	require.Len(t, r.Flagged, 2)
+	require.NoError(t, env.b.grants.withGrant(context.Background(), env.storage, newID, func(tx *grantTx) error {
+		tx.grant().GrantExpiresAt = env.clock.Now().Add(300 * 24 * time.Hour)
+		return tx.save()
+	}))
+	pass(n-1, 1, "changed back")
+	pass(n, 1, "quiet again")
+
+	// Quiet times end (at most an hour): every quiet grant is read again (the one the store holds
+	// in memory, from there).
+	env.clock.Advance(quietCap)
+	pass(0, n, "after an hour")
+	pass(n, 1, "quiet again")
+
+	// New thresholds: what was quiet under the old ones is looked at again.
+	env.mustWrite("config", map[string]interface{}{"warning_days": 6})
+	r = pass(0, n, "after warning_days changed")
+	require.Len(t, r.Flagged, 1, "the grant 5 days from its end is still within warning_days 6")
+	pass(n, 1, "quiet under the new thresholds")
+
+	// A restart (or a new active node) starts with nothing in memory.
+	env.b = env.newBackend(nil)
+	pass(0, n+1, "after a restart")
 }
