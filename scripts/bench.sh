@@ -15,7 +15,7 @@
 # while it runs. Knobs (environment): BENCH_MODES (raft,dev), BENCH_CONCURRENCY (16), BENCH_ROUNDS
 # (10), BENCH_ROUND_SECONDS (1.5), BENCH_LEASE_READS (1000), BENCH_TOKEN_LIFE_SECONDS (140; 0 skips),
 # BENCH_PROFILE_SECONDS (10; 0 skips), SWEEP_CHECKPOINTS (10000,50000,100000), SWEEP_WORKERS (16),
-# SWEEP_KEEPALIVE_RATE (10), SWEEP_DUE (100), SWEEP_PASSES (2), BENCH_KEEP=1 keeps Vault's storage.
+# SWEEP_KEEPALIVE_RATE (10), SWEEP_DUE (100), SWEEP_PASSES (3), BENCH_KEEP=1 keeps Vault's storage.
 set -euo pipefail
 
 what=${1:-}
@@ -79,7 +79,7 @@ if [ "$what" = reads ]; then
 else
   "$larkbench" sweep -vault "$vault_bin" -plugin "$PLUGIN_BIN" -plugin-version "$version" -emulator "$EMULATOR_BIN" \
     -checkpoints "${SWEEP_CHECKPOINTS:-10000,50000,100000}" -workers "${SWEEP_WORKERS:-16}" \
-    -keepalive-rate "${SWEEP_KEEPALIVE_RATE:-10}" -due "${SWEEP_DUE:-100}" -passes "${SWEEP_PASSES:-2}" \
+    -keepalive-rate "${SWEEP_KEEPALIVE_RATE:-10}" -due "${SWEEP_DUE:-100}" -passes "${SWEEP_PASSES:-3}" \
     -work "$work" -out "$out/sweep.json" "${keep[@]}"
   "$larkbench" report -sweep "$out/sweep.json" -benchmarks "$root/BENCHMARKS.md" -command "make bench-sweep" -commit "$commit" \
     -took-seconds "$(($(date +%s) - start))"

@@ -317,9 +317,9 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 	fmt.Fprintf(&b, "\nOne mount on single-node Raft on disk (%s). Grants are minted at the emulator and imported through\n"+
 		"Vault's API by %d concurrent workers, as an operator moving grants would. At each checkpoint the sweep\n"+
 		"(`vault write -f lark/sweep`, `sweep_budget` 60s) makes %d full passes over every grant: the first\n"+
-		"reads from storage every grant the plugin does not hold in memory (as after a restart or a leader\n"+
-		"change), the later ones (averaged) are the steady state, where grants found with nothing due are\n"+
-		"passed by from memory until something can fall due (at most an hour). CPU is the process's\n"+
+		"right after a reload of the plugin, so it reads every grant from storage (as after a restart or a\n"+
+		"leader change); the later ones (averaged) are the steady state, where grants found with nothing due are\n"+
+		"passed by from memory until something can fall due (at most 30–60 minutes). CPU is the process's\n"+
 		"utime+stime from `/proc/<pid>/stat` across the sweep requests, memory its resident set after\n"+
 		"them. Then %d grants whose refresh tokens all fall due together are kept alive, with\n"+
 		"`keepalive_rate` %d, and the emulator counts the refreshes in any one second (the limiter allows a\n"+
