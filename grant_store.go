@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
@@ -99,10 +100,37 @@ func (gs *grantStore) quiet(id grantID, now time.Time, thresholds string) bool {
 	return gs.cache.quietAt(id, now, thresholds)
 }
 
-// rememberQuiet records until when nothing is due for a grant the sweep has just read (seen is the
-// epoch peekSeen returned); any write or drop of the grant forgets it.
-func (gs *grantStore) rememberQuiet(id grantID, seen uint64, until time.Time, thresholds string) {
-	gs.cache.setQuiet(id, seen, until, thresholds)
+// rememberRead records what the sweep found in a grant it has just read (seen is the epoch
+// peekSeen returned): until when nothing is due for it (zero: look every time) and whose it is.
+// Any write or drop of the grant forgets it.
+func (gs *grantStore) rememberRead(id grantID, seen uint64, g *grantEntry, quietUntil time.Time, thresholds string) {
+	sum := grantSummary{openID: idHash(g.OpenID), unionID: idHash(g.UnionID)}
+	if !quietUntil.IsZero() {
+		sum.quietUntil = quietUntil.UnixNano()
+	}
+	gs.cache.setSummary(id, seen, sum, thresholds)
+}
+
+// mayBelongTo is false only when memory proves the grant is not the user's (by open_id or
+// union_id, as grantEntry.revokedBy matches): a revocation event then need not read it. A grant
+// memory knows nothing about may belong to anyone.
+func (gs *grantStore) mayBelongTo(id grantID, openID, unionID string) bool {
+	sum, ok := gs.cache.summary(id)
+	if !ok {
+		return true
+	}
+	return (openID != "" && sum.openID == idHash(openID)) || (unionID != "" && sum.unionID == idHash(unionID))
+}
+
+// idHash is FNV-1a of a Lark user id; 0 for none. Equal ids give equal hashes, so a hash that
+// differs proves the ids differ; a hash that matches is confirmed on the grant itself.
+func idHash(id string) uint64 {
+	if id == "" {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return h.Sum64() | 1 // never 0
 }
 
 // invalidate drops a grant from memory after its key changed elsewhere.
@@ -345,13 +373,19 @@ type grantCache struct {
 	// that saw "never written".
 	floor uint64
 
-	// quiet holds, for grants the sweep read and found with nothing due, the time (Unix ns) until
-	// which nothing can fall due (grantEntry.quietUntil), for the thresholds in quietFor. It is
+	// summaries holds, for grants the sweep has read, what it found: until when nothing can fall
+	// due (grantEntry.quietUntil, under the thresholds in quietFor) and whose grant it is. It is
 	// not bounded by limit: one small entry per grant (about 270 B of resident memory measured,
-	// BENCHMARKS.md), so that a pass over 100,000 quiet grants reads none of them from storage.
-	// Every put and drop forgets the entry.
-	quiet    map[grantID]int64
-	quietFor string
+	// BENCHMARKS.md), so that a pass over 100,000 quiet grants, or a revocation event of one user
+	// among them, reads almost none of them from storage. Every put and drop forgets the entry.
+	summaries map[grantID]grantSummary
+	quietFor  string
+}
+
+// grantSummary is what the sweep last found in a grant.
+type grantSummary struct {
+	quietUntil      int64  // Unix ns; 0: the sweep looks at the grant on every pass
+	openID, unionID uint64 // idHash of the grant's user ids
 }
 
 // neverEpoch is an epoch no grant ever has.
@@ -363,20 +397,29 @@ func (c *grantCache) quietAt(id grantID, now time.Time, thresholds string) bool 
 	if c.quietFor != thresholds {
 		return false
 	}
-	until, ok := c.quiet[id]
-	return ok && now.UnixNano() < until
+	sum, ok := c.summaries[id]
+	return ok && now.UnixNano() < sum.quietUntil
 }
 
-func (c *grantCache) setQuiet(id grantID, seen uint64, until time.Time, thresholds string) {
+func (c *grantCache) summary(id grantID) (grantSummary, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	sum, ok := c.summaries[id]
+	return sum, ok
+}
+
+func (c *grantCache) setSummary(id grantID, seen uint64, sum grantSummary, thresholds string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epochLocked(id) != seen {
 		return
 	}
-	if c.quiet == nil || c.quietFor != thresholds {
-		c.quiet, c.quietFor = map[grantID]int64{}, thresholds
+	if c.summaries == nil || c.quietFor != thresholds {
+		// Quiet times computed under other thresholds are void; the next pass reads every grant
+		// again and records them anew.
+		c.summaries, c.quietFor = map[grantID]grantSummary{}, thresholds
 	}
-	c.quiet[id] = until.UnixNano()
+	c.summaries[id] = sum
 }
 
 func (c *grantCache) lookup(id grantID) (*grantEntry, uint64, bool) {
@@ -419,7 +462,7 @@ func (c *grantCache) drop(id grantID) {
 func (c *grantCache) bumpLocked(id grantID) {
 	c.next++
 	c.epochs[id] = c.next
-	delete(c.quiet, id)
+	delete(c.summaries, id)
 }
 
 func (c *grantCache) insertLocked(id grantID, g *grantEntry) {

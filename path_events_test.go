@@ -262,3 +262,45 @@ func TestRevocationOfTheAccessTokenOnlyKeepsTheGrant(t *testing.T) {
 	require.Equal(t, http.StatusOK, lastAttempt(t, d).Status)
 	require.Equal(t, before, env.onDisk("alice"))
 }
+
+// A revocation event reads only the grants that may be the user's: those the sweep has read and
+// nothing has changed since are told apart in memory. A grant changed elsewhere (Invalidate) is
+// read again, so a grant that became the user's is still found.
+func TestRevocationEventReadsOnlyTheUsersGrants(t *testing.T) {
+	env := newStoreTestEnv(t)
+	gets := &grantGets{Storage: env.storage}
+	env.storage = gets
+	env.addOAuthApp()
+	env.addEventsToTestApp()
+	const n = 30
+	for i := 0; i < n; i++ {
+		user := fmt.Sprintf("u%02d", i)
+		require.NoError(t, env.emu.AddUser(larkemu.User{UserID: user, Name: "User " + user}))
+		env.importGrant(user, user, 10)
+	}
+	// A restart: nothing in memory until the sweep has read the grants.
+	env.b = env.newBackend(nil)
+	env.sweep()
+
+	gets.take()
+	_, err := env.emu.RevokeGrants(larkemu.GrantSelector{AppID: testAppID, UserID: "u07"})
+	require.NoError(t, err)
+	require.LessOrEqual(t, gets.take(), 2, "grants read for one user's revocation (the match, read and then locked)")
+	require.Equal(t, grantStateReauthRequired, env.onDisk("u07").State)
+	for _, other := range []string{"u06", "u08"} {
+		require.Equal(t, grantStateOK, env.onDisk(other).State)
+	}
+
+	// Another node moves slot u09 to the user of u11 (as a re-authorization there would): only
+	// Invalidate tells this node, and u11's revocation must end both grants.
+	moved := env.onDisk("u09")
+	moved.OpenID, moved.UnionID = env.onDisk("u11").OpenID, env.onDisk("u11").UnionID
+	env.writeGrant(moved)
+	env.b.invalidate(context.Background(), moved.id().storageKey())
+	gets.take()
+	_, err = env.emu.RevokeGrants(larkemu.GrantSelector{AppID: testAppID, UserID: "u11"})
+	require.NoError(t, err)
+	require.LessOrEqual(t, gets.take(), 4, "u11 and u09, each read and then locked")
+	require.Equal(t, grantStateReauthRequired, env.onDisk("u11").State)
+	require.Equal(t, grantStateReauthRequired, env.onDisk("u09").State, "a grant changed on another node was not matched")
+}

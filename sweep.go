@@ -223,10 +223,12 @@ func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntr
 	now := sw.clock.Now()
 	h := g.healthNow(now, cfg)
 	sw.metrics.setLevel(id, h.Level)
+	var quietUntil time.Time
+	if until := g.quietUntil(now, cfg); h.Level == levelOK && until.After(now) {
+		quietUntil = until
+	}
+	sw.grants.rememberRead(id, seen, g, quietUntil, thresholds)
 	if h.Level == levelOK {
-		if until := g.quietUntil(now, cfg); until.After(now) {
-			sw.grants.rememberQuiet(id, seen, until, thresholds)
-		}
 		return nil
 	}
 	queued, err := sw.notifier.queue(ctx, s, g, h)

@@ -164,6 +164,9 @@ func (b *backend) receiveRevocation(ctx context.Context, s logical.Storage, sess
 	matched := 0
 	for _, slot := range slots {
 		id := grantID{appID, slot}
+		if !b.grants.mayBelongTo(id, rev.OpenID, rev.UnionID) {
+			continue // the sweep read this grant and nothing has changed it since: another user's
+		}
 		g, err := b.grants.peek(ctx, s, id)
 		if err != nil {
 			return eventOutcome{result: eventFailed}, err
