@@ -375,7 +375,7 @@ type grantCache struct {
 
 	// summaries holds, for grants the sweep has read, what it found: until when nothing can fall
 	// due (grantEntry.quietUntil, under the thresholds in quietFor) and whose grant it is. It is
-	// not bounded by limit: one small entry per grant (about 270 B of resident memory measured,
+	// not bounded by limit: one small entry per grant (about 300 B of resident memory measured,
 	// BENCHMARKS.md), so that a pass over 100,000 quiet grants, or a revocation event of one user
 	// among them, reads almost none of them from storage. Every put and drop forgets the entry.
 	summaries map[grantID]grantSummary
