@@ -24,6 +24,15 @@ func baseGrant() *grantEntry {
 		AuthorizedAt: t0.Add(-100 * 24 * time.Hour), GrantExpiresAt: t0.Add(265 * 24 * time.Hour)}
 }
 
+// baseGrantWith is baseGrant changed by change (nil: unchanged), for the table tests below.
+func baseGrantWith(change func(g *grantEntry)) *grantEntry {
+	g := baseGrant()
+	if change != nil {
+		change(g)
+	}
+	return g
+}
+
 func TestRefreshDue(t *testing.T) {
 	window := 25 * time.Minute
 	tests := []struct {
@@ -42,10 +51,7 @@ func TestRefreshDue(t *testing.T) {
 		{"backoff over", func(g *grantEntry) { g.NextAttemptAt = t0.Add(time.Hour) }, t0.Add(3 * time.Hour), true},
 	}
 	for _, tt := range tests {
-		g := baseGrant()
-		if tt.change != nil {
-			tt.change(g)
-		}
+		g := baseGrantWith(tt.change)
 		require.Equal(t, tt.want, g.refreshDue(tt.at, window), tt.name)
 	}
 }
@@ -70,10 +76,7 @@ func TestKeepaliveDue(t *testing.T) {
 		{"unknown lifetime", func(g *grantEntry) { g.RefreshExpiresAt = time.Time{} }, point, false},
 	}
 	for _, tt := range tests {
-		g := baseGrant()
-		if tt.change != nil {
-			tt.change(g)
-		}
+		g := baseGrantWith(tt.change)
 		require.Equal(t, tt.want, g.keepaliveDue(tt.at), tt.name)
 	}
 }
@@ -116,10 +119,7 @@ func TestGrantLevels(t *testing.T) {
 		{"reauth required", func(g *grantEntry) { g.markReauth(t0, 20064, lark.GrantEndRevoked, "revoked") }, t0, levelReauthRequired, ""},
 	}
 	for _, tt := range tests {
-		g := baseGrant()
-		if tt.change != nil {
-			tt.change(g)
-		}
+		g := baseGrantWith(tt.change)
 		h := g.health(tt.at, 7, 3, grace)
 		require.Equal(t, tt.level, h.Level, tt.name)
 		require.Equal(t, tt.failing, h.Failing, tt.name)
@@ -232,10 +232,7 @@ func TestQuietUntil(t *testing.T) {
 		{"identity not yet known", func(g *grantEntry) { g.IdentityPending = true }, t0, t0},
 	}
 	for _, tt := range tests {
-		g := baseGrant()
-		if tt.change != nil {
-			tt.change(g)
-		}
+		g := baseGrantWith(tt.change)
 		require.Equal(t, tt.want, g.quietUntil(tt.at, cfg), tt.name)
 	}
 }

@@ -307,11 +307,18 @@ func (g *grantEntry) keepaliveDue(now time.Time) bool {
 	if g.InFlight != nil || g.IdentityPending {
 		return true
 	}
+	point, known := g.keepalivePoint()
+	return known && !now.Before(point)
+}
+
+// keepalivePoint is when keep-alive falls due by the refresh token's lifetime alone; known is false
+// when Lark's answer did not say how long the refresh token lives.
+func (g *grantEntry) keepalivePoint() (point time.Time, known bool) {
 	if g.RefreshExpiresAt.IsZero() || g.LastRefreshAt.IsZero() {
-		return false
+		return time.Time{}, false
 	}
 	lifetime := g.RefreshExpiresAt.Sub(g.LastRefreshAt)
-	return !now.Before(g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id()))))
+	return g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id()))), true
 }
 
 // quietCap bounds how long the sweep trusts its memory that nothing is due for a grant, so every
@@ -341,13 +348,8 @@ func (g *grantEntry) quietUntil(now time.Time, cfg *configEntry) time.Time {
 			until = t
 		}
 	}
-	if !g.RefreshExpiresAt.IsZero() && !g.LastRefreshAt.IsZero() {
-		lifetime := g.RefreshExpiresAt.Sub(g.LastRefreshAt)
-		due := g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id())))
-		if due.Before(g.NextAttemptAt) {
-			due = g.NextAttemptAt
-		}
-		earliest(due)
+	if point, known := g.keepalivePoint(); known {
+		earliest(laterOf(point, g.NextAttemptAt)) // keepaliveDue waits out a backoff too
 	}
 	warning := time.Duration(cfg.WarningDays) * 24 * time.Hour
 	earliest(g.RefreshExpiresAt)

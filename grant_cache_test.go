@@ -32,6 +32,9 @@ func (s *countingStorage) count(op string) {
 
 func (s *countingStorage) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
 	s.count("get")
+	if strings.HasPrefix(k, grantStoragePrefix) {
+		s.count("get:grant")
+	}
 	return s.Storage.Get(ctx, k)
 }
 
@@ -49,6 +52,9 @@ func (s *countingStorage) Delete(ctx context.Context, k string) error {
 	s.count("delete")
 	return s.Storage.Delete(ctx, k)
 }
+
+// grantGets returns the reads of grants since the last reset or grantGets, and resets the counts.
+func (s *countingStorage) grantGets() int { return s.reset()["get:grant"] }
 
 func (s *countingStorage) reset() map[string]int {
 	s.mu.Lock()

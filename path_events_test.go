@@ -268,7 +268,7 @@ func TestRevocationOfTheAccessTokenOnlyKeepsTheGrant(t *testing.T) {
 // read again, so a grant that became the user's is still found.
 func TestRevocationEventReadsOnlyTheUsersGrants(t *testing.T) {
 	env := newStoreTestEnv(t)
-	gets := &grantGets{Storage: env.storage}
+	gets := &countingStorage{Storage: env.storage}
 	env.storage = gets
 	env.addOAuthApp()
 	env.addEventsToTestApp()
@@ -282,10 +282,10 @@ func TestRevocationEventReadsOnlyTheUsersGrants(t *testing.T) {
 	env.b = env.newBackend(nil)
 	env.sweep()
 
-	gets.take()
+	gets.grantGets()
 	_, err := env.emu.RevokeGrants(larkemu.GrantSelector{AppID: testAppID, UserID: "u07"})
 	require.NoError(t, err)
-	require.LessOrEqual(t, gets.take(), 2, "grants read for one user's revocation (the match, read and then locked)")
+	require.LessOrEqual(t, gets.grantGets(), 2, "grants read for one user's revocation (the match, read and then locked)")
 	require.Equal(t, grantStateReauthRequired, env.onDisk("u07").State)
 	for _, other := range []string{"u06", "u08"} {
 		require.Equal(t, grantStateOK, env.onDisk(other).State)
@@ -297,10 +297,10 @@ func TestRevocationEventReadsOnlyTheUsersGrants(t *testing.T) {
 	moved.OpenID, moved.UnionID = env.onDisk("u11").OpenID, env.onDisk("u11").UnionID
 	env.writeGrant(moved)
 	env.b.invalidate(context.Background(), moved.id().storageKey())
-	gets.take()
+	gets.grantGets()
 	_, err = env.emu.RevokeGrants(larkemu.GrantSelector{AppID: testAppID, UserID: "u11"})
 	require.NoError(t, err)
-	require.LessOrEqual(t, gets.take(), 4, "u11 and u09, each read and then locked")
+	require.LessOrEqual(t, gets.grantGets(), 4, "u11 and u09, each read and then locked")
 	require.Equal(t, grantStateReauthRequired, env.onDisk("u11").State)
 	require.Equal(t, grantStateReauthRequired, env.onDisk("u09").State, "a grant changed on another node was not matched")
 }

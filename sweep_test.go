@@ -338,36 +338,12 @@ func TestNoticeOfALevelAlreadyPassedIsNotSent(t *testing.T) {
 	require.True(t, env.storedGrant("late").notified(levelCritical), "the skipped notice counts as sent")
 }
 
-// grantGets counts storage reads of grants.
-type grantGets struct {
-	logical.Storage
-	mu sync.Mutex
-	n  int
-}
-
-func (s *grantGets) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
-	if strings.HasPrefix(k, grantStoragePrefix) {
-		s.mu.Lock()
-		s.n++
-		s.mu.Unlock()
-	}
-	return s.Storage.Get(ctx, k)
-}
-
-func (s *grantGets) take() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.n
-	s.n = 0
-	return n
-}
-
 // A pass reads from storage only the grants that may have changed since the sweep last read them:
 // the others are passed by from memory. A write through the grant store, Invalidate, the end of a
 // grant's quiet time, new level thresholds and a restart each make it read again.
 func TestSweepReadsOnlyGrantsThatMayHaveChanged(t *testing.T) {
 	env := newTestEnv(t)
-	gets := &grantGets{Storage: env.storage}
+	gets := &countingStorage{Storage: env.storage}
 	env.storage = gets
 	env.addOAuthApp()
 	now := env.clock.Now()
@@ -382,11 +358,11 @@ func TestSweepReadsOnlyGrantsThatMayHaveChanged(t *testing.T) {
 	}
 	pass := func(wantQuiet, wantReads int, why string) *sweepReport {
 		t.Helper()
-		gets.take()
+		gets.grantGets()
 		r := env.sweep()
 		require.True(t, r.FullPass, why)
 		require.Equal(t, wantQuiet, r.GrantsQuiet, "quiet grants: %s", why)
-		require.Equal(t, wantReads, gets.take(), "grants read from storage: %s", why)
+		require.Equal(t, wantReads, gets.grantGets(), "grants read from storage: %s", why)
 		return r
 	}
 	pass(0, n, "first pass")
