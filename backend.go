@@ -60,6 +60,8 @@ type backend struct {
 	states     *stateStore
 	appStatus  *appStatusStore
 	notifier   *notifier
+	refresher  *refresher
+	rollbacks  *rollbackStore
 	sweeper    *sweeper
 	metrics    *metrics
 
@@ -88,10 +90,14 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	b.states = &stateStore{clock: clk}
 	b.appStatus = newAppStatusStore(clk.Now, logger)
 	b.metrics.appProblems = b.appStatus.count
+	b.rollbacks = &rollbackStore{logger: logger}
 	b.notifier = &notifier{clock: clk, logger: logger, sessions: b.sessions, tokens: b.tokens, grants: b.grants,
-		states: b.states, apps: b.appStatus, metrics: b.metrics, remedies: b.remedies}
+		states: b.states, apps: b.appStatus, metrics: b.metrics, rollbacks: b.rollbacks, remedies: b.remedies}
+	b.refresher = &refresher{clock: clk, logger: logger, writable: func() bool { return b.WriteSafeReplicationState() },
+		config: b.config, sessions: b.sessions, grants: b.grants, slots: b.slots, appStatus: b.appStatus,
+		rollbacks: b.rollbacks, metrics: b.metrics, events: b.sendEvent}
 	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, sessions: b.sessions,
-		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresh: b.refreshLocked,
+		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresher: b.refresher,
 		seenEvents: b.seenEvents, limits: map[string]*rate.Limiter{}}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
@@ -252,15 +258,9 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	return err
 }
 
-// clean runs when Vault unmounts, reloads or shuts the plugin down: anything Lark issued that storage
-// refused so far gets a last chance, and whatever is still not stored is logged by grant.
+// clean runs when Vault unmounts, reloads or shuts the plugin down, and when this node steps down.
+// The refresher admits no new Lark call that could spend a single-use credential and waits for the
+// calls in flight to answer and be stored; only then may Vault end the process (refresh.go).
 func (b *backend) clean(ctx context.Context) {
-	if b.storage == nil || b.grants.unsavedCount() == 0 {
-		return
-	}
-	stored, left := b.grants.flushUnsaved(ctx, b.storage)
-	if left > 0 {
-		b.Logger().Error("shutting down with grants whose rotated refresh tokens are not stored; those users must authorize again",
-			"stored_now", stored, "lost", left)
-	}
+	b.refresher.stop(ctx, b.storage)
 }

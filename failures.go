@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -141,6 +142,8 @@ func (r remedies) httpError(appID string, err error) error {
 	switch {
 	case errors.Is(err, logical.ErrReadOnly):
 		return err
+	case errors.Is(err, errStopping):
+		return logical.CodedError(http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, errAppNotConfigured):
 		// 400 rather than 404: the vault CLI prints "No value found" for a 404 and drops the message.
 		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("app %s is not configured in this mount; add it with: vault write %sapps/%s app_secret=...", appID, r.mount, appID))
@@ -240,4 +243,40 @@ func meaningOf(err error) lark.Meaning {
 		return le.Meaning()
 	}
 	return lark.MeaningTransient
+}
+
+// authError is a failed authorization with a message meant for the person at the browser (and the
+// operator reading the exchange response). It never contains a token.
+type authError struct {
+	status int
+	msg    string
+}
+
+func (e *authError) Error() string { return e.msg }
+
+func exchangeAuthError(err error) error {
+	var le *lark.Error
+	if !errors.As(err, &le) {
+		return err
+	}
+	switch le.Kind {
+	case lark.KindCodeInvalid:
+		return &authError{http.StatusBadRequest, fmt.Sprintf("Lark refused the authorization code (code %d: %s). Codes work once and for 5 minutes; ask for a new link. Nothing was stored.", le.Code, strings.TrimSuffix(le.Msg, "."))}
+	case lark.KindAppSecretRejected:
+		return &authError{http.StatusBadGateway, "Lark rejected the app's secret, so the authorization could not be completed. An administrator must update the app secret in Vault. Nothing was stored."}
+	case lark.KindUserRefused:
+		return &authError{http.StatusForbidden, fmt.Sprintf("Lark refused you for this app: %s. Nothing was stored.", le.Reason())}
+	case lark.KindUserChallenge:
+		msg := fmt.Sprintf("Lark asks you to complete a verification first: %s.", le.Reason())
+		if le.ChallengeURL != "" {
+			msg += " Open " + le.ChallengeURL + ", then ask for a new link."
+		}
+		return &authError{http.StatusConflict, msg + " Nothing was stored."}
+	case lark.KindAppSetup:
+		return &authError{http.StatusBadGateway, fmt.Sprintf("Lark refuses the app's setup: %s. An administrator must fix it in the Lark developer console. Nothing was stored.", le.Reason())}
+	}
+	if le.Meaning() == lark.MeaningTransient {
+		return &authError{http.StatusServiceUnavailable, "Lark could not be reached to complete the authorization. Try again in a few minutes with a new link. Nothing was stored."}
+	}
+	return &authError{http.StatusBadGateway, fmt.Sprintf("Lark could not complete the authorization (code %d: %s). Nothing was stored.", le.Code, le.Msg)}
 }

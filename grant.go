@@ -43,7 +43,17 @@ const (
 	endInterrupted    lark.GrantEnd = "interrupted"
 	endLostAnswer     lark.GrantEnd = "lost_answer"
 	endIdentity       lark.GrantEnd = "other_user"
+	// endRolledBack: Lark says the stored refresh token was already used, and nothing here ever
+	// sent it without storing the answer. The stored grant is older than Lark's: storage was
+	// rolled back (rollback.go).
+	endRolledBack lark.GrantEnd = "storage_rollback"
 )
+
+// rolledBackReason is the reason a grant carries when its stored refresh token turns out to be one
+// Lark already rotated with no interrupted or lost refresh here to explain it.
+const rolledBackReason = "Lark says the stored refresh token was already used, and no refresh of it was interrupted or lost here: " +
+	"the refresh token Vault holds is older than one Lark already rotated, most likely because Vault's storage was restored from an older snapshot or backup " +
+	"(or the same refresh token was imported somewhere else too)"
 
 // grantEntry is one Lark user's grant to one app. The refresh token is single use: every refresh
 // replaces it, and the entry is written before the new access token is handed to anyone. Its fields

@@ -328,7 +328,7 @@ func (tx *grantTx) remove() error {
 
 // flushUnsaved stores every grant left in memory. It runs at the start of each sweep and when the
 // backend is cleaned up; what still fails is logged, loudly, with the grant it belongs to.
-func (gs *grantStore) flushUnsaved(ctx context.Context, s logical.Storage) (stored, left int) {
+func (gs *grantStore) flushUnsaved(ctx context.Context, s logical.Storage) (stored int, left []*grantEntry) {
 	gs.mu.Lock()
 	ids := make([]grantID, 0, len(gs.unsaved))
 	for id := range gs.unsaved {
@@ -337,8 +337,8 @@ func (gs *grantStore) flushUnsaved(ctx context.Context, s logical.Storage) (stor
 	gs.mu.Unlock()
 	for _, id := range ids {
 		err := gs.withGrant(ctx, s, id, func(*grantTx) error { return nil })
-		if gs.pending(id) != nil {
-			left++
+		if g := gs.pending(id); g != nil {
+			left = append(left, g)
 			gs.logger().Error("a grant with a rotated refresh token is still not stored; it is lost if this process ends now",
 				"grant", id.String(), "error", err)
 			continue

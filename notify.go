@@ -74,7 +74,9 @@ type notifier struct {
 	states   *stateStore
 	apps     *appStatusStore
 	metrics  *metrics
-	remedies func() remedies
+	// rollbacks holds the grants found after a storage rollback (rollback.go).
+	rollbacks *rollbackStore
+	remedies  func() remedies
 }
 
 // queue records that a grant reached a level whose notice was not sent yet. It returns true when a
@@ -119,6 +121,22 @@ func (n *notifier) queueAppProblems(ctx context.Context, s logical.Storage) erro
 	return nil
 }
 
+// queueRollbackAlerts queues one storage-rollback alert per app where several grants were found
+// holding refresh tokens Lark had already rotated (rollback.go).
+func (n *notifier) queueRollbackAlerts(ctx context.Context, s logical.Storage) error {
+	due, err := n.rollbacks.due(ctx, s)
+	if err != nil {
+		return err
+	}
+	for appID, rec := range due {
+		if _, err := n.put(ctx, s, &notice{AppID: appID, Slot: appNoticeSlot, Level: levelRollback, Deadline: rec.FirstAt,
+			Reason: rollbackSummary(rec), QueuedAt: n.clock.Now()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // send runs the notification pass: when the schedule has fired since the last check (or an earlier
 // pass was cut short), every queued notice is tried until deadline. A notice Lark refuses stays
 // queued for the next scheduled time.
@@ -152,6 +170,9 @@ func (n *notifier) send(ctx context.Context, s logical.Storage, cfg *configEntry
 	}
 	if err := n.queueAppProblems(ctx, s); err != nil {
 		n.logger().Warn("queueing app setup notices", "error", err)
+	}
+	if err := n.queueRollbackAlerts(ctx, s); err != nil {
+		n.logger().Warn("queueing storage rollback alerts", "error", err)
 	}
 	keys, err := listRecursive(ctx, s, noticePrefix)
 	if err != nil {
@@ -205,7 +226,7 @@ func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r
 	}
 
 	var messages []outgoing
-	if no.Level == levelAppSetup {
+	if no.Level == levelAppSetup || no.Level == levelRollback {
 		messages = n.appMessages(sess, &no)
 	} else {
 		g, err := n.grants.get(ctx, s, grantID{no.AppID, no.Slot})
@@ -248,7 +269,12 @@ func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r
 
 	// Record it first: a crash before the delete leaves a queued notice that the next run drops as
 	// already sent, never a second message.
-	if no.Level == levelAppSetup {
+	if no.Level == levelRollback {
+		if err := n.rollbacks.markAlerted(ctx, s, no.AppID, n.clock.Now()); err != nil {
+			fail(err)
+			return
+		}
+	} else if no.Level == levelAppSetup {
 		if p, err := n.apps.load(ctx, s, no.AppID); err == nil && p != nil {
 			err = n.apps.markNotified(ctx, s, no.AppID, p)
 			if err != nil {
@@ -292,10 +318,27 @@ func (n *notifier) grantMessages(ctx context.Context, s logical.Storage, sess *a
 }
 
 func (n *notifier) appMessages(sess *appSession, no *notice) []outgoing {
+	if no.Level == levelRollback {
+		return n.rollbackMessages(sess, no)
+	}
 	text := fmt.Sprintf("[Vault] Lark refuses the setup of app %s: %s.\n"+
 		"What it means: no user token of this app can be refreshed; the grants are kept, and tokens keep working until they expire.\n"+
 		"What to do: fix the app's settings in the Lark developer console (and publish a new version if Lark asks); refreshes resume by themselves.",
 		sess.app.AppID, plainText(no.Reason, 300))
+	out := make([]outgoing, 0, len(sess.app.NotifyOpenIDs))
+	for _, to := range sess.app.NotifyOpenIDs {
+		out = append(out, outgoing{to, text, sess.app.NotifyTenantKey})
+	}
+	return out
+}
+
+// rollbackMessages is the storage-rollback alert to the app's admins.
+func (n *notifier) rollbackMessages(sess *appSession, no *notice) []outgoing {
+	r := n.remedies()
+	text := fmt.Sprintf("[Vault] Storage rollback suspected for app %s: %s.\n"+
+		"What it means: Vault's storage was most likely restored from a snapshot or backup older than these grants' last refresh; Lark has already rotated the refresh tokens it holds, so these users must authorize again. Every other grant refreshed after that snapshot was taken will end the same way at its next refresh.\n"+
+		"What to do: list the affected grants with: vault list -detailed %sreauth ; ask each user to authorize again (vault write %soauth/%s/authorize user=<slot>); see \"Backup and restore\" in the operator guide.",
+		sess.app.AppID, plainText(no.Reason, 600), r.mount, r.mount, sess.app.AppID)
 	out := make([]outgoing, 0, len(sess.app.NotifyOpenIDs))
 	for _, to := range sess.app.NotifyOpenIDs {
 		out = append(out, outgoing{to, text, sess.app.NotifyTenantKey})

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -19,15 +18,6 @@ const callbackPath = "oauth/callback"
 
 // Lark's codes are [A-Za-z0-9-_]; anything else is not a code Lark sent.
 var codePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,512}$`)
-
-// authError is a failed authorization with a message meant for the person at the browser (and the
-// operator reading the exchange response). It never contains a token.
-type authError struct {
-	status int
-	msg    string
-}
-
-func (e *authError) Error() string { return e.msg }
 
 func pathOAuth(b *backend) []*framework.Path {
 	startFields := func() map[string]*framework.FieldSchema {
@@ -291,6 +281,12 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 	if params["error"] == "" && !codePattern.MatchString(code) {
 		return callbackPage(http.StatusBadRequest, "This link is not valid", "The link carries no valid authorization code. Nothing was stored; open the authorization link again, or ask for a new one."), nil
 	}
+	// A plugin that is stopping exchanges no code: checked before the single-use state is taken, so
+	// the same link works again in a minute.
+	if !b.refresher.calls.admitting() {
+		return callbackPage(http.StatusServiceUnavailable, "Vault is restarting this plugin",
+			"Vault is reloading or stopping this plugin right now. Nothing was used up: open the same link again in a minute."), nil
+	}
 	st, err := b.states.take(ctx, req.Storage, state)
 	switch {
 	case errors.Is(err, errStateUnknown):
@@ -310,7 +306,7 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 		return callbackPage(http.StatusBadRequest, "Lark reported an error",
 			fmt.Sprintf("Lark answered %q instead of an authorization code. Nothing was stored; ask for a new link.", truncateForMessage(e))), nil
 	}
-	g, err := b.completeAuthorization(ctx, req.Storage, st, code)
+	g, err := b.refresher.authorize(ctx, req.Storage, st, code)
 	if err != nil {
 		var ae *authError
 		if errors.As(err, &ae) {
@@ -345,6 +341,9 @@ func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
+	if !b.refresher.calls.admitting() {
+		return nil, logical.CodedError(http.StatusServiceUnavailable, errStopping.Error()+"; the state was not used up")
+	}
 	st, err := b.states.take(ctx, req.Storage, state)
 	switch {
 	case errors.Is(err, errStateUnknown):
@@ -360,7 +359,7 @@ func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d
 	if !st.startedBy(req) {
 		return nil, logical.CodedError(http.StatusForbidden, "this authorization was started by another Vault identity (or token); only that identity may complete it (the state is now used up)")
 	}
-	g, err := b.completeAuthorization(ctx, req.Storage, st, code)
+	g, err := b.refresher.authorize(ctx, req.Storage, st, code)
 	if err != nil {
 		var ae *authError
 		if errors.As(err, &ae) {
@@ -375,118 +374,4 @@ func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d
 	data := g.status(g.healthNow(b.clock.Now(), cfg))
 	data["app_id"], data["user"] = g.AppID, g.Slot
 	return &logical.Response{Data: data}, nil
-}
-
-// completeAuthorization exchanges the code, learns who the user is, applies the slot-ownership
-// rules and stores the grant. Any grant obtained but refused is revoked at Lark.
-func (b *backend) completeAuthorization(ctx context.Context, s logical.Storage, st *oauthState, code string) (*grantEntry, error) {
-	id := st.id()
-	sess, err := b.sessions.open(ctx, s, id.App)
-	if errors.Is(err, errAppNotConfigured) {
-		return nil, &authError{http.StatusBadRequest, fmt.Sprintf("App %s is no longer configured in Vault. Nothing was stored.", id.App)}
-	} else if err != nil {
-		return nil, err
-	}
-	// Once Lark has issued tokens, storing them must not depend on the browser waiting.
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*sess.cfg.LarkRequestTimeout+5*time.Second)
-	defer cancel()
-
-	tok, err := sess.lark.ExchangeCode(callCtx, code, st.RedirectURI, st.Verifier)
-	if err != nil {
-		return nil, exchangeAuthError(err)
-	}
-	refuse := func(status int, msg string) (*grantEntry, error) {
-		b.revokeTokens(sess, tok.RefreshToken, tok.AccessToken)
-		return nil, &authError{status, msg}
-	}
-	if tok.RefreshToken == "" {
-		return refuse(http.StatusBadRequest, "Lark issued no refresh token, so Vault could not keep this authorization alive. The app must have the offline_access scope enabled (and token refresh switched on) in the developer console. Nothing was stored.")
-	}
-	info, err := sess.lark.UserInfo(callCtx, tok.AccessToken)
-	if err != nil {
-		return refuse(http.StatusBadGateway, "Vault could not ask Lark who you are, so it stored nothing. Try again with a new link.")
-	}
-	if expected := st.expected(); expected.known() && !expected.matches(info) {
-		b.Logger().Warn("refused an authorization completed by a different Lark user than expected", "grant", id.String())
-		return refuse(http.StatusForbidden, "You signed in as a different Lark user than this link was made for: only the slot's own user can complete it. Nothing was stored; the authorization was revoked.")
-	}
-	binding, err := b.slots.get(ctx, s, id)
-	if err != nil {
-		return refuse(http.StatusInternalServerError, "Vault could not read the slot. Nothing was stored.")
-	}
-
-	var g *grantEntry
-	var refusal *authError
-	err = b.grants.withGrant(ctx, s, id, func(tx *grantTx) error {
-		existing := tx.grant()
-		if !st.Replace {
-			if existing != nil && existing.OpenID != "" && existing.OpenID != info.OpenID {
-				refusal = &authError{http.StatusForbidden, fmt.Sprintf("Slot %q already holds another Lark user's grant. Only an administrator can hand it to someone else (oauth/%s/replace). Nothing was stored; the authorization was revoked.", id.Slot, id.App)}
-				return nil
-			}
-			if binding != nil && !binding.Identity.matches(info) {
-				refusal = &authError{http.StatusForbidden, fmt.Sprintf("Slot %q is bound to another Lark user. Nothing was stored; the authorization was revoked.", id.Slot)}
-				return nil
-			}
-		}
-		now := b.clock.Now()
-		g = newGrant(id, now, st.EntityID, tok, info, now)
-		if err := tx.replace(g); err != nil {
-			return err
-		}
-		// Only a slot that passes to another user takes the previous user's tokens out of
-		// circulation. When the same user authorizes again, their old tokens expire on their own:
-		// Lark may end the whole authorization on a revoke, and the new tokens with it.
-		if existing != nil && existing.OpenID != "" && existing.OpenID != g.OpenID {
-			b.revokeTokens(sess, existing.RefreshToken, existing.AccessToken)
-		}
-		if st.Replace && binding != nil && !binding.Identity.matches(info) {
-			binding.Identity, binding.BoundBy, binding.BoundAt = g.identity(), st.EntityID, now
-			if err := b.slots.put(ctx, s, id, binding); err != nil {
-				b.Logger().Warn("the slot's binding still names its previous user", "grant", id.String(), "error", err)
-			}
-		}
-		return nil
-	})
-	if refusal != nil {
-		b.Logger().Warn("refused an authorization for a slot that belongs to another Lark user", "grant", id.String())
-		return refuse(refusal.status, refusal.msg)
-	}
-	if err != nil {
-		var ns *notStoredError
-		if errors.As(err, &ns) {
-			return nil, &authError{http.StatusServiceUnavailable, "Lark issued your grant but Vault's storage refused it; Vault keeps it in memory and stores it as soon as it can. If Vault restarts before that, authorize again."}
-		}
-		return nil, err
-	}
-	b.Logger().Info("user authorized", "grant", id.String(), "open_id", g.OpenID)
-	b.sendEvent(ctx, "lark/user-authorized", id, "authorize")
-	return g, nil
-}
-
-func exchangeAuthError(err error) error {
-	var le *lark.Error
-	if !errors.As(err, &le) {
-		return err
-	}
-	switch le.Kind {
-	case lark.KindCodeInvalid:
-		return &authError{http.StatusBadRequest, fmt.Sprintf("Lark refused the authorization code (code %d: %s). Codes work once and for 5 minutes; ask for a new link. Nothing was stored.", le.Code, strings.TrimSuffix(le.Msg, "."))}
-	case lark.KindAppSecretRejected:
-		return &authError{http.StatusBadGateway, "Lark rejected the app's secret, so the authorization could not be completed. An administrator must update the app secret in Vault. Nothing was stored."}
-	case lark.KindUserRefused:
-		return &authError{http.StatusForbidden, fmt.Sprintf("Lark refused you for this app: %s. Nothing was stored.", le.Reason())}
-	case lark.KindUserChallenge:
-		msg := fmt.Sprintf("Lark asks you to complete a verification first: %s.", le.Reason())
-		if le.ChallengeURL != "" {
-			msg += " Open " + le.ChallengeURL + ", then ask for a new link."
-		}
-		return &authError{http.StatusConflict, msg + " Nothing was stored."}
-	case lark.KindAppSetup:
-		return &authError{http.StatusBadGateway, fmt.Sprintf("Lark refuses the app's setup: %s. An administrator must fix it in the Lark developer console. Nothing was stored.", le.Reason())}
-	}
-	if le.Meaning() == lark.MeaningTransient {
-		return &authError{http.StatusServiceUnavailable, "Lark could not be reached to complete the authorization. Try again in a few minutes with a new link. Nothing was stored."}
-	}
-	return &authError{http.StatusBadGateway, fmt.Sprintf("Lark could not complete the authorization (code %d: %s). Nothing was stored.", le.Code, le.Msg)}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
 )
 
 const secretTypeUserToken = "lark_user_token"
@@ -138,7 +137,7 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 		}
 	}
 	r := remediesFor(req)
-	g, warnings, err := b.readUserToken(ctx, req.Storage, id)
+	g, warnings, err := b.refresher.read(ctx, req.Storage, id)
 	if err != nil {
 		if errors.Is(err, errGrantNotFound) {
 			return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
@@ -265,81 +264,13 @@ func (b *backend) pathUserTokenImport(ctx context.Context, req *logical.Request,
 	if err != nil {
 		return nil, r.httpError(id.App, err)
 	}
-	replace := d.Get("replace").(bool)
-	binding, err := b.slots.get(ctx, req.Storage, id)
-	if err != nil {
-		return nil, err
-	}
-
-	var (
-		g        *grantEntry
-		warnings []string
-		refused  *logical.Response
-	)
-	err = b.grants.withGrant(ctx, req.Storage, id, func(tx *grantTx) error {
-		existing := tx.grant()
-		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshCallBudget(sess.cfg)+sess.cfg.LarkRequestTimeout)
-		defer cancel()
-		tok, err := sess.lark.RefreshUserToken(callCtx, refresh)
-		if err != nil {
-			var le *lark.Error
-			if errors.As(err, &le) && le.Meaning() == lark.MeaningGrantOver {
-				refused = logical.ErrorResponse("Lark refused the refresh token: %s (code %d); nothing was stored", le.Reason(), le.Code)
-				return nil
-			}
-			return err
-		}
-		fetchedAt := b.clock.Now()
-		// Whose grant is it? The slot's user: its binding, or the user whose grant it holds.
-		// With replace, an administrator hands the slot to whoever the token belongs to.
-		owner := larkIdentity{}
-		if binding != nil && !replace {
-			owner = binding.Identity
-		}
-		if existing != nil && !existing.IdentityPending && !replace {
-			if merged, ok := owner.merge(existing.identity()); ok {
-				owner = merged
-			}
-		}
-		info, ierr := sess.lark.UserInfo(callCtx, tok.AccessToken)
-		if ierr == nil && owner.known() && !owner.matches(info) && !replace {
-			b.revokeTokens(sess, tok.RefreshToken, tok.AccessToken)
-			refused = logical.ErrorResponse("slot %q of %s belongs to Lark user %s, and the imported token is for %s; pass replace=true to give the slot to the new user (the imported grant was revoked)",
-				id.Slot, id.App, owner, info.OpenID)
-			return nil
-		}
-		pending := ierr != nil
-		if pending {
-			// The token is spent; keep the new pair and the slot's binding, and ask Lark again at
-			// the next refresh. Never clear who the slot belongs to.
-			b.Logger().Warn("imported grant: user_info failed; keeping the slot's binding until Lark can be asked again", "grant", id.String(), "error", ierr)
-			info = &lark.UserInfo{OpenID: owner.OpenID, UnionID: owner.UnionID}
-			if existing != nil && existing.identity() == owner {
-				info.Name = existing.Name
-			}
-			warnings = append(warnings, fmt.Sprintf("Lark could not say whose grant this is (%v); the slot keeps its binding and the next refresh checks it", ierr))
-		}
-		g = newGrant(id, authorizedAt, req.EntityID, tok, info, fetchedAt)
-		g.IdentityPending = pending
-		if err := tx.replace(g); err != nil {
-			return err
-		}
-		if replace && !pending && binding != nil && !binding.Identity.matches(info) {
-			binding.Identity, binding.BoundBy, binding.BoundAt = g.identity(), req.EntityID, fetchedAt
-			if err := b.slots.put(ctx, req.Storage, id, binding); err != nil {
-				warnings = append(warnings, fmt.Sprintf("the slot's binding still names the previous user (%v); update it with %s", err, r.bindSlot(id)))
-			}
-		}
-		// A slot that passes to another user takes the old user's tokens out of circulation; the
-		// same user's old tokens are left to expire (Lark may end the whole authorization on a
-		// revoke, new tokens included).
-		if existing != nil && !pending && existing.OpenID != "" && existing.OpenID != g.OpenID {
-			b.revokeTokens(sess, existing.RefreshToken, existing.AccessToken)
-		}
-		return nil
+	g, warnings, err := b.refresher.importGrant(ctx, req.Storage, sess, importRequest{
+		id: id, refreshToken: refresh, authorizedAt: authorizedAt, entityID: req.EntityID,
+		replace: d.Get("replace").(bool), remedies: r,
 	})
-	if refused != nil {
-		return refused, nil
+	var refused *importRefusal
+	if errors.As(err, &refused) {
+		return logical.ErrorResponse(refused.msg), nil
 	}
 	if err != nil {
 		return nil, r.httpError(id.App, err)
@@ -375,7 +306,7 @@ func (b *backend) pathUserTokenDelete(ctx context.Context, req *logical.Request,
 			return nil
 		}
 		if sess, err := b.sessions.open(ctx, req.Storage, id.App); err == nil {
-			for _, rerr := range b.revokeTokens(sess, g.RefreshToken, g.AccessToken) {
+			for _, rerr := range b.refresher.revoke(sess, g.RefreshToken, g.AccessToken) {
 				resp.AddWarning(fmt.Sprintf("could not revoke the %v at Lark; the grant is forgotten here anyway, and the user can remove the app's access in Lark", rerr))
 			}
 		}

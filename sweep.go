@@ -71,8 +71,8 @@ type sweeper struct {
 	states   *stateStore
 	notifier *notifier
 	metrics  *metrics
-	// refresh is the refresh protocol (refresh.go), run with the grant held.
-	refresh    func(tx *grantTx, sess *appSession, cause string) error
+	// refresher runs every refresh (refresh.go): keep-alives are its calls like any reader's.
+	refresher  *refresher
 	seenEvents *seenEvents
 
 	running  sync.Mutex
@@ -114,7 +114,9 @@ func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, er
 	budget := cfg.SweepBudget
 	grantsDeadline := realStart.Add(time.Duration(float64(budget) * grantShare))
 
-	r.UnsavedStored, r.UnsavedLeft = sw.grants.flushUnsaved(ctx, s)
+	var lost []*grantEntry
+	r.UnsavedStored, lost = sw.grants.flushUnsaved(ctx, s)
+	r.UnsavedLeft = len(lost)
 	sw.warmAppTokens(ctx, s, r)
 	sw.warmStoreTokens(ctx, s, cfg, realStart.Add(time.Duration(float64(budget)*warmShare)), r)
 	if err := sw.visitGrants(ctx, s, cfg, grantsDeadline, r); err != nil {
@@ -178,7 +180,7 @@ func (sw *sweeper) visitGrants(ctx context.Context, s logical.Storage, cfg *conf
 		}
 		id := ids[(first+i)%len(ids)]
 		if err := sw.visit(ctx, s, cfg, thresholds, id, deadline, r); err != nil {
-			if errors.Is(err, errBudget) {
+			if errors.Is(err, errBudget) || errors.Is(err, errStopping) {
 				r.BudgetExhausted = true
 				break
 			}
@@ -253,18 +255,17 @@ func (sw *sweeper) keepAlive(ctx context.Context, s logical.Storage, cfg *config
 	if err != nil {
 		return err
 	}
-	return sw.grants.withGrant(ctx, s, id, func(tx *grantTx) error {
-		g := tx.grant()
-		if g == nil || !g.keepaliveDue(sw.clock.Now()) {
-			return nil // a reader refreshed it meanwhile, or it was deleted
-		}
-		if err := sw.refresh(tx, sess, "sweep"); err != nil {
-			r.RefreshFailed = append(r.RefreshFailed, id.String())
-			return nil // recorded on the grant; its level says the rest
-		}
+	refreshed, err := sw.refresher.keepAlive(ctx, s, sess, id)
+	switch {
+	case errors.Is(err, errStopping):
+		return err
+	case err != nil:
+		r.RefreshFailed = append(r.RefreshFailed, id.String())
+		return nil // recorded on the grant; its level says the rest
+	case refreshed:
 		r.Refreshed = append(r.Refreshed, id.String())
-		return nil
-	})
+	}
+	return nil
 }
 
 // warmAppTokens refreshes cached app and tenant tokens that are due, so readers do not wait for
