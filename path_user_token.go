@@ -11,7 +11,6 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-
 )
 
 const secretTypeUserToken = "lark_user_token"
