@@ -181,24 +181,22 @@ func (ss slotStore) dropApp(ctx context.Context, s logical.Storage, appID string
 	return nil
 }
 
-// slotOwner is the Lark user a slot belongs to: its binding, else the user whose grant it holds.
+// slotOwner is the Lark user a slot belongs to, by the slot admission policy (admission.go).
 func (b *backend) slotOwner(ctx context.Context, s logical.Storage, id grantID) (larkIdentity, error) {
 	binding, err := b.slots.get(ctx, s, id)
 	if err != nil {
 		return larkIdentity{}, err
 	}
-	owner := larkIdentity{}
+	var bound, holder larkIdentity
 	if binding != nil {
-		owner = binding.Identity
+		bound = binding.Identity
 	}
 	g, err := b.grants.get(ctx, s, id)
 	if err != nil {
 		return larkIdentity{}, err
 	}
 	if g != nil && !g.IdentityPending {
-		if merged, ok := owner.merge(g.identity()); ok {
-			owner = merged
-		}
+		holder = g.identity()
 	}
-	return owner, nil
+	return slotOwnerOf(bound, holder), nil
 }

@@ -233,6 +233,10 @@ func TestInterruptedRefreshIsReportedAfterRestart(t *testing.T) {
 	require.ErrorContains(t, err, "was interrupted after Lark had used the refresh token")
 	g = env.storedGrant("dave")
 	require.Equal(t, grantStateReauthRequired, g.State)
+	require.Equal(t, string(endInterrupted), g.ReauthEnd, "an interrupted refresh is not taken for a storage rollback")
+	recs, err := env.b.rollbacks.due(context.Background(), env.storage)
+	require.NoError(t, err)
+	require.Empty(t, recs)
 }
 
 func TestInterruptedRefreshThatNeverReachedLarkRecovers(t *testing.T) {

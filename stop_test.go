@@ -1,0 +1,183 @@
+package larksecrets
+
+// Orderly stops (issue 17, item 1): Cleanup — reload, unmount, shutdown, step-down — admits no new
+// call that can spend a single-use credential and waits until every call in flight has answered and
+// its outcome is stored. Each test failed on the code before the refresher (clean returned at once).
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
+)
+
+// heldAnswer lets Lark act on the next token request at once and holds its answer until released:
+// Lark "takes long to answer" while the caller has long given up.
+type heldAnswer struct {
+	reached chan struct{}
+	release chan struct{}
+}
+
+func holdNextAnswer(hooks *hookTransport) *heldAnswer {
+	h := &heldAnswer{reached: make(chan struct{}), release: make(chan struct{})}
+	hooks.set(func(n int, forward func() (*http.Response, error)) (*http.Response, error) {
+		resp, err := forward()
+		if n == 0 {
+			close(h.reached)
+			<-h.release
+		}
+		return resp, err
+	})
+	return h
+}
+
+// stopInBackground runs the backend's Cleanup as Vault does and reports when it returned.
+func stopInBackground(b *backend) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		b.Cleanup(context.Background())
+		close(done)
+	}()
+	return done
+}
+
+func requireStillStopping(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+		t.Fatal("Cleanup returned while Lark still held an answer: the process would end and the rotated token be lost")
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func requireStopped(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Cleanup did not return after the last call in flight ended")
+	}
+}
+
+func TestCleanupWaitsForARefreshWhoseReaderGaveUp(t *testing.T) {
+	env, hooks := newHookedEnv(t)
+	env.addOAuthApp()
+	env.grantUser("slow")
+	env.grantUser("other")
+	before, otherBefore := env.onDisk("slow"), env.onDisk("other")
+	env.clock.Advance(2 * time.Hour)
+
+	held := holdNextAnswer(hooks)
+	ctx, cancel := context.WithCancel(context.Background())
+	readDone := make(chan error, 1)
+	go func() {
+		_, err := env.b.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation,
+			Path: "user-token/" + testAppID + "/slow", Storage: env.storage, MountPoint: "lark/"})
+		readDone <- err
+	}()
+	<-held.reached
+	cancel() // the reader gives up; Vault answers it and would now reload the plugin
+
+	stopped := stopInBackground(env.b)
+	requireStillStopping(t, stopped)
+
+	// While stopping, no new call spends a refresh token: a due grant whose token is gone gets a 503
+	// that says to retry.
+	_, err := env.read("user-token/" + testAppID + "/other")
+	require.Error(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, codedStatus(t, err))
+	require.ErrorContains(t, err, "try again in a few seconds")
+	require.Equal(t, otherBefore.RefreshToken, env.onDisk("other").RefreshToken, "no refresh was started")
+
+	close(held.release)
+	requireStopped(t, stopped)
+	<-readDone
+
+	after := env.onDisk("slow")
+	require.NotEqual(t, before.RefreshToken, after.RefreshToken, "the rotated refresh token is stored before Cleanup returns")
+	require.Nil(t, after.InFlight)
+
+	// The next plugin process reads with the stored token: nothing was used twice at Lark.
+	hooks.set(nil)
+	env.b = env.newBackend(&http.Client{Transport: hooks})
+	env.clock.Advance(2 * time.Hour)
+	_, err = env.read("user-token/" + testAppID + "/slow")
+	require.NoError(t, err)
+	require.Zero(t, env.emu.Calls(larkemu.EndpointRefreshReuse))
+}
+
+func TestCleanupWaitsForACodeExchangeWhoseBrowserGaveUp(t *testing.T) {
+	env, hooks := newHookedEnv(t)
+	env.addOAuthApp()
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "late"}))
+	env.bindSlot("late", "late")
+	code, state := env.authorize("oauth/"+testAppID+"/authorize", map[string]interface{}{"user": "late"})
+
+	held := holdNextAnswer(hooks)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = env.b.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: callbackPath,
+			Storage: env.storage, MountPoint: "lark/", Data: map[string]interface{}{"code": code, "state": state}})
+	}()
+	<-held.reached
+	cancel() // the browser gives up
+
+	stopped := stopInBackground(env.b)
+	requireStillStopping(t, stopped)
+	close(held.release)
+	requireStopped(t, stopped)
+	<-done
+
+	g := env.onDisk("late")
+	require.NotNil(t, g, "the grant Lark issued is stored before Cleanup returns")
+	require.Equal(t, env.emu.OpenID(testAppID, "late"), g.OpenID)
+}
+
+func TestCallbackWhileStoppingDoesNotUseUpTheLink(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "u"}))
+	env.bindSlot("u", "u")
+	code, state := env.authorize("oauth/"+testAppID+"/authorize", map[string]interface{}{"user": "u"})
+
+	env.b.Cleanup(context.Background()) // nothing in flight: returns at once
+	status, page := env.callback(map[string]interface{}{"code": code, "state": state})
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Contains(t, page, "open the same link again")
+
+	// The new plugin completes the same link.
+	env.b = env.newBackend(nil)
+	status, page = env.callback(map[string]interface{}{"code": code, "state": state})
+	require.Equal(t, http.StatusOK, status, page)
+	require.NotNil(t, env.onDisk("u"))
+}
+
+func TestCleanupRevokesAGrantItCannotStore(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	env.grantUser("lost")
+	env.clock.Advance(2 * time.Hour)
+	broken := &failAfterStorage{Storage: env.storage, okPuts: 1}
+	env.storage = broken
+	_, err := env.read("user-token/" + testAppID + "/lost")
+	require.ErrorContains(t, err, "kept in memory")
+	g := env.b.grants.pending(grantID{testAppID, "lost"})
+	require.NotNil(t, g)
+
+	env.b.storage = broken // storage still refuses at stop
+	env.b.Cleanup(context.Background())
+	revoked := false
+	for _, info := range env.emu.Grants() {
+		if info.OpenID == g.OpenID {
+			revoked = info.Status == larkemu.GrantRevoked
+		}
+	}
+	require.True(t, revoked, "a grant whose rotated refresh token cannot be stored is revoked at Lark")
+}
