@@ -76,6 +76,9 @@ func (it reauthItem) info() map[string]interface{} {
 		"days_left":       it.h.DaysLeft,
 		"reauth_required": it.h.reauthRequired(),
 		"reason":          it.h.Reason,
+		// Why the grant ended when it did (lark.GrantEnd): "storage_rollback" marks the grants a
+		// restored snapshot or backup ended ("Backup and restore" in the operator guide).
+		"reauth_end": it.g.ReauthEnd,
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 // Issue 12, build item 1: the plugin in a three-node Raft cluster of the test's own, with readers
 // on every node (standbys forward to the active node) and user-token refreshes happening all the
 // time, through (a) a step-down of the active node, (b) a SIGKILL of the active node and its
-// restart, and (c) both, while Lark answers refreshes late. Run with `make test-cluster`.
+// restart, and (c) both, while Lark answers refreshes late; then (d)–(f) of cluster_stop_test.go.
+// Run with `make test-cluster`.
 //
 // What is promised (README, "How refresh tokens are kept safe"): no refresh token is ever used
 // twice, except the one probe per grant whose refresh answer died with a killed process; every
@@ -132,6 +133,10 @@ func TestClusterFailover(t *testing.T) {
 		emuControl(t, emuURL, http.MethodDelete, "/_emulator/failures", nil)
 		s.verify(t, r, verifyOptions{allowInterrupted: true, mustInterrupt: cut})
 	})
+
+	// (d) step-down and (e) SIGTERM while Lark holds an answer whose reader gave up, (f) a snapshot
+	// restore (cluster_stop_test.go).
+	clusterStopScenarios(t, c, emuURL)
 }
 
 // assertPluginsExit: the plugin processes of a killed node end within seconds (defect 6).

@@ -484,6 +484,22 @@ func TestOperatorGuide(t *testing.T) {
 				t.Fatalf("15 quick callbacks answered %v, want some 400 (the page) and some 429 (the quota)", codes)
 			}
 		}},
+		"restore-affected": {after: func(t *testing.T, out string) {
+			var r struct {
+				Data struct {
+					Count  int                       `json:"count"`
+					Grants map[string]map[string]any `json:"grants"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatalf("lark/reauth -format=json is not JSON: %v\n%s", err, out)
+			}
+			for id, g := range r.Data.Grants {
+				if _, ok := g["reauth_end"]; !ok {
+					t.Fatalf("grant %s on lark/reauth has no reauth_end: %v", id, g)
+				}
+			}
+		}},
 		"reauth": {after: func(t *testing.T, out string) {
 			if !regexp.MustCompile(`(?m)^count\s+0$`).MatchString(out) {
 				t.Fatalf("lark/reauth with fresh grants:\n%s", out)
