@@ -290,9 +290,9 @@ func (s *Server) Advance(d time.Duration) error {
 	return nil
 }
 
-// Reset forgets everything that happened: counters, pending failures, every issued token, code, grant,
-// recorded message, app_ticket and event delivery (pending retries included), the authorize mode
-// (back to approve) and the revoke mode (back to json). Apps, their tenants, the ticket schedule,
+// Reset forgets everything that happened: counters, pending failures, every issued token, code,
+// device authorization, grant, recorded message, app_ticket and event delivery (pending retries
+// included), the authorize mode (back to approve) and the revoke mode (back to json). Apps, their tenants, the ticket schedule,
 // users and the clock stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
