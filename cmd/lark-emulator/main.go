@@ -161,6 +161,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&opts.RefreshTokenTTL, "refresh-token-ttl", larkemu.DefaultRefreshTokenTTL, "lifetime of user refresh tokens")
 	fs.DurationVar(&opts.GrantMaxAge, "grant-max-age", larkemu.DefaultGrantMaxAge, "how long after authorization a grant can be refreshed")
 	fs.DurationVar(&opts.CodeTTL, "code-ttl", larkemu.DefaultCodeTTL, "lifetime of authorization codes")
+	fs.DurationVar(&opts.DeviceCodeTTL, "device-code-ttl", larkemu.DefaultDeviceCodeTTL, "lifetime of device-login device and user codes")
+	fs.DurationVar(&opts.DeviceInterval, "device-interval", larkemu.DefaultDeviceInterval, "polling interval a device login starts with (slow_down adds 5s)")
 	fs.DurationVar(&opts.TicketInterval, "ticket-interval", larkemu.DefaultTicketInterval, "how often store apps with an event URL get a new app_ticket")
 	fs.DurationVar(&opts.TicketTTL, "ticket-ttl", larkemu.DefaultTicketTTL, "how long an app_ticket is accepted after it was pushed")
 	fs.DurationVar(&opts.EventTimeout, "event-timeout", larkemu.DefaultEventTimeout, "how long an event delivery waits for the receiver's answer")
