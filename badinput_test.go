@@ -507,6 +507,20 @@ func TestBadInputApps(t *testing.T) {
 			data: map[string]interface{}{"tenant_key": "x"}, status: 400, names: []string{"tenant_key"}},
 		{name: "app-token of an app not configured", op: logical.ReadOperation, path: "app-token/" + catalogNewApp,
 			status: 400, names: []string{catalogNewApp, "not configured"}},
+		{name: "app-token min_ttl not a duration", op: logical.ReadOperation, path: "app-token/" + testAppID,
+			data: map[string]interface{}{"min_ttl": "half an hour"}, status: 400, names: []string{"min_ttl"}},
+		{name: "tenant-token min_ttl negative", op: logical.ReadOperation, path: "tenant-token/" + testAppID,
+			data: map[string]interface{}{"min_ttl": "-30m"}, status: 400, names: []string{"min_ttl"}},
+		{name: "app-token min_ttl longer than any token lives", op: logical.ReadOperation, path: "app-token/" + testAppID,
+			data: map[string]interface{}{"min_ttl": "3h"}, status: 400, names: []string{"min_ttl", "at most 1h54m0s"}},
+		{name: "tenant-token min_ttl just over the limit", op: logical.ReadOperation, path: "tenant-token/" + testAppID,
+			data: map[string]interface{}{"min_ttl": 114*60 + 1}, status: 400, names: []string{"min_ttl", "2h"}},
+		{name: "tenant-token min_ttl as a list", op: logical.ReadOperation, path: "tenant-token/" + testAppID,
+			data: map[string]interface{}{"min_ttl": []interface{}{"30m", "1h"}}, status: 400, names: []string{"min_ttl"}},
+		{name: "store tenant-token min_ttl not a duration", op: logical.ReadOperation, path: "tenant-token/" + testAppID + "/736588c92lxf175d",
+			data: map[string]interface{}{"min_ttl": "soon"}, status: 400, names: []string{"min_ttl"}},
+		{name: "min_ttl on an app not configured", op: logical.ReadOperation, path: "tenant-token/" + catalogNewApp,
+			data: map[string]interface{}{"min_ttl": "30m"}, status: 400, names: []string{catalogNewApp, "not configured"}},
 	}
 	runCatalog(t, env, cases)
 }

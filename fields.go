@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -164,4 +165,37 @@ func validateRedirectURI(raw string) error {
 		}
 	}
 	return nil
+}
+
+// minTTLField is the schema of the optional min_ttl of a token read; what names the token.
+func minTTLField(what string) *framework.FieldSchema {
+	return &framework.FieldSchema{
+		Type: framework.TypeDurationSecond,
+		Description: "Optional: how long the returned " + what + " must stay usable, as a duration (30m, 1h30m) " +
+			"or a number of seconds. The answer's lease TTL (ttl when lease_mode=none) is then at least this " +
+			"long; if the cached token's would be shorter, a new token is fetched from Lark first, and if Lark " +
+			"cannot issue one that lasts long enough the read is refused (HTTP 409 when a later read can " +
+			"succeed, HTTP 400 when no token ever lasts that long). 0 or absent: no requirement.",
+	}
+}
+
+// parseMinTTL reads the optional min_ttl field of a token read. limit is the longest min_ttl the
+// token kind can ever satisfy and why says where that limit comes from, for the message. Absent and
+// 0 both mean no requirement.
+func parseMinTTL(d *framework.FieldData, limit time.Duration, why string) (time.Duration, error) {
+	raw, ok, err := d.GetOkErr("min_ttl")
+	if err != nil {
+		return 0, fmt.Errorf("min_ttl is not a duration: use one such as 30m or 1h30m, or a number of seconds")
+	}
+	if !ok {
+		return 0, nil
+	}
+	v := time.Duration(raw.(int)) * time.Second
+	switch {
+	case v < 0:
+		return 0, fmt.Errorf("min_ttl must not be negative")
+	case v > limit:
+		return 0, fmt.Errorf("min_ttl %s is more than Lark can ever give: %s; ask for at most %s", v, why, limit)
+	}
+	return v, nil
 }

@@ -2,6 +2,9 @@ package larksecrets
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -31,7 +34,15 @@ The token is fetched from Lark once per lifetime and cached (in memory and in st
 however many readers arrive at once. Lark re-issues a token only in the last 30 minutes
 of its two hours; the cached one is replaced once it has less than token_refresh_window
 left. Revoking the lease only removes Vault's record: Lark has no way to revoke an app
-or tenant token early.`
+or tenant token early.
+
+A read may ask for a minimum remaining life, e.g. "vault read lark/app-token/<app_id>
+min_ttl=1h": the answer's lease then lasts at least that long. A cached token that
+ends sooner is replaced first if Lark would issue a new one (once for all readers
+asking together). Lark does not while the current token has 30 minutes or more left,
+so such a read is refused with HTTP 409, naming the longest min_ttl possible now and
+when a fresh token can be had; more than a fresh token ever lasts (2 hours minus
+lease_safety_margin, minus a minute) is refused with HTTP 400.`
 
 func pathAccessTokens(b *backend) []*framework.Path {
 	// The per-tenant path of store apps first: tenant-token/(.+) would take it otherwise.
@@ -47,6 +58,7 @@ func pathAccessTokens(b *backend) []*framework.Path {
 					Description: "The Lark app whose " + kind.larkName() + " to return; it must be configured under apps/.",
 					Required:    true,
 				},
+				"min_ttl": minTTLField(kind.larkName()),
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
@@ -99,13 +111,34 @@ func (b *backend) pathAccessTokenRead(ctx context.Context, req *logical.Request,
 				appID, r.mount, appID, r.mount, appID), nil
 		}
 	}
-	return b.serveAccessToken(ctx, req, tokenRef{App: appID, Kind: kind})
+	return b.serveAccessToken(ctx, req, d, tokenRef{App: appID, Kind: kind})
 }
 
-// serveAccessToken answers a read of the token ref names, as a lease or lease-free.
-func (b *backend) serveAccessToken(ctx context.Context, req *logical.Request, ref tokenRef) (*logical.Response, error) {
-	tok, warning, err := b.tokens.getRef(ctx, req.Storage, ref)
+// serveAccessToken answers a read of the token ref names, as a lease or lease-free, honouring the
+// read's min_ttl.
+func (b *backend) serveAccessToken(ctx context.Context, req *logical.Request, d *framework.FieldData, ref tokenRef) (*logical.Response, error) {
+	cfg, err := b.config.get(ctx, req.Storage)
 	if err != nil {
+		return nil, err
+	}
+	limit := appTokenMaxLife - cfg.LeaseSafetyMargin - minTTLFetchAllowance
+	minTTL, err := parseMinTTL(d, limit, fmt.Sprintf("an %s lives at most 2h, and its lease ends lease_safety_margin (%s) earlier, less a minute for fetching it",
+		ref.Kind.larkName(), cfg.LeaseSafetyMargin))
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	var need time.Duration
+	if minTTL > 0 {
+		// The lease ends LeaseSafetyMargin before the token; a second more keeps the lease's
+		// whole-second TTL from falling short of min_ttl by the time the answer is built.
+		need = minTTL + cfg.LeaseSafetyMargin + time.Second
+	}
+	tok, warning, err := b.tokens.getRefLasting(ctx, req.Storage, ref, need)
+	if err != nil {
+		var short *shortLifeError
+		if errors.As(err, &short) {
+			return nil, logical.CodedError(http.StatusConflict, shortLifeMessage(short, minTTL, cfg.LeaseSafetyMargin, b.clock.Now()))
+		}
 		return nil, remediesFor(req).httpError(ref.App, err)
 	}
 	data := map[string]interface{}{
@@ -128,4 +161,30 @@ func (b *backend) serveAccessToken(ctx context.Context, req *logical.Request, re
 		resp.AddWarning(warning)
 	}
 	return resp, nil
+}
+
+const (
+	// appTokenMaxLife is the longest an app or tenant token lives (docs/lark-api.md §2).
+	appTokenMaxLife = 2 * time.Hour
+	// minTTLFetchAllowance is what a fresh token loses between Lark's answer and the lease being
+	// built, kept out of the largest min_ttl so that one is always satisfiable by a fresh token.
+	minTTLFetchAllowance = time.Minute
+)
+
+// shortLifeMessage explains a min_ttl that cannot be met now and what can.
+func shortLifeMessage(e *shortLifeError, minTTL, margin time.Duration, now time.Time) string {
+	most := e.expiresAt.Sub(now) - margin - time.Second
+	if most < 0 {
+		most = 0
+	}
+	most = most.Truncate(time.Second)
+	name := e.ref.Kind.larkName()
+	if e.reissueAt.IsZero() {
+		return fmt.Sprintf("min_ttl %s cannot be met now: the %s Lark just issued expires at %s, so its lease lasts at most %s; ask for at most that",
+			minTTL, name, e.expiresAt.UTC().Format(time.RFC3339), most)
+	}
+	return fmt.Sprintf("min_ttl %s cannot be met now: the current %s expires at %s, so its lease lasts at most %s, and Lark "+
+		"issues a new app or tenant token only in the last 30 minutes of the current one's 2 hours. Ask for at most %s, or read "+
+		"again after %s, when a fresh token can be fetched",
+		minTTL, name, e.expiresAt.UTC().Format(time.RFC3339), most, most, e.reissueAt.UTC().Format(time.RFC3339))
 }

@@ -30,6 +30,7 @@ func pathTenantTokenOfTenant(b *backend) *framework.Path {
 				Description: `The tenant whose tenant_access_token to return, as Lark names it (e.g. "736588c92lxf175d"); tenants/<app_id>/ lists the known ones.`,
 				Required:    true,
 			},
+			"min_ttl": minTTLField("tenant_access_token"),
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -73,7 +74,7 @@ func (b *backend) pathTenantTokenOfTenantRead(ctx context.Context, req *logical.
 	case !app.isStore():
 		return logical.ErrorResponse("app %s is self-built: it has one tenant token, at %stenant-token/%s (set app_type=store if it is a marketplace app)", appID, r.mount, appID), nil
 	}
-	return b.serveAccessToken(ctx, req, tenantTokenRef(appID, tk))
+	return b.serveAccessToken(ctx, req, d, tenantTokenRef(appID, tk))
 }
 
 func pathStoreApps(b *backend) []*framework.Path {

@@ -118,6 +118,8 @@ type tokenService struct {
 type fetchResult struct {
 	entry   *tokenEntry
 	warning string
+	// reissueAt is set by refreshEarly when Lark would not issue a new token before then.
+	reissueAt time.Time
 }
 
 // get returns a fresh app or tenant token of a self-built app (or a store app's app token).
@@ -153,6 +155,101 @@ func (ts *tokenService) getRef(ctx context.Context, s logical.Storage, ref token
 	}
 }
 
+// getRefLasting is getRef for a reader that needs the token to stay valid for at least need (the
+// min_ttl of a read plus the lease margin). A cached token that ends sooner is replaced first, when
+// Lark would issue a new one: concurrent readers share one upstream call (a singleflight of its own,
+// beside the ordinary one). When Lark would only hand back the same token (docs/lark-api.md §2: an
+// app or tenant token is re-issued only in its last 30 minutes), nothing is asked of Lark and the
+// answer is a *shortLifeError.
+func (ts *tokenService) getRefLasting(ctx context.Context, s logical.Storage, ref tokenRef, need time.Duration) (*tokenEntry, string, error) {
+	e, warning, err := ts.getRef(ctx, s, ref)
+	if err != nil || need <= 0 || e.ExpiresAt.Sub(ts.clock.Now()) >= need {
+		return e, warning, err
+	}
+	seen := e
+	ch := ts.flight.DoChan(ref.key()+"#early", func() (interface{}, error) {
+		return ts.refreshEarly(context.WithoutCancel(ctx), s, ref, seen)
+	})
+	var r *fetchResult
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, "", res.Err
+		}
+		r = res.Val.(*fetchResult)
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	}
+	now := ts.clock.Now()
+	if r.entry.ExpiresAt.Sub(now) >= need {
+		return r.entry, "", nil
+	}
+	sl := &shortLifeError{ref: ref, expiresAt: r.entry.ExpiresAt}
+	if !r.reissueAt.IsZero() && r.reissueAt.After(now) {
+		sl.reissueAt = r.reissueAt
+	}
+	return nil, "", sl
+}
+
+// refreshEarly replaces the token seen before its time, inside the "#early" singleflight. It
+// re-checks memory and storage (a token other than seen there is newer, and is the answer), then asks
+// Lark only if Lark would issue a different token: not while seen has 30 minutes or more left, not
+// within a minute of fetching seen, not during a failure backoff.
+func (ts *tokenService) refreshEarly(ctx context.Context, s logical.Storage, ref tokenRef, seen *tokenEntry) (*fetchResult, error) {
+	gen := ts.generation(ref.App)
+	now := ts.clock.Now()
+	if cur := ts.cachedRef(ref); cur != nil && cur.Token != seen.Token {
+		return &fetchResult{entry: cur}, nil
+	}
+	if stored, err := ts.loadRef(ctx, s, ref); err != nil {
+		return nil, err
+	} else if stored != nil && stored.Token != seen.Token && stored.ExpiresAt.After(seen.ExpiresAt) {
+		ts.putIfGeneration(ref, gen, stored)
+		return &fetchResult{entry: stored}, nil
+	}
+	sess, err := ts.open(ctx, s, ref.App)
+	if err != nil {
+		return nil, err
+	}
+	if !alwaysReissued(sess, ref) && seen.ExpiresAt.Sub(now) >= larkReuseWindow {
+		// Lark would hand back this very token; a new one comes once it enters its last 30 minutes.
+		return &fetchResult{entry: seen, reissueAt: seen.ExpiresAt.Add(-larkReuseWindow)}, nil
+	}
+	if now.Sub(seen.FetchedAt) < minRefetchInterval {
+		return &fetchResult{entry: seen}, nil
+	}
+	if f := ts.failure(ref.key()); f != nil && now.Before(f.retryAt) {
+		return nil, &backoffError{ref: ref, retryAt: f.retryAt, last: f.last}
+	}
+	entry, err := ts.fetchEntry(ctx, s, sess, ref, gen)
+	if err != nil {
+		return nil, err
+	}
+	return &fetchResult{entry: entry}, nil
+}
+
+// alwaysReissued reports whether Lark issues a new token on every request for ref, whatever the
+// current one's age. Only the v3 tenant token endpoint is treated so: whether the 30-minute reuse
+// rule holds there is not documented (docs/lark-api.md §2b), and the emulator mints a new token
+// each time.
+func alwaysReissued(sess *appSession, ref tokenRef) bool {
+	return ref.Kind == kindTenant && ref.Tenant == "" && sess.lark.Type() != lark.AppTypeStore &&
+		sess.app.tenantTokenEndpoint() == lark.TenantTokenV3
+}
+
+// shortLifeError: the token Lark would give now does not last as long as a read's min_ttl asks.
+type shortLifeError struct {
+	ref       tokenRef
+	expiresAt time.Time
+	// reissueAt is when Lark will issue a new token (the current one's last 30 minutes begin);
+	// zero when that is not known or already past.
+	reissueAt time.Time
+}
+
+func (e *shortLifeError) Error() string {
+	return fmt.Sprintf("the current %s expires at %s", e.ref.Kind.larkName(), e.expiresAt.UTC().Format(time.RFC3339))
+}
+
 // refresh runs inside the singleflight: it re-checks memory and storage (another flight or another
 // node may just have filled them) before calling Lark.
 func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, ref tokenRef) (*fetchResult, error) {
@@ -183,6 +280,24 @@ func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, ref toke
 		}
 		return nil, &backoffError{ref: ref, retryAt: f.retryAt, last: f.last}
 	}
+	entry, err := ts.fetchEntry(ctx, s, sess, ref, gen)
+	if err != nil {
+		var gone *tenantUnavailableError
+		if !errors.As(err, &gone) && cached != nil && cached.servable(ts.clock.Now(), cfg.LeaseSafetyMargin) {
+			ts.logger().Warn("serving cached token because Lark could not issue a new one",
+				"app_id", ref.App, "kind", ref.Kind, "tenant_key", ref.Tenant, "error", err)
+			return &fetchResult{entry: cached, warning: staleWarning(ref.Kind, cached, err)}, nil
+		}
+		return nil, err
+	}
+	return &fetchResult{entry: entry}, nil
+}
+
+// fetchEntry asks Lark for a new token and keeps it (memory, and storage on a node that may write).
+// A failure is recorded for the backoff, except waiting for a ticket; a tenant Lark no longer
+// serves is forgotten.
+func (ts *tokenService) fetchEntry(ctx context.Context, s logical.Storage, sess *appSession, ref tokenRef, gen uint64) (*tokenEntry, error) {
+	cfg := sess.cfg
 	// Bound the whole fetch, retries included, well below Vault's 90 s request limit. A store
 	// app's tenant token may need the app token first, hence twice the budget there.
 	budget := time.Duration(cfg.LarkMaxAttempts)*cfg.LarkRequestTimeout + 10*time.Second
@@ -208,11 +323,6 @@ func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, ref toke
 		if !errors.As(err, &ticket) {
 			ts.recordFailure(ref.key(), err)
 		}
-		if cached != nil && cached.servable(ts.clock.Now(), cfg.LeaseSafetyMargin) {
-			ts.logger().Warn("serving cached token because Lark could not issue a new one",
-				"app_id", ref.App, "kind", ref.Kind, "tenant_key", ref.Tenant, "error", err)
-			return &fetchResult{entry: cached, warning: staleWarning(ref.Kind, cached, err)}, nil
-		}
 		return nil, err
 	}
 	ts.clearFailure(ref.key())
@@ -236,7 +346,7 @@ func (ts *tokenService) refresh(ctx context.Context, s logical.Storage, ref toke
 		}
 	}
 	ts.putIfGeneration(ref, gen, entry)
-	return &fetchResult{entry: entry}, nil
+	return entry, nil
 }
 
 func staleWarning(kind tokenKind, cached *tokenEntry, err error) string {

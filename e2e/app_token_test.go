@@ -356,3 +356,25 @@ func TestAuditLogHashesTokens(t *testing.T) {
 		t.Fatal("no audit entry with an HMAC'd access_token")
 	}
 }
+
+// TestAppTokenMinTTL: min_ttl reaches the plugin through Vault's listener on a read. The harness's
+// tokens live 90 s with a 10 s lease margin: a fresh token satisfies min_ttl=60s, and min_ttl=85s
+// (96 s of token life) cannot be had from a token Lark issued moments ago, so it is refused with
+// 409 without another call.
+func TestAppTokenMinTTL(t *testing.T) {
+	const app = "cli_e2emintl"
+	newApp(t, app)
+	before := emulatorAppCount(t, app, "app_access_token")
+	resp := vaultJSON(t, rootToken, "read", mountPath+"/app-token/"+app, "min_ttl=60s")
+	remember(resp["data"].(map[string]any)["access_token"].(string), "app_access_token of "+app)
+	if d := resp["lease_duration"].(float64); d < 60 {
+		t.Fatalf("lease %v s, want at least min_ttl (60 s)", d)
+	}
+	status, body := vaultHTTP(t, rootToken, http.MethodGet, mountPath+"/app-token/"+app+"?min_ttl=85s", nil)
+	if status != http.StatusConflict || !strings.Contains(fmt.Sprint(body["errors"]), "min_ttl") {
+		t.Fatalf("min_ttl=85s: HTTP %d %v, want 409 naming min_ttl", status, body)
+	}
+	if got := emulatorAppCount(t, app, "app_access_token") - before; got != 1 {
+		t.Fatalf("upstream calls = %d, want 1", got)
+	}
+}

@@ -115,6 +115,8 @@ func TestBadInputCatalogThroughHTTP(t *testing.T) {
 		{"time zone Local", "", http.MethodPost, mountPath + "/config", map[string]any{"notify_timezone": "Local"}, 400, []string{"notify_timezone"}, ""},
 		{"time zone empty", "", http.MethodPost, mountPath + "/config", map[string]any{"notify_timezone": ""}, 400, []string{"notify_timezone"}, ""},
 		{"duration in words", "", http.MethodPost, mountPath + "/config", map[string]any{"lease_safety_margin": "five minutes"}, 400, []string{"lease_safety_margin"}, ""},
+		{"min_ttl in words", "", http.MethodGet, mountPath + "/app-token/" + app + "?min_ttl=soon", nil, 400, []string{"min_ttl"}, ""},
+		{"min_ttl beyond any app token", "", http.MethodGet, mountPath + "/tenant-token/" + app + "?min_ttl=3h", nil, 400, []string{"min_ttl", "more than Lark can ever give"}, ""},
 		{"sweep with a parameter", "", http.MethodPost, mountPath + "/sweep", map[string]any{"format": "json"}, 400, []string{"format"}, ""},
 		{"reauth with a parameter", "", http.MethodGet, mountPath + "/reauth?format=json", nil, 400, []string{"format"}, ""},
 		{"reauth list with a parameter", "", "LIST", mountPath + "/reauth?format=json", nil, 400, []string{"format"}, ""},

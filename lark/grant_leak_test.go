@@ -2,6 +2,7 @@ package lark
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,8 +28,10 @@ func TestGrantCallsNeverLeak(t *testing.T) {
 		tenantTok = "TeNaNt-2222-do-not-leak"
 		revokeTok = "ReVoKe-1111-do-not-leak"
 		issued    = "IsSuEd-9999-do-not-leak"
+		device    = "DeViCe-6666-do-not-leak"
 	)
-	values := []string{appSecret, code, verifier, refresh, userTok, tenantTok, revokeTok, issued}
+	basic := base64.StdEncoding.EncodeToString([]byte(emuApp + ":" + appSecret)) // the device start's Basic credentials
+	values := []string{appSecret, code, verifier, refresh, userTok, tenantTok, revokeTok, issued, device, basic}
 	echo := func(r *http.Request) string {
 		body, _ := io.ReadAll(r.Body)
 		return strings.NewReplacer(`"`, `'`, `\`, `/`, "\n", " ").Replace(string(body) + " auth=" + r.Header.Get("Authorization") + " " + issued)
@@ -63,9 +66,18 @@ func TestGrantCallsNeverLeak(t *testing.T) {
 			_, err := c.SendText(context.Background(), tenantTok, "ou_1", "hello", "uuid-1")
 			return err
 		},
+		"device_start": func(c *Client) error {
+			_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: appSecret}).StartDeviceAuthorization(context.Background(), []string{"offline_access"})
+			return err
+		},
+		"device_poll": func(c *Client) error {
+			_, err := c.App(AppCredentials{AppID: emuApp, AppSecret: appSecret}).PollDeviceToken(context.Background(), device, 5*time.Second)
+			return err
+		},
 	}
 	// Each call's own refusal code, so that every new kind is produced.
-	refusal := map[string]int{"exchange": 20065, "refresh": 20073, "revoke": 20002, "user_info": 20005, "send_text": 99991663}
+	refusal := map[string]int{"exchange": 20065, "refresh": 20073, "revoke": 20002, "user_info": 20005, "send_text": 99991663,
+		"device_start": 20002, "device_poll": 20024}
 	scenarios := []struct {
 		name    string
 		handler func(call string) http.HandlerFunc
@@ -158,6 +170,8 @@ func TestGrantCallsNeverLeak(t *testing.T) {
 		_, err = c.AuthorizeURL(AuthorizeRequest{AppID: emuApp, RedirectURI: emuRedirect, State: "s", CodeChallenge: verifier + " "})
 		check(t, err)
 		_, err = c.AuthorizeURL(AuthorizeRequest{AppID: emuApp, RedirectURI: emuRedirect + "#" + appSecret, State: "s", CodeChallenge: PKCEChallengeS256(verifier)})
+		check(t, err)
+		_, err = c.App(AppCredentials{AppID: emuApp, AppSecret: appSecret}).PollDeviceToken(context.Background(), device+"\n", 0)
 		check(t, err)
 	})
 	for _, k := range []ErrorKind{

@@ -126,17 +126,7 @@ func (a *App) userTokenCall(ctx context.Context, endpoint string, body tokenRequ
 	if err != nil {
 		return nil, err
 	}
-	t := &UserToken{
-		AccessToken: resp.AccessToken,
-		ExpiresIn:   time.Duration(resp.ExpiresIn) * time.Second,
-		Scope:       strings.Fields(resp.Scope),
-		TokenType:   resp.TokenType,
-	}
-	if resp.RefreshToken != "" {
-		t.RefreshToken = resp.RefreshToken
-		t.RefreshExpiresIn = time.Duration(resp.RefreshTokenExpiresIn) * time.Second
-	}
-	return t, nil
+	return resp.userToken(), nil
 }
 
 // Token type hints for RevokeToken.
@@ -189,6 +179,21 @@ type userTokenResponse struct {
 	RefreshTokenExpiresIn int64  `json:"refresh_token_expires_in"`
 	TokenType             string `json:"token_type"`
 	Scope                 string `json:"scope"`
+}
+
+// userToken converts a validated answer.
+func (r *userTokenResponse) userToken() *UserToken {
+	t := &UserToken{
+		AccessToken: r.AccessToken,
+		ExpiresIn:   time.Duration(r.ExpiresIn) * time.Second,
+		Scope:       strings.Fields(r.Scope),
+		TokenType:   r.TokenType,
+	}
+	if r.RefreshToken != "" {
+		t.RefreshToken = r.RefreshToken
+		t.RefreshExpiresIn = time.Duration(r.RefreshTokenExpiresIn) * time.Second
+	}
+	return t
 }
 
 func (r *userTokenResponse) validate() error {

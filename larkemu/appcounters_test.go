@@ -117,7 +117,7 @@ func TestAppCounters(t *testing.T) {
 		EndpointUserInfo: 1, EndpointMessages: 1, CounterMaxRefreshPerSecond: 3,
 		EndpointClientCredentials: 0, EndpointAppTicketResend: 0, EndpointStoreAppAccessToken: 0,
 		EndpointStoreTenantAccessToken: 0, EndpointEventDelivery: 0,
-		EndpointAuthenV1: 0,
+		EndpointAuthenV1: 0, EndpointDeviceAuthorization: 0, EndpointDeviceToken: 0,
 	}
 	got := s.AppCounters(testApp)
 	expectEqual(t, "counters", mustJSON(t, got), mustJSON(t, want))

@@ -44,6 +44,10 @@ func (s *Server) controlRoutes() map[string]map[string]controlHandler {
 		"grants/expire":  {http.MethodPost: s.ctlExpireGrants},
 		"messages":       {http.MethodGet: s.ctlListMessages, http.MethodDelete: s.ctlClearMessages},
 		"revoke-mode":    {http.MethodGet: s.ctlGetRevokeMode, http.MethodPost: s.ctlSetRevokeMode},
+		"devices":        {http.MethodGet: s.ctlListDevices},
+		"device/approve": {http.MethodPost: s.ctlApproveDevice},
+		"device/deny":    {http.MethodPost: s.ctlDenyDevice},
+		"device/verify":  {http.MethodGet: s.ctlDeviceVerify},
 	}
 }
 

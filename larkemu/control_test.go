@@ -137,8 +137,9 @@ func TestControlCountersAndReset(t *testing.T) {
 		EndpointOAuthToken: "0", EndpointCodeExchange: "0", EndpointRefresh: "0", EndpointRefreshReuse: "0",
 		EndpointRevoke: "0", EndpointUserInfo: "0", EndpointMessages: "0", EndpointClientCredentials: "0",
 		EndpointAppTicketResend: "0", EndpointStoreAppAccessToken: "0", EndpointStoreTenantAccessToken: "0",
-		EndpointEventDelivery: "0",
-		EndpointAuthenV1:      "0",
+		EndpointEventDelivery:       "0",
+		EndpointAuthenV1:            "0",
+		EndpointDeviceAuthorization: "0", EndpointDeviceToken: "0",
 	}
 	if len(m) != len(want) {
 		t.Fatalf("counters %v, want keys %v", m, want)

@@ -12,9 +12,10 @@
 //	POST /open-apis/auth/v3/app_access_token/internal     legacy app token (§2)
 //	POST /open-apis/auth/v3/tenant_access_token/internal  legacy tenant token (§2)
 //	GET  /open-apis/authen/v1/authorize                   consent page: approves at once, 302 back (§4)
-//	POST /open-apis/authen/v2/oauth/token                 OAuth token, JSON or form (§5)
+//	POST /open-apis/authen/v2/oauth/token                 OAuth token, JSON or form (§5); device_code polls (§14)
 //	POST /oauth/v3/token                                  the same, plus client_credentials (§2b)
 //	POST /oauth/v1/revoke                                 revoke a user token (§11)
+//	POST /oauth/v1/device_authorization                   device login: device and user codes (§14)
 //	GET  /open-apis/authen/v1/user_info                   user token only (§7)
 //	POST /open-apis/im/v1/messages?receive_id_type=…      send a message; recorded for tests (§8)
 //	POST /open-apis/auth/v3/app_ticket/resend             store apps: push a new app_ticket (§3)
@@ -67,6 +68,29 @@
 //	GET    /_emulator/revoke-mode      → {"mode":"json"|"empty"}
 //	POST   /_emulator/revoke-mode      {"mode":"json"|"empty"}: a successful revoke answers {"code":0} or
 //	                                   HTTP 200 with an empty body                                      SetRevokeMode
+//	GET    /_emulator/devices          → {"devices":[DeviceInfo…]} (user codes, never device codes)       DeviceAuthorizations / Device
+//	POST   /_emulator/device/approve   {"user_code","user_id"?} → DeviceInfo; 404 unknown code,
+//	                                   409 expired or already decided                                    ApproveDevice
+//	POST   /_emulator/device/deny      {"user_code","user_id"?} → DeviceInfo; same errors                 DenyDevice
+//	GET    /_emulator/device/verify?user_code=… an HTML page (the verification_uri handed out) saying how
+//	                                   to approve; it changes nothing
+//
+// # Device login (RFC 8628, lark-api.md §14)
+//
+// The device authorization endpoint checks the app like the token endpoint (HTTP Basic, as the
+// official CLI sends it, or client_id/client_secret in the body, never both: 20070; 20048, 20002,
+// 20001), rejects duplicate scopes (20067) and scopes outside the app's list (20068), and answers
+// {code:0, device_code, user_code ("BCDF-GHJK" style), verification_uri, verification_uri_complete,
+// expires_in (Options.DeviceCodeTTL, default 600), interval (Options.DeviceInterval, default 5)}.
+// A poll is grant_type=urn:ietf:params:oauth:grant-type:device_code with device_code and the
+// client credentials on either token endpoint. Refusals are HTTP 400 {error, error_description}
+// without a numeric code (Lark's are unknown), checked in this order: unknown code invalid_grant;
+// another app's code 20024; a redeemed code invalid_grant (single use); past expiry expired_token;
+// denied access_denied; polled sooner than the interval after the previous poll slow_down, which
+// adds 5 s to the interval the code requires from then on; not yet approved
+// authorization_pending. An approved code is redeemed by the next poll for an ordinary grant
+// (offline_access gives a single-use refresh token; the 365-day cap counts from redemption;
+// consent accumulates as on the authorize page).
 //
 // Store apps and events (all 404 for an app that is not registered, 400 for bad input):
 //
@@ -183,7 +207,7 @@
 // -refresh-token-ttl and -user-token-ttl) apply to every user token minted for it from then on, by
 // code exchange, refresh or MintGrant; the refresh token's life is still capped by the grant's end.
 //
-// Reset forgets counters, pending failures, every token, code, grant, consent, message, app_ticket
+// Reset forgets counters, pending failures, every token, code, device authorization, grant, consent, message, app_ticket
 // and event delivery (pending retries included), and sets the authorize mode back to approve and the
 // revoke mode back to json; apps, their tenants, the ticket schedule, users and the clock stay.
 //
@@ -191,7 +215,7 @@
 //
 // Counters and failures use the Endpoint* names. A request counts once it reaches an endpoint,
 // whatever the outcome (injected failures included). Token calls also count under code_exchange,
-// refresh or client_credentials by grant type, and refresh_reuse counts refreshes that presented a
+// refresh, client_credentials or device_token by grant type, and refresh_reuse counts refreshes that presented a
 // used refresh token. event_delivery counts the emulator's own POSTs to event URLs (every attempt);
 // it and refresh_reuse are counters only, not failure targets.
 //

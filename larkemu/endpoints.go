@@ -41,8 +41,13 @@ const (
 	// EndpointAuthenV1 is the deprecated authen v1 user token endpoints, all four of them:
 	// POST /open-apis/authen/v1/{oidc/access_token,oidc/refresh_access_token,access_token,refresh_access_token}.
 	EndpointAuthenV1 = "authen_v1"
+	// EndpointDeviceAuthorization is POST /oauth/v1/device_authorization (the device flow's start).
+	EndpointDeviceAuthorization = "device_authorization"
+	// EndpointDeviceToken counts token calls with grant_type=urn:ietf:params:oauth:grant-type:device_code
+	// (a subset of EndpointOAuthToken, like EndpointRefresh).
+	EndpointDeviceToken = "device_token"
 	// EndpointAll makes an injected failure match every endpoint (except the grant-specific subsets
-	// EndpointCodeExchange, EndpointRefresh and EndpointClientCredentials, which a wildcard already
+	// EndpointCodeExchange, EndpointRefresh, EndpointClientCredentials and EndpointDeviceToken, which a wildcard already
 	// hit at EndpointOAuthToken).
 	EndpointAll = "*"
 )
@@ -65,6 +70,8 @@ var counterNames = []string{
 	EndpointStoreTenantAccessToken,
 	EndpointEventDelivery,
 	EndpointAuthenV1,
+	EndpointDeviceAuthorization,
+	EndpointDeviceToken,
 }
 
 // failureTargets are the endpoint names a Failure may name.
@@ -85,18 +92,21 @@ var failureTargets = map[string]bool{
 	EndpointStoreAppAccessToken:    true,
 	EndpointStoreTenantAccessToken: true,
 	EndpointAuthenV1:               true,
+	EndpointDeviceAuthorization:    true,
+	EndpointDeviceToken:            true,
 }
 
 // Paths served by the emulator. The "open" and the "accounts" hosts of real Lark are both this server.
 const (
-	PathAppAccessToken    = "/open-apis/auth/v3/app_access_token/internal"
-	PathTenantAccessToken = "/open-apis/auth/v3/tenant_access_token/internal"
-	PathAuthorize         = "/open-apis/authen/v1/authorize"
-	PathOAuthTokenV2      = "/open-apis/authen/v2/oauth/token"
-	PathOAuthTokenV3      = "/oauth/v3/token"
-	PathRevoke            = "/oauth/v1/revoke"
-	PathUserInfo          = "/open-apis/authen/v1/user_info"
-	PathMessages          = "/open-apis/im/v1/messages"
+	PathAppAccessToken      = "/open-apis/auth/v3/app_access_token/internal"
+	PathTenantAccessToken   = "/open-apis/auth/v3/tenant_access_token/internal"
+	PathAuthorize           = "/open-apis/authen/v1/authorize"
+	PathOAuthTokenV2        = "/open-apis/authen/v2/oauth/token"
+	PathOAuthTokenV3        = "/oauth/v3/token"
+	PathRevoke              = "/oauth/v1/revoke"
+	PathDeviceAuthorization = "/oauth/v1/device_authorization"
+	PathUserInfo            = "/open-apis/authen/v1/user_info"
+	PathMessages            = "/open-apis/im/v1/messages"
 
 	PathAppTicketResend          = "/open-apis/auth/v3/app_ticket/resend"
 	PathStoreAppAccessToken      = "/open-apis/auth/v3/app_access_token"

@@ -20,7 +20,10 @@ type grantState struct {
 	order   []*grant // creation order, for listings
 	tokens  map[string]*userToken
 	consent map[[2]string][]string // (app_id, user_id) → every scope the user ever granted the app
-	seq     int
+	// devices and userCodes index the device authorizations (device.go) by each of their codes.
+	devices   map[string]*deviceAuth
+	userCodes map[string]*deviceAuth
+	seq       int
 }
 
 func (st *grantState) init() {
@@ -29,6 +32,8 @@ func (st *grantState) init() {
 	st.order = nil
 	st.tokens = make(map[string]*userToken)
 	st.consent = make(map[[2]string][]string)
+	st.devices = make(map[string]*deviceAuth)
+	st.userCodes = make(map[string]*deviceAuth)
 }
 
 // authCode is an authorization code, bound to everything the token request must repeat.

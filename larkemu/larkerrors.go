@@ -121,7 +121,8 @@ func (s *Server) writeInjectedError(w http.ResponseWriter, endpoint string, f Fa
 			return
 		}
 		writeJSON(w, status, codeMsg{Code: f.Code, Msg: orString(f.Msg, "error")})
-	case EndpointOAuthToken, EndpointCodeExchange, EndpointRefresh, EndpointClientCredentials, EndpointRevoke:
+	case EndpointOAuthToken, EndpointCodeExchange, EndpointRefresh, EndpointClientCredentials, EndpointRevoke,
+		EndpointDeviceAuthorization, EndpointDeviceToken:
 		info, ok := oauthErrors[f.Code]
 		if !ok {
 			info = oauthErrorInfo{status: http.StatusBadRequest, err: "invalid_request"}

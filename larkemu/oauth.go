@@ -50,6 +50,8 @@ func (s *Server) serveOAuthToken(w http.ResponseWriter, req *request, v3 bool) {
 			pair, code := s.refreshGrant(p, clientID, secret)
 			s.writeTokenPair(w, EndpointRefresh, clientID, pair, code)
 		})
+	case grantType == GrantTypeDeviceCode:
+		s.serveDeviceToken(w, req, p, clientID, secret) // device.go
 	case grantType == "client_credentials" && v3:
 		s.serveClientCredentials(w, req, clientID, secret) // clientcredentials.go
 	case grantType == "":

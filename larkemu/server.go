@@ -56,6 +56,11 @@ type Options struct {
 	GrantMaxAge time.Duration
 	// CodeTTL is the lifetime of an authorization code (default 5 min).
 	CodeTTL time.Duration
+	// DeviceCodeTTL is how long a device code and its user code stay valid (default 10 min).
+	DeviceCodeTTL time.Duration
+	// DeviceInterval is the polling interval a device authorization starts with (default 5 s);
+	// every slow_down adds 5 s to it.
+	DeviceInterval time.Duration
 	// DedupWindow is how long a message uuid suppresses repeats (default 1 h).
 	DedupWindow time.Duration
 	// MaxBodyBytes caps request bodies of the token endpoints (default 64 KiB); message bodies get
@@ -143,6 +148,8 @@ func New(opts Options) *Server {
 	setDefault(&opts.GrantMaxAge, DefaultGrantMaxAge)
 	setDefault(&opts.CodeTTL, DefaultCodeTTL)
 	setDefault(&opts.DedupWindow, DefaultDedupWindow)
+	setDefault(&opts.DeviceCodeTTL, DefaultDeviceCodeTTL)
+	setDefault(&opts.DeviceInterval, DefaultDeviceInterval)
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -198,14 +205,15 @@ func setDefault(d *time.Duration, def time.Duration) {
 func (s *Server) buildRoutes() map[string]map[string]route {
 	small, large := s.opts.MaxBodyBytes, 8*s.opts.MaxBodyBytes
 	return map[string]map[string]route{
-		PathAppAccessToken:    {http.MethodPost: {EndpointAppAccessToken, small, s.handleAppAccessToken}},
-		PathTenantAccessToken: {http.MethodPost: {EndpointTenantAccessToken, small, s.handleTenantAccessToken}},
-		PathAuthorize:         {http.MethodGet: {EndpointAuthorize, small, s.handleAuthorize}},
-		PathOAuthTokenV2:      {http.MethodPost: {EndpointOAuthToken, small, s.handleOAuthTokenV2}},
-		PathOAuthTokenV3:      {http.MethodPost: {EndpointOAuthToken, small, s.handleOAuthTokenV3}},
-		PathRevoke:            {http.MethodPost: {EndpointRevoke, small, s.handleRevoke}},
-		PathUserInfo:          {http.MethodGet: {EndpointUserInfo, small, s.handleUserInfo}},
-		PathMessages:          {http.MethodPost: {EndpointMessages, large, s.handleMessages}},
+		PathAppAccessToken:      {http.MethodPost: {EndpointAppAccessToken, small, s.handleAppAccessToken}},
+		PathTenantAccessToken:   {http.MethodPost: {EndpointTenantAccessToken, small, s.handleTenantAccessToken}},
+		PathAuthorize:           {http.MethodGet: {EndpointAuthorize, small, s.handleAuthorize}},
+		PathOAuthTokenV2:        {http.MethodPost: {EndpointOAuthToken, small, s.handleOAuthTokenV2}},
+		PathOAuthTokenV3:        {http.MethodPost: {EndpointOAuthToken, small, s.handleOAuthTokenV3}},
+		PathRevoke:              {http.MethodPost: {EndpointRevoke, small, s.handleRevoke}},
+		PathDeviceAuthorization: {http.MethodPost: {EndpointDeviceAuthorization, small, s.handleDeviceAuthorization}},
+		PathUserInfo:            {http.MethodGet: {EndpointUserInfo, small, s.handleUserInfo}},
+		PathMessages:            {http.MethodPost: {EndpointMessages, large, s.handleMessages}},
 
 		PathAppTicketResend:          {http.MethodPost: {EndpointAppTicketResend, small, s.handleAppTicketResend}},
 		PathStoreAppAccessToken:      {http.MethodPost: {EndpointStoreAppAccessToken, small, s.handleStoreAppAccessToken}},
@@ -282,9 +290,9 @@ func (s *Server) Advance(d time.Duration) error {
 	return nil
 }
 
-// Reset forgets everything that happened: counters, pending failures, every issued token, code, grant,
-// recorded message, app_ticket and event delivery (pending retries included), the authorize mode
-// (back to approve) and the revoke mode (back to json). Apps, their tenants, the ticket schedule,
+// Reset forgets everything that happened: counters, pending failures, every issued token, code,
+// device authorization, grant, recorded message, app_ticket and event delivery (pending retries
+// included), the authorize mode (back to approve) and the revoke mode (back to json). Apps, their tenants, the ticket schedule,
 // users and the clock stay.
 func (s *Server) Reset() {
 	s.mu.Lock()

@@ -27,8 +27,9 @@ Serves the Lark endpoints the Vault plugin and Lark's SDKs use (both the "open" 
   POST /open-apis/auth/v3/app_access_token/internal
   POST /open-apis/auth/v3/tenant_access_token/internal
   GET  /open-apis/authen/v1/authorize
-  POST /open-apis/authen/v2/oauth/token   and   POST /oauth/v3/token
+  POST /open-apis/authen/v2/oauth/token   and   POST /oauth/v3/token   (also device_code polls)
   POST /oauth/v1/revoke
+  POST /oauth/v1/device_authorization               (device login, RFC 8628)
   GET  /open-apis/authen/v1/user_info
   POST /open-apis/im/v1/messages?receive_id_type=open_id
   POST /open-apis/auth/v3/app_ticket/resend          (store apps)
@@ -75,11 +76,14 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
   DELETE /_emulator/messages
   GET    /_emulator/revoke-mode
   POST   /_emulator/revoke-mode       {"mode":"json"|"empty"}   (empty: a successful revoke is HTTP 200, no body)
+  GET    /_emulator/devices            device logins (user codes, status, polls, slow_downs; never device codes)
+  POST   /_emulator/device/approve    {"user_code","user_id"}   (user_id: default the signed-in user)
+  POST   /_emulator/device/deny       {"user_code","user_id"}
 
 Endpoint names for counters and failures: app_access_token, tenant_access_token, authorize,
 oauth_token, code_exchange, refresh, refresh_reuse (counter only), revoke, user_info, messages,
 client_credentials, app_ticket_resend, store_app_access_token, store_tenant_access_token,
-event_delivery (counter only), authen_v1, "*".
+event_delivery (counter only), authen_v1, device_authorization, device_token, "*".
 Failure modes: 5xx, timeout, slow, 429, garbage, truncated, huge, lost_response, late_answer,
 gateway_timeout, text, empty, wrong_shape, wrong_types, error.
 
@@ -161,6 +165,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&opts.RefreshTokenTTL, "refresh-token-ttl", larkemu.DefaultRefreshTokenTTL, "lifetime of user refresh tokens")
 	fs.DurationVar(&opts.GrantMaxAge, "grant-max-age", larkemu.DefaultGrantMaxAge, "how long after authorization a grant can be refreshed")
 	fs.DurationVar(&opts.CodeTTL, "code-ttl", larkemu.DefaultCodeTTL, "lifetime of authorization codes")
+	fs.DurationVar(&opts.DeviceCodeTTL, "device-code-ttl", larkemu.DefaultDeviceCodeTTL, "lifetime of device-login device and user codes")
+	fs.DurationVar(&opts.DeviceInterval, "device-interval", larkemu.DefaultDeviceInterval, "polling interval a device login starts with (slow_down adds 5s)")
 	fs.DurationVar(&opts.TicketInterval, "ticket-interval", larkemu.DefaultTicketInterval, "how often store apps with an event URL get a new app_ticket")
 	fs.DurationVar(&opts.TicketTTL, "ticket-ttl", larkemu.DefaultTicketTTL, "how long an app_ticket is accepted after it was pushed")
 	fs.DurationVar(&opts.EventTimeout, "event-timeout", larkemu.DefaultEventTimeout, "how long an event delivery waits for the receiver's answer")

@@ -45,7 +45,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run(ctx, []string{"-listen", "127.0.0.1:0", "-app", "cli_demo:demo-secret", "-addr-file", addrFile,
-			"-app-token-ttl", "10m", "-reuse-window", "1m", "-verbose"}, &stderr)
+			"-app-token-ttl", "10m", "-reuse-window", "1m", "-device-code-ttl", "90s", "-device-interval", "2s", "-verbose"}, &stderr)
 	}()
 
 	var base string
@@ -78,6 +78,24 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	_ = resp.Body.Close()
 	if err != nil || got.Code != 0 || got.Expire > 600 || got.Expire < 598 {
 		t.Fatalf("token call: %+v, %v", got, err)
+	}
+
+	// Device login answers with the lifetimes given on the command line.
+	req, _ := http.NewRequest(http.MethodPost, base+"/oauth/v1/device_authorization", strings.NewReader("client_id=cli_demo"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("cli_demo", "demo-secret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dev struct {
+		ExpiresIn int64 `json:"expires_in"`
+		Interval  int64 `json:"interval"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&dev)
+	_ = resp.Body.Close()
+	if err != nil || dev.ExpiresIn != 90 || dev.Interval != 2 {
+		t.Fatalf("device authorization: %+v, %v", dev, err)
 	}
 
 	// The process serves the per-app control endpoints too.
