@@ -51,29 +51,84 @@ func (rf *refresher) authorize(ctx context.Context, s logical.Storage, st *oauth
 	if err != nil {
 		return nil, exchangeAuthError(err)
 	}
-	refuse := func(status int, msg string) (*grantEntry, error) {
+	g, out, err := rf.intake(callCtx, s, sess, intakeRequest{id: id, tok: tok, expected: st.expected(), replace: st.Replace, entityID: st.EntityID})
+	switch out {
+	case intakeNoRefreshToken:
+		return nil, &authError{http.StatusBadRequest, "Lark issued no refresh token, so Vault could not keep this authorization alive. The app must have the offline_access scope enabled (and token refresh switched on) in the developer console. Nothing was stored."}
+	case intakeWhoUnknown:
+		return nil, &authError{http.StatusBadGateway, "Vault could not ask Lark who you are, so it stored nothing. Try again with a new link."}
+	case intakeSlotUnreadable:
+		return nil, &authError{http.StatusInternalServerError, "Vault could not read the slot. Nothing was stored."}
+	case intakeRefused + slotOutcome(refusedExpected):
+		return nil, &authError{http.StatusForbidden, "You signed in as a different Lark user than this link was made for: only the slot's own user can complete it. Nothing was stored; the authorization was revoked."}
+	case intakeRefused + slotOutcome(refusedOtherGrant):
+		return nil, &authError{http.StatusForbidden, fmt.Sprintf("Slot %q already holds another Lark user's grant. Only an administrator can hand it to someone else (oauth/%s/replace). Nothing was stored; the authorization was revoked.", id.Slot, id.App)}
+	case intakeRefused + slotOutcome(refusedBinding):
+		return nil, &authError{http.StatusForbidden, fmt.Sprintf("Slot %q is bound to another Lark user. Nothing was stored; the authorization was revoked.", id.Slot)}
+	}
+	if err != nil {
+		var ns *notStoredError
+		if errors.As(err, &ns) {
+			return nil, &authError{http.StatusServiceUnavailable, "Lark issued your grant but Vault's storage refused it; Vault keeps it in memory and stores it as soon as it can. If Vault restarts before that, authorize again."}
+		}
+		return nil, err
+	}
+	rf.events(ctx, "lark/user-authorized", id, "authorize")
+	return g, nil
+}
+
+// intakeOutcome says how a grant Lark issued fared at the slot; intakeStored is the only one that
+// keeps it.
+type intakeOutcome string
+
+// slotOutcome turns a refusal of the admission policy into the suffix of intakeRefused.
+func slotOutcome(r slotRefusal) intakeOutcome { return intakeOutcome(r) }
+
+const (
+	intakeStored         intakeOutcome = "stored"
+	intakeNoRefreshToken intakeOutcome = "no_refresh_token"
+	intakeWhoUnknown     intakeOutcome = "user_unknown"
+	intakeSlotUnreadable intakeOutcome = "slot_unreadable"
+	intakeFailed         intakeOutcome = "failed"
+	// intakeRefused + the admission policy's refusal.
+	intakeRefused intakeOutcome = "refused:"
+)
+
+// intakeRequest is a grant Lark has just issued (by a code exchange or a device login) for a slot.
+type intakeRequest struct {
+	id       grantID
+	tok      *lark.UserToken
+	expected larkIdentity // who the authorization was started for; zero: anyone
+	replace  bool
+	entityID string
+}
+
+// intake learns who a newly issued grant belongs to, puts it to the slot admission policy and stores
+// it. Whatever it does not keep is revoked at Lark, so no live grant is left that Vault does not hold.
+func (rf *refresher) intake(ctx context.Context, s logical.Storage, sess *appSession, in intakeRequest) (*grantEntry, intakeOutcome, error) {
+	id, tok := in.id, in.tok
+	drop := func(out intakeOutcome, err error) (*grantEntry, intakeOutcome, error) {
 		rf.revoke(sess, tok.RefreshToken, tok.AccessToken)
-		return nil, &authError{status, msg}
+		return nil, out, err
 	}
 	if tok.RefreshToken == "" {
-		return refuse(http.StatusBadRequest, "Lark issued no refresh token, so Vault could not keep this authorization alive. The app must have the offline_access scope enabled (and token refresh switched on) in the developer console. Nothing was stored.")
+		return drop(intakeNoRefreshToken, nil)
 	}
-	info, err := sess.lark.UserInfo(callCtx, tok.AccessToken)
+	info, err := sess.lark.UserInfo(ctx, tok.AccessToken)
 	if err != nil {
-		return refuse(http.StatusBadGateway, "Vault could not ask Lark who you are, so it stored nothing. Try again with a new link.")
+		return drop(intakeWhoUnknown, nil)
 	}
-	binding, err := rf.slots.get(callCtx, s, id)
+	binding, err := rf.slots.get(ctx, s, id)
 	if err != nil {
-		return refuse(http.StatusInternalServerError, "Vault could not read the slot. Nothing was stored.")
+		return drop(intakeSlotUnreadable, nil)
 	}
-
 	var (
 		g       *grantEntry
 		refusal slotRefusal
 	)
-	err = rf.grants.withGrant(callCtx, s, id, func(tx *grantTx) error {
+	err = rf.grants.withGrant(ctx, s, id, func(tx *grantTx) error {
 		existing := tx.grant()
-		claim := slotClaim{Expected: st.expected(), Incoming: info, Replace: st.Replace}
+		claim := slotClaim{Expected: in.expected, Incoming: info, Replace: in.replace}
 		if binding != nil {
 			claim.Binding = binding.Identity
 		}
@@ -85,7 +140,7 @@ func (rf *refresher) authorize(ctx context.Context, s logical.Storage, st *oauth
 			return nil
 		}
 		now := rf.clock.Now()
-		g = newGrant(id, now, st.EntityID, tok, info, now)
+		g = newGrant(id, now, in.entityID, tok, info, now)
 		if err := tx.replace(g); err != nil {
 			return err
 		}
@@ -93,37 +148,28 @@ func (rf *refresher) authorize(ctx context.Context, s logical.Storage, st *oauth
 			rf.revoke(sess, existing.RefreshToken, existing.AccessToken)
 		}
 		if d.Rebind {
-			binding.Identity, binding.BoundBy, binding.BoundAt = g.identity(), st.EntityID, now
-			if err := rf.slots.put(callCtx, s, id, binding); err != nil {
+			binding.Identity, binding.BoundBy, binding.BoundAt = g.identity(), in.entityID, now
+			if err := rf.slots.put(ctx, s, id, binding); err != nil {
 				rf.logger().Warn("the slot's binding still names its previous user", "grant", id.String(), "error", err)
 			}
 		}
 		return nil
 	})
-	switch refusal {
-	case refusedExpected:
-		rf.logger().Warn("refused an authorization completed by a different Lark user than expected", "grant", id.String())
-		return refuse(http.StatusForbidden, "You signed in as a different Lark user than this link was made for: only the slot's own user can complete it. Nothing was stored; the authorization was revoked.")
-	case refusedOtherGrant:
-		rf.logger().Warn("refused an authorization for a slot that belongs to another Lark user", "grant", id.String())
-		return refuse(http.StatusForbidden, fmt.Sprintf("Slot %q already holds another Lark user's grant. Only an administrator can hand it to someone else (oauth/%s/replace). Nothing was stored; the authorization was revoked.", id.Slot, id.App))
-	case refusedBinding:
-		rf.logger().Warn("refused an authorization for a slot that belongs to another Lark user", "grant", id.String())
-		return refuse(http.StatusForbidden, fmt.Sprintf("Slot %q is bound to another Lark user. Nothing was stored; the authorization was revoked.", id.Slot))
+	if refusal != admitted {
+		rf.logger().Warn("refused a grant for a slot that belongs to another Lark user", "grant", id.String(), "refusal", string(refusal))
+		return drop(intakeRefused+slotOutcome(refusal), nil)
 	}
 	if err != nil {
 		var ns *notStoredError
 		if errors.As(err, &ns) {
-			return nil, &authError{http.StatusServiceUnavailable, "Lark issued your grant but Vault's storage refused it; Vault keeps it in memory and stores it as soon as it can. If Vault restarts before that, authorize again."}
+			return nil, intakeFailed, err // kept in memory, stored at the next access or at stop
 		}
 		// Lark issued a grant that Vault could not even hold: take it out of circulation.
 		rf.logger().Error("Lark issued a grant that could not be stored; revoking it at Lark", "grant", id.String(), "error", err)
-		rf.revoke(sess, tok.RefreshToken, tok.AccessToken)
-		return nil, err
+		return drop(intakeFailed, err)
 	}
 	rf.logger().Info("user authorized", "grant", id.String(), "open_id", g.OpenID)
-	rf.events(ctx, "lark/user-authorized", id, "authorize")
-	return g, nil
+	return g, intakeStored, nil
 }
 
 // importRequest is an import of a refresh token issued elsewhere into a slot.
