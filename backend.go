@@ -33,6 +33,8 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err := b.setup(ctx, conf); err != nil {
 		return nil, err
 	}
+	// Device logins are polled every second on the active node, by a loop Cleanup stops.
+	b.devices.startLoop(b.storage)
 	return b, nil
 }
 
@@ -61,6 +63,7 @@ type backend struct {
 	appStatus  *appStatusStore
 	notifier   *notifier
 	refresher  *refresher
+	devices    *deviceLogins
 	rollbacks  *rollbackStore
 	sweeper    *sweeper
 	metrics    *metrics
@@ -99,6 +102,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, sessions: b.sessions,
 		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresher: b.refresher,
 		seenEvents: b.seenEvents, limits: map[string]*rate.Limiter{}}
+	b.devices = newDeviceLogins(clk, logger, func() bool { return b.WriteSafeReplicationState() }, b.sessions, b.refresher, b.sweeper.limiter)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -116,6 +120,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 				ticketStoragePrefix,
 				grantStoragePrefix,
 				oauthStatePrefix,
+				devicePrefix,
 				noticePrefix,
 			},
 		},
@@ -131,6 +136,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 			pathEvents(b),
 			pathSlots(b),
 			pathOAuth(b),
+			pathDevice(b),
 			pathReauth(b),
 			pathSweep(b),
 			pathMetrics(b),
@@ -237,6 +243,10 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		}
 	case strings.HasPrefix(key, appStatusPrefix):
 		b.appStatus.forget(strings.TrimPrefix(key, appStatusPrefix))
+	case strings.HasPrefix(key, devicePrefix):
+		if id, ok := parseGrantID(strings.TrimPrefix(key, devicePrefix)); ok {
+			b.devices.invalidate(id)
+		}
 	case strings.HasPrefix(key, grantStoragePrefix):
 		if id, ok := parseGrantID(strings.TrimPrefix(key, grantStoragePrefix)); ok {
 			b.grants.invalidate(id)
@@ -251,6 +261,10 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}
+	// Pending device logins are learnt from storage again and polled, should the loop be behind.
+	if err := b.devices.fill(ctx, req.Storage); err == nil {
+		b.devices.pollDue(ctx, req.Storage)
+	}
 	_, err := b.sweeper.run(ctx, req.Storage)
 	if errors.Is(err, errSweepRunning) {
 		return nil
@@ -262,5 +276,6 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 // The refresher admits no new Lark call that could spend a single-use credential and waits for the
 // calls in flight to answer and be stored; only then may Vault end the process (refresh.go).
 func (b *backend) clean(ctx context.Context) {
+	b.devices.stopLoop()
 	b.refresher.stop(ctx, b.storage)
 }

@@ -119,7 +119,7 @@ func TestBackendHasHelpForEveryPathAndField(t *testing.T) {
 func TestSecretPrefixesAreSealWrapped(t *testing.T) {
 	env := newTestEnv(t)
 	special := env.b.SpecialPaths()
-	require.ElementsMatch(t, []string{"apps/", "tokens/", "tickets/", "users/", "oauth-state/", "notify/"}, special.SealWrapStorage)
+	require.ElementsMatch(t, []string{"apps/", "tokens/", "tickets/", "users/", "oauth-state/", "device/", "notify/"}, special.SealWrapStorage)
 	require.Equal(t, []string{"oauth/callback", "events/+"}, special.Unauthenticated)
 }
 
