@@ -304,3 +304,40 @@ func TestRevocationEventReadsOnlyTheUsersGrants(t *testing.T) {
 	require.Equal(t, grantStateReauthRequired, env.onDisk("u11").State)
 	require.Equal(t, grantStateReauthRequired, env.onDisk("u09").State, "a grant changed on another node was not matched")
 }
+
+// Deleting an app and configuring it again with the same keys must not reopen Lark's redelivery
+// window: an event handled before the delete is still a replay afterwards, until its id ages out
+// (eventMemory); then the sweep forgets it like any other.
+func TestEventIDsOutliveTheAppUntilTheyAgeOut(t *testing.T) {
+	env := newStoreTestEnv(t)
+	env.addStoreApp(storeEncrypt, tenantA)
+	delivered := env.giveTicket(storeAppID)
+	require.NotEmpty(t, env.storedKeys(eventIDPrefix+storeAppID+"/"))
+
+	_, err := env.do(logical.DeleteOperation, "apps/"+storeAppID, nil)
+	require.NoError(t, err)
+	env.mustWrite("apps/"+storeAppID, map[string]interface{}{
+		"app_secret": storeSecret, "base_url": env.emuURL, "app_type": "store",
+		"verification_token": storeVerify, "encrypt_key": storeEncrypt,
+	})
+
+	before := env.storageSnapshot()
+	d, err := env.emu.PushEvent(storeAppID, larkemu.PushRequest{ReplayOf: delivered.Seq})
+	require.NoError(t, err)
+	a := lastAttempt(t, d)
+	require.Equal(t, http.StatusBadRequest, a.Status, a.Response)
+	require.JSONEq(t, `{"error":"event refused"}`, a.Response)
+	require.Equal(t, before, env.storageSnapshot(), "the replayed ticket was taken")
+	require.Equal(t, uint64(1), env.b.metrics.events.get(larkevent.TypeAppTicket, eventReplayed))
+
+	// Still pruned: once the window has passed, the sweep forgets the ids, the deleted app's too.
+	_, err = env.do(logical.DeleteOperation, "apps/"+storeAppID, nil)
+	require.NoError(t, err)
+	env.clock.Advance(eventMemory - time.Minute)
+	env.sweep()
+	require.NotEmpty(t, env.storedKeys(eventIDPrefix+storeAppID+"/"), "forgotten before its window passed")
+	env.clock.Advance(2 * time.Minute)
+	r := env.sweep()
+	require.Equal(t, 1, r.EventIDsDropped)
+	require.Empty(t, env.storedKeys(eventIDPrefix))
+}
