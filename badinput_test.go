@@ -490,6 +490,18 @@ func TestBadInputApps(t *testing.T) {
 		u("token_endpoint v4", map[string]interface{}{"token_endpoint": "v4"}, "token_endpoint"),
 		u("token_endpoint upper case", map[string]interface{}{"token_endpoint": "V3"}, "token_endpoint"),
 		u("token_endpoint empty", map[string]interface{}{"token_endpoint": ""}, "token_endpoint"),
+		{name: "create: encrypt_key without verification_token", op: writeOp, path: "apps/" + catalogNewApp,
+			data:   map[string]interface{}{"app_secret": testSecret, "encrypt_key": topSecret},
+			status: 400, names: []string{"encrypt_key needs verification_token", "every event", "vault write lark/apps/" + catalogNewApp + " verification_token="}, secret: topSecret},
+		{name: "create: store app with encrypt_key without verification_token", op: writeOp, path: "apps/" + catalogNewApp,
+			data:   map[string]interface{}{"app_secret": testSecret, "app_type": "store", "encrypt_key": topSecret},
+			status: 400, names: []string{"encrypt_key needs verification_token"}, secret: topSecret},
+		{name: "encrypt_key added without verification_token", op: writeOp, path: appPath,
+			data:   map[string]interface{}{"encrypt_key": topSecret},
+			status: 400, names: []string{"encrypt_key needs verification_token", "verification_token=<token>"}, secret: topSecret},
+		{name: "encrypt_key with an empty verification_token", op: writeOp, path: appPath,
+			data:   map[string]interface{}{"encrypt_key": topSecret, "verification_token": ""},
+			status: 400, names: []string{"encrypt_key needs verification_token"}, secret: topSecret},
 		u("app_id in the body differs from the path", map[string]interface{}{"app_id": catalogNewApp, "app_secret": testSecret}, "app_id"),
 		u("unknown field", map[string]interface{}{"redirect_url": "https://vault.example/cb"}, "redirect_url"),
 		u("unknown field with a control character", map[string]interface{}{"x\ny": "1"}, "unknown field"),
@@ -509,6 +521,47 @@ func TestBadInputApps(t *testing.T) {
 			status: 400, names: []string{catalogNewApp, "not configured"}},
 	}
 	runCatalog(t, env, cases)
+}
+
+// An app that receives events keeps its Verification Token as long as it has an Encrypt Key: with
+// the key alone, events/<app_id> would refuse every event.
+func TestBadInputEventSecrets(t *testing.T) {
+	env := newCatalogEnv(t)
+	env.mustWrite(appPath, map[string]interface{}{"verification_token": storeVerify, "encrypt_key": storeEncrypt})
+	env.mustWrite("apps/"+storeAppID, map[string]interface{}{"app_secret": storeSecret, "app_type": "store",
+		"verification_token": storeVerify, "encrypt_key": storeEncrypt})
+	cases := []badInput{
+		{name: "verification_token cleared while encrypt_key stays", op: writeOp, path: appPath,
+			data:   map[string]interface{}{"verification_token": ""},
+			status: 400, names: []string{"verification_token cannot be removed", "encrypt_key", "verification_token= encrypt_key="}},
+		{name: "verification_token cleared with a new encrypt_key", op: writeOp, path: appPath,
+			data:   map[string]interface{}{"verification_token": "", "encrypt_key": topSecret},
+			status: 400, names: []string{"encrypt_key needs verification_token"}, secret: topSecret},
+		{name: "store app: verification_token cleared while encrypt_key stays", op: writeOp, path: "apps/" + storeAppID,
+			data:   map[string]interface{}{"verification_token": ""},
+			status: 400, names: []string{"verification_token cannot be removed", storeAppID}},
+	}
+	runCatalog(t, env, cases)
+
+	// What the messages offer instead works: both removed, or the token replaced.
+	env.mustWrite(appPath, map[string]interface{}{"verification_token": "aNewVerificationToken0123"})
+	env.mustWrite(appPath, map[string]interface{}{"verification_token": "", "encrypt_key": ""})
+	resp, err := env.read(appPath)
+	require.NoError(t, err)
+	require.Equal(t, false, resp.Data["verification_token_set"])
+	require.Equal(t, false, resp.Data["encrypt_key_set"])
+
+	// An app an older version stored with the key alone still takes unrelated writes, with a warning.
+	ctx := context.Background()
+	app, err := env.b.apps.load(ctx, env.storage, storeAppID)
+	require.NoError(t, err)
+	app.AppType, app.VerificationToken = "", ""
+	require.NoError(t, env.b.apps.put(ctx, env.storage, app))
+	resp, err = env.write("apps/"+storeAppID, map[string]interface{}{"scopes": "im:message"})
+	require.NoError(t, err)
+	require.False(t, resp.IsError(), "%v", resp.Error())
+	require.Len(t, resp.Warnings, 1)
+	require.Contains(t, resp.Warnings[0], "encrypt_key is set without verification_token")
 }
 
 func manyScopes(n int) string {
