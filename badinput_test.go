@@ -633,7 +633,15 @@ func TestBadInputImport(t *testing.T) {
 		{name: "delete with an unknown field", op: logical.DeleteOperation, path: userPath,
 			data: map[string]interface{}{"revoke": "false"}, status: 400, names: []string{"revoke"}},
 		{name: "read of a slot without a grant", op: logical.ReadOperation, path: "user-token/" + testAppID + "/nobody",
-			status: 400, names: []string{"nobody", "authorize"}},
+			status: 404, names: []string{`no Lark grant for user "nobody"`, "vault write lark/oauth/" + testAppID + "/authorize user=nobody", "refresh_token="}},
+		{name: "read of a bound slot without a grant", op: logical.ReadOperation, path: "user-token/" + testAppID + "/carol",
+			status: 404, names: []string{`no Lark grant for user "carol"`, "authorize user=carol"}},
+		{name: "read of a grant of an app not configured", op: logical.ReadOperation, path: "user-token/" + catalogNewApp + "/nobody",
+			status: 404, names: []string{"no Lark grant", "not configured", "vault write lark/apps/" + catalogNewApp + " app_secret="}},
+		{name: "delete of a slot without a grant", op: logical.DeleteOperation, path: "user-token/" + testAppID + "/nobody",
+			status: 404, names: []string{`no Lark grant for user "nobody"`, "nothing was deleted", "vault list lark/user-token/" + testAppID + "/"}},
+		{name: "delete of a bound slot without a grant", op: logical.DeleteOperation, path: "user-token/" + testAppID + "/carol",
+			status: 404, names: []string{`no Lark grant for user "carol"`}},
 	}
 	runCatalog(t, env, cases)
 	require.Zero(t, env.emu.Calls(larkemu.EndpointRefresh), "the minted token was never spent")
@@ -672,6 +680,10 @@ func TestBadInputSlots(t *testing.T) {
 			data: map[string]interface{}{"prefix": "a"}, status: 400, names: []string{"prefix"}},
 		{name: "delete with an unknown field", op: logical.DeleteOperation, path: slotPath,
 			data: map[string]interface{}{"cascade": "true"}, status: 400, names: []string{"cascade"}},
+		{name: "read of an unbound slot", op: logical.ReadOperation, path: "slots/" + testAppID + "/nobody",
+			status: 404, names: []string{`slot "nobody"`, "no binding", "vault write lark/slots/" + testAppID + "/nobody open_id="}},
+		{name: "delete of an unbound slot", op: logical.DeleteOperation, path: "slots/" + testAppID + "/nobody",
+			status: 404, names: []string{`slot "nobody"`, "no binding"}},
 	}
 	runCatalog(t, env, cases)
 }
