@@ -81,7 +81,7 @@ func applyStoreFields(app *appEntry, d *framework.FieldData, mount string) *logi
 func checkEventSecrets(app *appEntry, d *framework.FieldData, mount string) *logical.Response {
 	_, tokenGiven := d.GetOk("verification_token")
 	_, keyGiven := d.GetOk("encrypt_key")
-	if !(tokenGiven || keyGiven) || app.EncryptKey == "" || app.VerificationToken != "" {
+	if (!tokenGiven && !keyGiven) || app.EncryptKey == "" || app.VerificationToken != "" {
 		return nil
 	}
 	fix := fmt.Sprintf("store the console's Verification Token beside it (developer console → Events & Callbacks → Encryption Strategy): vault write %sapps/%s verification_token=<token>; or, to stop receiving events, remove both: vault write %sapps/%s verification_token= encrypt_key=",
