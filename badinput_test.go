@@ -490,6 +490,18 @@ func TestBadInputApps(t *testing.T) {
 		u("token_endpoint v4", map[string]interface{}{"token_endpoint": "v4"}, "token_endpoint"),
 		u("token_endpoint upper case", map[string]interface{}{"token_endpoint": "V3"}, "token_endpoint"),
 		u("token_endpoint empty", map[string]interface{}{"token_endpoint": ""}, "token_endpoint"),
+		{name: "create: encrypt_key without verification_token", op: writeOp, path: "apps/" + catalogNewApp,
+			data:   map[string]interface{}{"app_secret": testSecret, "encrypt_key": topSecret},
+			status: 400, names: []string{"encrypt_key needs verification_token", "every event", "vault write lark/apps/" + catalogNewApp + " verification_token="}, secret: topSecret},
+		{name: "create: store app with encrypt_key without verification_token", op: writeOp, path: "apps/" + catalogNewApp,
+			data:   map[string]interface{}{"app_secret": testSecret, "app_type": "store", "encrypt_key": topSecret},
+			status: 400, names: []string{"encrypt_key needs verification_token"}, secret: topSecret},
+		{name: "encrypt_key added without verification_token", op: writeOp, path: appPath,
+			data:   map[string]interface{}{"encrypt_key": topSecret},
+			status: 400, names: []string{"encrypt_key needs verification_token", "verification_token=<token>"}, secret: topSecret},
+		{name: "encrypt_key with an empty verification_token", op: writeOp, path: appPath,
+			data:   map[string]interface{}{"encrypt_key": topSecret, "verification_token": ""},
+			status: 400, names: []string{"encrypt_key needs verification_token"}, secret: topSecret},
 		u("app_id in the body differs from the path", map[string]interface{}{"app_id": catalogNewApp, "app_secret": testSecret}, "app_id"),
 		u("unknown field", map[string]interface{}{"redirect_url": "https://vault.example/cb"}, "redirect_url"),
 		u("unknown field with a control character", map[string]interface{}{"x\ny": "1"}, "unknown field"),
@@ -523,6 +535,47 @@ func TestBadInputApps(t *testing.T) {
 			data: map[string]interface{}{"min_ttl": "30m"}, status: 400, names: []string{catalogNewApp, "not configured"}},
 	}
 	runCatalog(t, env, cases)
+}
+
+// An app that receives events keeps its Verification Token as long as it has an Encrypt Key: with
+// the key alone, events/<app_id> would refuse every event.
+func TestBadInputEventSecrets(t *testing.T) {
+	env := newCatalogEnv(t)
+	env.mustWrite(appPath, map[string]interface{}{"verification_token": storeVerify, "encrypt_key": storeEncrypt})
+	env.mustWrite("apps/"+storeAppID, map[string]interface{}{"app_secret": storeSecret, "app_type": "store",
+		"verification_token": storeVerify, "encrypt_key": storeEncrypt})
+	cases := []badInput{
+		{name: "verification_token cleared while encrypt_key stays", op: writeOp, path: appPath,
+			data:   map[string]interface{}{"verification_token": ""},
+			status: 400, names: []string{"verification_token cannot be removed", "encrypt_key", "verification_token= encrypt_key="}},
+		{name: "verification_token cleared with a new encrypt_key", op: writeOp, path: appPath,
+			data:   map[string]interface{}{"verification_token": "", "encrypt_key": topSecret},
+			status: 400, names: []string{"encrypt_key needs verification_token"}, secret: topSecret},
+		{name: "store app: verification_token cleared while encrypt_key stays", op: writeOp, path: "apps/" + storeAppID,
+			data:   map[string]interface{}{"verification_token": ""},
+			status: 400, names: []string{"verification_token cannot be removed", storeAppID}},
+	}
+	runCatalog(t, env, cases)
+
+	// What the messages offer instead works: both removed, or the token replaced.
+	env.mustWrite(appPath, map[string]interface{}{"verification_token": "aNewVerificationToken0123"})
+	env.mustWrite(appPath, map[string]interface{}{"verification_token": "", "encrypt_key": ""})
+	resp, err := env.read(appPath)
+	require.NoError(t, err)
+	require.Equal(t, false, resp.Data["verification_token_set"])
+	require.Equal(t, false, resp.Data["encrypt_key_set"])
+
+	// An app an older version stored with the key alone still takes unrelated writes, with a warning.
+	ctx := context.Background()
+	app, err := env.b.apps.load(ctx, env.storage, storeAppID)
+	require.NoError(t, err)
+	app.AppType, app.VerificationToken = "", ""
+	require.NoError(t, env.b.apps.put(ctx, env.storage, app))
+	resp, err = env.write("apps/"+storeAppID, map[string]interface{}{"scopes": "im:message"})
+	require.NoError(t, err)
+	require.False(t, resp.IsError(), "%v", resp.Error())
+	require.Len(t, resp.Warnings, 1)
+	require.Contains(t, resp.Warnings[0], "encrypt_key is set without verification_token")
 }
 
 func manyScopes(n int) string {
@@ -594,7 +647,15 @@ func TestBadInputImport(t *testing.T) {
 		{name: "delete with an unknown field", op: logical.DeleteOperation, path: userPath,
 			data: map[string]interface{}{"revoke": "false"}, status: 400, names: []string{"revoke"}},
 		{name: "read of a slot without a grant", op: logical.ReadOperation, path: "user-token/" + testAppID + "/nobody",
-			status: 400, names: []string{"nobody", "authorize"}},
+			status: 404, names: []string{`no Lark grant for user "nobody"`, "vault write lark/oauth/" + testAppID + "/authorize user=nobody", "refresh_token="}},
+		{name: "read of a bound slot without a grant", op: logical.ReadOperation, path: "user-token/" + testAppID + "/carol",
+			status: 404, names: []string{`no Lark grant for user "carol"`, "authorize user=carol"}},
+		{name: "read of a grant of an app not configured", op: logical.ReadOperation, path: "user-token/" + catalogNewApp + "/nobody",
+			status: 404, names: []string{"no Lark grant", "not configured", "vault write lark/apps/" + catalogNewApp + " app_secret="}},
+		{name: "delete of a slot without a grant", op: logical.DeleteOperation, path: "user-token/" + testAppID + "/nobody",
+			status: 404, names: []string{`no Lark grant for user "nobody"`, "nothing was deleted", "vault list lark/user-token/" + testAppID + "/"}},
+		{name: "delete of a bound slot without a grant", op: logical.DeleteOperation, path: "user-token/" + testAppID + "/carol",
+			status: 404, names: []string{`no Lark grant for user "carol"`}},
 	}
 	runCatalog(t, env, cases)
 	require.Zero(t, env.emu.Calls(larkemu.EndpointRefresh), "the minted token was never spent")
@@ -633,6 +694,10 @@ func TestBadInputSlots(t *testing.T) {
 			data: map[string]interface{}{"prefix": "a"}, status: 400, names: []string{"prefix"}},
 		{name: "delete with an unknown field", op: logical.DeleteOperation, path: slotPath,
 			data: map[string]interface{}{"cascade": "true"}, status: 400, names: []string{"cascade"}},
+		{name: "read of an unbound slot", op: logical.ReadOperation, path: "slots/" + testAppID + "/nobody",
+			status: 404, names: []string{`slot "nobody"`, "no binding", "vault write lark/slots/" + testAppID + "/nobody open_id="}},
+		{name: "delete of an unbound slot", op: logical.DeleteOperation, path: "slots/" + testAppID + "/nobody",
+			status: 404, names: []string{`slot "nobody"`, "no binding"}},
 	}
 	runCatalog(t, env, cases)
 }

@@ -27,7 +27,8 @@ const (
 )
 
 // seenEvents de-duplicates events by id, in storage, so a redelivery or a replay is recognised on
-// any node and after restarts. Only events that changed something are remembered: refused events
+// any node, after restarts, and after the app is deleted and configured again (ids are kept until
+// they age out, never dropped with the app). Only events that changed something are remembered: refused events
 // never are, so a stranger cannot fill the memory.
 type seenEvents struct {
 	clock clock.Clock
@@ -102,18 +103,4 @@ func (se *seenEvents) prune(ctx context.Context, s logical.Storage, deadline tim
 		}
 	}
 	return dropped, nil
-}
-
-// dropApp forgets the event ids of a deleted app.
-func (se *seenEvents) dropApp(ctx context.Context, s logical.Storage, appID string) error {
-	keys, err := s.List(ctx, eventIDPrefix+appID+"/")
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := s.Delete(ctx, eventIDPrefix+appID+"/"+k); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -85,14 +85,14 @@ var appFields = map[string]*framework.FieldSchema{
 	},
 	"verification_token": {
 		Type:        framework.TypeString,
-		Description: `The Verification Token of the app's event subscription (developer console → Events & Callbacks → Encryption Strategy). Every event Lark posts to events/<app_id> must carry it; without it, events are refused. Write-only: reads show whether it is set and a fingerprint. Empty removes it.`,
+		Description: `The Verification Token of the app's event subscription (developer console → Events & Callbacks → Encryption Strategy). Every event Lark posts to events/<app_id> must carry it; without it, events are refused. Write-only: reads show whether it is set and a fingerprint. Empty removes it, which is refused while encrypt_key is set (remove both together).`,
 		DisplayAttrs: &framework.DisplayAttributes{
 			Sensitive: true,
 		},
 	},
 	"encrypt_key": {
 		Type:        framework.TypeString,
-		Description: `The Encrypt Key of the app's event subscription. With it set, only encrypted events are accepted, and an event must decrypt under it (recommended: without it the Verification Token travels in clear text). Write-only: reads show whether it is set and a fingerprint. Empty removes it.`,
+		Description: `The Encrypt Key of the app's event subscription. With it set, only encrypted events are accepted, and an event must decrypt under it (recommended: without it the Verification Token travels in clear text). Requires verification_token (without it every event would be refused, so such a write is refused). Write-only: reads show whether it is set and a fingerprint. Empty removes it.`,
 		DisplayAttrs: &framework.DisplayAttributes{
 			Sensitive: true,
 		},
@@ -426,9 +426,8 @@ func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *fr
 	if err := b.tenants.dropApp(ctx, req.Storage, appID); err != nil {
 		return nil, err
 	}
-	if err := b.seenEvents.dropApp(ctx, req.Storage, appID); err != nil {
-		return nil, err
-	}
+	// The ids of the events handled for this app stay until they age out (the sweep prunes them):
+	// an app configured again with the same keys must not accept an event it already acted on.
 	if err := b.apps.delete(ctx, req.Storage, appID); err != nil {
 		return nil, err
 	}

@@ -71,7 +71,26 @@ func applyStoreFields(app *appEntry, d *framework.FieldData, mount string) *logi
 		}
 		*f.value = v
 	}
-	return nil
+	return checkEventSecrets(app, d, mount)
+}
+
+// checkEventSecrets refuses a write that leaves the app with an Encrypt Key but no Verification
+// Token: events/<app_id> accepts an event only when its token matches, so every event would be
+// refused. An app stored so by an older version is only warned about (eventSetupWarnings) until a
+// write touches its event secrets.
+func checkEventSecrets(app *appEntry, d *framework.FieldData, mount string) *logical.Response {
+	_, tokenGiven := d.GetOk("verification_token")
+	_, keyGiven := d.GetOk("encrypt_key")
+	if (!tokenGiven && !keyGiven) || app.EncryptKey == "" || app.VerificationToken != "" {
+		return nil
+	}
+	fix := fmt.Sprintf("store the console's Verification Token beside it (developer console → Events & Callbacks → Encryption Strategy): vault write %sapps/%s verification_token=<token>; or, to stop receiving events, remove both: vault write %sapps/%s verification_token= encrypt_key=",
+		mount, app.AppID, mount, app.AppID)
+	if tokenGiven && !keyGiven {
+		return logical.ErrorResponse("verification_token cannot be removed while the app keeps its encrypt_key: events/%s would then refuse every event Lark posts. Nothing was stored; give the new token, or remove both: vault write %sapps/%s verification_token= encrypt_key=",
+			app.AppID, mount, app.AppID)
+	}
+	return logical.ErrorResponse("encrypt_key needs verification_token: events/%s accepts an event only when the Verification Token inside matches, so with an Encrypt Key alone every event Lark posts would be refused. Nothing was stored; %s", app.AppID, fix)
 }
 
 // validateEventSecret accepts "" (remove) or what the console shows: printable ASCII, no spaces.
@@ -94,6 +113,8 @@ func eventSetupWarnings(app *appEntry, r remedies) *logical.Response {
 	case app.isStore() && app.VerificationToken == "":
 		warnings = append(warnings, fmt.Sprintf("a store app's app token needs the app_ticket Lark pushes to https://<vault address>/v1/%sevents/%s: store the console's Verification Token (and Encrypt Key) with verification_token= (encrypt_key=), or have your own event receiver forward each ticket with: vault write %sapps/%s/ticket app_ticket=...",
 			r.mount, app.AppID, r.mount, app.AppID))
+	case app.VerificationToken == "" && app.EncryptKey != "":
+		warnings = append(warnings, fmt.Sprintf("encrypt_key is set without verification_token, so events/%s refuses every event; store the console's Verification Token: vault write %sapps/%s verification_token=<token>", app.AppID, r.mount, app.AppID))
 	case app.VerificationToken != "" && app.EncryptKey == "":
 		warnings = append(warnings, "no encrypt_key: Lark then posts events in clear text, and the Verification Token inside each is all that authenticates it; set an Encrypt Key in the console and here")
 	}

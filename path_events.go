@@ -38,10 +38,12 @@ What the plugin acts on:
   auth.user_access_token.revoked_v4    the user's grants become reauth_required at once
 Any other event type is answered with 200 and ignored.
 
-Refused with the same answer ("event refused", HTTP 400; 413 for an oversized body),
-changing nothing: a wrong token, a body that does not decrypt, another app's event, a
-malformed event, an event id already handled (de-duplicated for Lark's whole 7-hour
-redelivery period), an event older than that. Expose only this path to the internet
+Refused with one answer, HTTP 400 {"error":"event refused"}, changing nothing, whatever
+the cause and whether or not the app is configured here: an app id that is unknown or has
+no verification_token, a body over 512 KiB, a wrong token, a body that does not decrypt,
+another app's event, a malformed event, an event id already handled (de-duplicated for
+Lark's whole 7-hour redelivery period, even across a delete of the app), an event older
+than that. Vault's log and lark_events_total say which. Expose only this path to the internet
 (see the README's reverse-proxy example).`
 
 func pathEvents(b *backend) []*framework.Path {
@@ -72,33 +74,35 @@ func (b *backend) pathEventReceive(ctx context.Context, req *logical.Request, d 
 	appID := d.Get("app_id").(string)
 	if validateAppID(appID) != nil {
 		b.metrics.event("unknown", eventNoApp)
-		return eventRefusal(http.StatusBadRequest), nil
+		return eventRefusal(), nil
 	}
 	sess, err := b.sessions.open(ctx, req.Storage, appID)
 	switch {
 	case errors.Is(err, errAppNotConfigured):
 		b.metrics.event("unknown", eventNoApp)
 		b.Logger().Debug("event for an app that is not configured", "app_id", appID)
-		return eventRefusal(http.StatusBadRequest), nil
+		return eventRefusal(), nil
 	case err != nil:
 		b.Logger().Error("event not processed: reading the app failed", "app_id", appID, "error", err)
 		return nil, logical.CodedError(http.StatusServiceUnavailable, "event not processed; Lark delivers it again later")
 	case sess.events == nil:
 		b.metrics.event("unknown", eventNoApp)
 		b.Logger().Warn("event refused: the app has no verification_token; store the console's Verification Token in apps/"+appID, "app_id", appID)
-		return eventRefusal(http.StatusBadRequest), nil
+		return eventRefusal(), nil
 	}
 
 	ev, err := sess.events.DecodeMap(req.Data)
 	if err != nil {
-		status, reason := http.StatusBadRequest, string(larkevent.ReasonMalformed)
+		// Not le.HTTPStatus(): an app that is not configured never gets this far, so a 413 for an
+		// oversized body would tell a stranger which app ids are configured.
+		reason := string(larkevent.ReasonMalformed)
 		var le *larkevent.Error
 		if errors.As(err, &le) {
-			status, reason = le.HTTPStatus(), string(le.Reason)
+			reason = string(le.Reason)
 		}
 		b.metrics.event("unknown", reason)
 		b.Logger().Warn("event refused", "app_id", appID, "reason", reason)
-		return eventRefusal(status), nil
+		return eventRefusal(), nil
 	}
 	typ := eventTypeLabel(ev.Type)
 	if ev.IsChallenge() {
@@ -122,7 +126,7 @@ func (b *backend) pathEventReceive(ctx context.Context, req *logical.Request, d 
 		return nil, logical.CodedError(http.StatusServiceUnavailable, "event not processed; Lark delivers it again later")
 	case out.refused:
 		b.Logger().Warn("event refused", "app_id", appID, "type", typ, "reason", out.result)
-		return eventRefusal(http.StatusBadRequest), nil
+		return eventRefusal(), nil
 	}
 	return rawJSONResponse(http.StatusOK, []byte(`{"ok":true}`)), nil
 }

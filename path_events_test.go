@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,7 +72,7 @@ func TestRefusedEventsChangeNothing(t *testing.T) {
 		{"not an event", larkemu.PushRequest{Event: json.RawMessage(`{"hello":"world"}`)}, 400, "malformed"},
 		{"event without a ticket", larkemu.PushRequest{Event: json.RawMessage(`{"ts":"1","uuid":"u","token":"` + storeVerify + `","type":"event_callback","event":{"app_id":"` + storeAppID + `","type":"app_ticket"}}`)}, 400, "malformed"},
 		{"undecryptable raw body", larkemu.PushRequest{RawBody: raw(`{"encrypt":"AAAA"}`)}, 400, "undecryptable"},
-		{"oversized", larkemu.PushRequest{Event: json.RawMessage(good), PadBytes: 600 << 10}, 413, "too_large"},
+		{"oversized", larkemu.PushRequest{Event: json.RawMessage(good), PadBytes: 600 << 10}, 400, "too_large"},
 		{"replayed delivery", larkemu.PushRequest{ReplayOf: delivered.Seq}, 400, eventReplayed},
 		{"too old", larkemu.PushRequest{Event: json.RawMessage(ticketEventJSON(storeAppID, storeVerify, "t-old", "evt-old", now.Add(-8*time.Hour)))}, 400, eventTooOld},
 		{"app_open with an unusable tenant key", larkemu.PushRequest{Event: json.RawMessage(`{"ts":"` + strconv.FormatInt(now.Unix(), 10) + `","uuid":"evt-c","token":"` + storeVerify + `","type":"event_callback","event":{"app_id":"` + storeAppID + `","tenant_key":"a/b","type":"app_open"}}`)}, 400, eventBadInput},
@@ -303,4 +305,101 @@ func TestRevocationEventReadsOnlyTheUsersGrants(t *testing.T) {
 	require.LessOrEqual(t, gets.grantGets(), 4, "u11 and u09, each read and then locked")
 	require.Equal(t, grantStateReauthRequired, env.onDisk("u11").State)
 	require.Equal(t, grantStateReauthRequired, env.onDisk("u09").State, "a grant changed on another node was not matched")
+}
+
+// Deleting an app and configuring it again with the same keys must not reopen Lark's redelivery
+// window: an event handled before the delete is still a replay afterwards, until its id ages out
+// (eventMemory); then the sweep forgets it like any other.
+func TestEventIDsOutliveTheAppUntilTheyAgeOut(t *testing.T) {
+	env := newStoreTestEnv(t)
+	env.addStoreApp(storeEncrypt, tenantA)
+	delivered := env.giveTicket(storeAppID)
+	require.NotEmpty(t, env.storedKeys(eventIDPrefix+storeAppID+"/"))
+
+	_, err := env.do(logical.DeleteOperation, "apps/"+storeAppID, nil)
+	require.NoError(t, err)
+	env.mustWrite("apps/"+storeAppID, map[string]interface{}{
+		"app_secret": storeSecret, "base_url": env.emuURL, "app_type": "store",
+		"verification_token": storeVerify, "encrypt_key": storeEncrypt,
+	})
+
+	before := env.storageSnapshot()
+	d, err := env.emu.PushEvent(storeAppID, larkemu.PushRequest{ReplayOf: delivered.Seq})
+	require.NoError(t, err)
+	a := lastAttempt(t, d)
+	require.Equal(t, http.StatusBadRequest, a.Status, a.Response)
+	require.JSONEq(t, `{"error":"event refused"}`, a.Response)
+	require.Equal(t, before, env.storageSnapshot(), "the replayed ticket was taken")
+	require.Equal(t, uint64(1), env.b.metrics.events.get(larkevent.TypeAppTicket, eventReplayed))
+
+	// Still pruned: once the window has passed, the sweep forgets the ids, the deleted app's too.
+	_, err = env.do(logical.DeleteOperation, "apps/"+storeAppID, nil)
+	require.NoError(t, err)
+	env.clock.Advance(eventMemory - time.Minute)
+	env.sweep()
+	require.NotEmpty(t, env.storedKeys(eventIDPrefix+storeAppID+"/"), "forgotten before its window passed")
+	env.clock.Advance(2 * time.Minute)
+	r := env.sweep()
+	require.Equal(t, 1, r.EventIDsDropped)
+	require.Empty(t, env.storedKeys(eventIDPrefix))
+}
+
+// Every refusal of the unauthenticated events path reads the same, whatever failed and whether or
+// not the app id is configured: otherwise a stranger could probe which app ids Vault holds (an
+// oversized body was answered 413 for a configured app and 400 for any other).
+func TestEventRefusalsDoNotTellConfiguredAppsApart(t *testing.T) {
+	env := newStoreTestEnv(t)
+	env.addStoreApp(storeEncrypt, tenantA)
+	env.addApp() // self-built, no verification_token
+	now := env.clock.Now()
+	good := ticketEventJSON(storeAppID, storeVerify, "forged-ticket-0001", "evt-probe", now)
+	encrypted := func(key, plain string) string {
+		body, err := larkevent.EncryptBody(key, []byte(plain))
+		require.NoError(t, err)
+		return string(body)
+	}
+	padded := strings.Replace(good, `"type":"event_callback"`, `"padding":"`+strings.Repeat("x", 600<<10)+`","type":"event_callback"`, 1)
+	causes := map[string]string{
+		"oversized, encrypted":   encrypted(storeEncrypt, padded),
+		"oversized, plain":       padded,
+		"not an event":           `{"hello":"world"}`,
+		"empty object":           `{}`,
+		"no body":                ``,
+		"undecryptable":          `{"encrypt":"AAAA"}`,
+		"forged encrypt key":     encrypted("not-the-key", good),
+		"plain body":             good,
+		"wrong token":            encrypted(storeEncrypt, ticketEventJSON(storeAppID, "wrong-token", "t-x", "evt-a", now)),
+		"another app's event":    encrypted(storeEncrypt, ticketEventJSON("cli_someoneelse", storeVerify, "t-x", "evt-b", now)),
+		"too old":                encrypted(storeEncrypt, ticketEventJSON(storeAppID, storeVerify, "t-old", "evt-old", now.Add(-8*time.Hour))),
+		"challenge, wrong token": encrypted(storeEncrypt, `{"challenge":"c","token":"wrong","type":"url_verification"}`),
+	}
+	apps := map[string]string{
+		"configured":                 storeAppID,
+		"unknown":                    "cli_notconfigured0",
+		"not an app id":              "not-an-app-id",
+		"without verification_token": testAppID,
+	}
+	type answer struct {
+		Status      int
+		ContentType string
+		Body        string
+	}
+	post := func(appID, body string) answer {
+		resp, err := http.Post(env.eventURL(appID), "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return answer{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}
+	}
+	want := answer{http.StatusBadRequest, "application/json", `{"error":"event refused"}`}
+	for cause, body := range causes {
+		for kind, appID := range apps {
+			t.Run(cause+"/"+kind, func(t *testing.T) {
+				before := env.storageSnapshot()
+				require.Equal(t, want, post(appID, body))
+				require.Equal(t, before, env.storageSnapshot())
+			})
+		}
+	}
 }

@@ -3,6 +3,7 @@ package larksecrets
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -43,7 +44,8 @@ when the app does not take people's Lark identity from their Vault entity
 (identity_metadata_key, identity_alias_mount). Grant this path to administrators only.
 
 A slot that already holds a grant of another Lark user cannot be bound to someone else;
-delete the grant first, or hand the slot over with oauth/<app_id>/replace.`,
+delete the grant first, or hand the slot over with oauth/<app_id>/replace. Reading or
+deleting a slot that is not bound answers 404.`,
 		},
 	}
 }
@@ -91,7 +93,7 @@ func (b *backend) pathSlotRead(ctx context.Context, req *logical.Request, d *fra
 		return nil, err
 	}
 	if binding == nil {
-		return nil, nil
+		return nil, slotNotBound(remediesFor(req), id)
 	}
 	data := map[string]interface{}{
 		"open_id":  binding.Identity.OpenID,
@@ -153,5 +155,17 @@ func (b *backend) pathSlotDelete(ctx context.Context, req *logical.Request, d *f
 	if errResp != nil {
 		return errResp, nil
 	}
+	binding, err := b.slots.get(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if binding == nil {
+		return nil, slotNotBound(remediesFor(req), id)
+	}
 	return nil, b.slots.delete(ctx, req.Storage, id)
+}
+
+// slotNotBound is the answer for a slot without a binding: 404, and how to bind it.
+func slotNotBound(r remedies, id grantID) error {
+	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("slot %q of %s has no binding; bind it with: %s", id.Slot, id.App, r.bindSlot(id)))
 }

@@ -96,7 +96,7 @@ A grant that can no longer be refreshed (expired, revoked, already used, 365 day
 after authorization) is stored as reauth_required and every read says why (HTTP 409).
 
 Writing refresh_token imports a grant from another system; deleting forgets the grant
-and revokes it at Lark.`,
+and revokes it at Lark. Reading or deleting a slot that holds no grant answers 404.`,
 		},
 	}
 }
@@ -139,8 +139,7 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 	g, warnings, err := b.refresher.read(ctx, req.Storage, id)
 	if err != nil {
 		if errors.Is(err, errGrantNotFound) {
-			return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
-				"no Lark grant for user %q of app %s; start one with: %s", id.Slot, id.App, r.authorizeCommand(id)))
+			return nil, b.noGrant(ctx, req.Storage, r, id, false)
 		}
 		return nil, r.httpError(id.App, err)
 	}
@@ -302,7 +301,7 @@ func (b *backend) pathUserTokenDelete(ctx context.Context, req *logical.Request,
 	err := b.grants.withGrant(ctx, req.Storage, id, func(tx *grantTx) error {
 		g := tx.grant()
 		if g == nil {
-			return nil
+			return errGrantNotFound
 		}
 		if sess, err := b.sessions.open(ctx, req.Storage, id.App); err == nil {
 			for _, rerr := range b.refresher.revoke(sess, g.RefreshToken, g.AccessToken) {
@@ -311,6 +310,9 @@ func (b *backend) pathUserTokenDelete(ctx context.Context, req *logical.Request,
 		}
 		return tx.remove()
 	})
+	if errors.Is(err, errGrantNotFound) {
+		return nil, b.noGrant(ctx, req.Storage, remediesFor(req), id, true)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +320,21 @@ func (b *backend) pathUserTokenDelete(ctx context.Context, req *logical.Request,
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// noGrant is the answer for a slot that holds no grant: 404, with what to do instead. (Of the vault
+// CLI's commands, only read drops a 404's message, printing "No value found at <path>"; the API,
+// delete and -format=json callers see it.)
+func (b *backend) noGrant(ctx context.Context, s logical.Storage, r remedies, id grantID, deleting bool) error {
+	msg := fmt.Sprintf("no Lark grant for user %q of app %s", id.Slot, id.App)
+	if deleting {
+		msg += fmt.Sprintf("; nothing was deleted (the app's grants: vault list %suser-token/%s/)", r.mount, id.App)
+	} else if app, err := b.apps.get(ctx, s, id.App); err == nil && app == nil {
+		msg += fmt.Sprintf(": the app is not configured in this mount; add it with: vault write %sapps/%s app_secret=..., then start one with: %s", r.mount, id.App, r.authorizeCommand(id))
+	} else {
+		msg += fmt.Sprintf("; start one with: %s (or import a refresh token: vault write %suser-token/%s/%s refresh_token=...)", r.authorizeCommand(id), r.mount, id.App, id.Slot)
+	}
+	return logical.CodedError(http.StatusNotFound, msg)
 }
 
 // secretUserToken: non-renewable, and revoking the lease must not revoke the grant (the next

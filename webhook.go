@@ -3,6 +3,7 @@ package larksecrets
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -221,9 +222,10 @@ func (b *backend) grantRevoked(ctx context.Context, s logical.Storage, sess *app
 // failed is for the operator's log and metrics, not for whoever sent the request.
 const eventRefusedText = "event refused"
 
-// eventRefusal is the raw refusal response.
-func eventRefusal(status int) *logical.Response {
-	return rawJSONResponse(status, []byte(fmt.Sprintf(`{"error":%q}`, eventRefusedText)))
+// eventRefusal is the raw refusal response: one status and one body for every cause, so that
+// neither the check that failed nor whether the app id is configured can be read from it.
+func eventRefusal() *logical.Response {
+	return rawJSONResponse(http.StatusBadRequest, []byte(fmt.Sprintf(`{"error":%q}`, eventRefusedText)))
 }
 
 // rawJSONResponse answers with exactly this body and status (docs: Vault's raw responses).

@@ -378,8 +378,8 @@ func TestOAuthAuthorizeBadInputStoresNothing(t *testing.T) {
 		}
 	}
 	status, body := vaultHTTP(t, rootToken, http.MethodGet, mountPath+"/user-token/cli_e2enosuchapp/eve", nil)
-	if msg := fmt.Sprint(body["errors"]); status != http.StatusBadRequest || !strings.Contains(msg, "no Lark grant") {
-		t.Fatalf("read from an unknown app: HTTP %d %s", status, msg)
+	if msg := fmt.Sprint(body["errors"]); status != http.StatusNotFound || !strings.Contains(msg, "no Lark grant") || !strings.Contains(msg, "not configured") {
+		t.Fatalf("read from an unknown app: HTTP %d %s; want 404 saying the app is not configured", status, msg)
 	}
 	sameSlots(t, app, before, "the refused requests")
 	if got := slots(t, "cli_e2enosuchapp"); len(got) != 0 {
@@ -478,8 +478,8 @@ func TestOAuthDeclinedStoresNothing(t *testing.T) {
 	p = callback(t, location)
 	wantPage(t, p, http.StatusBadRequest, []string{"unknown or already used"}, state)
 	status, body := vaultHTTP(t, rootToken, http.MethodGet, mountPath+"/user-token/"+app+"/dora", nil)
-	if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["errors"]), "no Lark grant") {
-		t.Fatalf("read after a decline: HTTP %d %v", status, body["errors"])
+	if status != http.StatusNotFound || !strings.Contains(fmt.Sprint(body["errors"]), "no Lark grant") {
+		t.Fatalf("read after a decline: HTTP %d %v; want 404", status, body["errors"])
 	}
 }
 

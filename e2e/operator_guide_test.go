@@ -505,6 +505,42 @@ func TestOperatorGuide(t *testing.T) {
 				t.Fatalf("lark/reauth with fresh grants:\n%s", out)
 			}
 		}},
+		"disable-inventory": {after: func(t *testing.T, out string) {
+			for _, want := range []string{"== " + guideApp, "carol", "svc-release-bot"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("the inventory does not show %q:\n%s", want, out)
+				}
+			}
+		}},
+		"disable-revoke": {after: func(t *testing.T, out string) {
+			if strings.Contains(out, "could not revoke") || strings.Count(out, "Success! Data deleted") != 2 {
+				t.Fatalf("deleting every grant, want two clean deletes:\n%s", out)
+			}
+			if out, err := v.cli(rootToken, "table", "list", "lark/user-token/"+guideApp+"/"); err == nil {
+				t.Fatalf("grants left after the loop:\n%s", out)
+			}
+			grants, _ := emuControl(t, emuURL, http.MethodGet, "/_emulator/grants", nil)["grants"].([]any)
+			revoked := 0
+			for _, g := range grants {
+				m := g.(map[string]any)
+				if m["app_id"] != guideApp {
+					continue
+				}
+				if m["status"] != "revoked" {
+					t.Fatalf("grant of %v at Lark is %v after the loop, want revoked", m["user_id"], m["status"])
+				}
+				revoked++
+			}
+			if revoked < 2 {
+				t.Fatalf("%d grants of the guide's app revoked at Lark, want carol's and the release bot's", revoked)
+			}
+		}},
+		"disable": {after: func(t *testing.T, out string) {
+			mounts := v.json(t, rootToken, "read", "sys/mounts")["data"].(map[string]any)
+			if _, ok := mounts["lark/"]; ok {
+				t.Fatal("lark/ is still mounted")
+			}
+		}},
 	}
 
 	used := map[string]bool{}

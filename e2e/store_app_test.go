@@ -167,7 +167,7 @@ func TestStoreAppThroughVaultsListener(t *testing.T) {
 		{"replayed delivery", map[string]any{"replay_of": seq}, 400},
 		{"malformed event", map[string]any{"event": map[string]any{"hello": "world"}}, 400},
 		{"undecryptable body", map[string]any{"raw_body": `{"encrypt":"AAAAAAAA"}`}, 400},
-		{"oversized", map[string]any{"event": ticketEvent(verification, storeApp, "forged-5"), "pad_bytes": 600 << 10}, 413},
+		{"oversized", map[string]any{"event": ticketEvent(verification, storeApp, "forged-5"), "pad_bytes": 600 << 10}, 400},
 	}
 	for _, r := range refusals {
 		d := emuControl(t, emu, http.MethodPost, "/_emulator/apps/"+storeApp+"/events/push", r.push)
@@ -179,6 +179,22 @@ func TestStoreAppThroughVaultsListener(t *testing.T) {
 		if after := state(); after != before {
 			t.Fatalf("%s changed what Vault holds:\nbefore %s\nafter  %s", r.name, before, after)
 		}
+	}
+	// The same probes sent to an app id Vault does not hold read exactly alike: the answers must
+	// not tell a stranger which app ids are configured.
+	for name, body := range map[string]map[string]any{
+		"oversized": {"encrypt": strings.Repeat("A", 600<<10)},
+		"malformed": {"hello": "world"},
+	} {
+		for _, appID := range []string{storeApp, "cli_e2enosuchapp"} {
+			status, got := vaultHTTP(t, "", http.MethodPost, mountPath+"/events/"+appID, body)
+			if status != http.StatusBadRequest || len(got) != 1 || got["error"] != "event refused" {
+				t.Errorf("%s to %s: HTTP %d %v, want 400 and the one refusal", name, appID, status, got)
+			}
+		}
+	}
+	if after := state(); after != before {
+		t.Fatalf("probes changed what Vault holds:\nbefore %s\nafter  %s", before, after)
 	}
 	// Not JSON at all: Vault's own HTTP layer refuses it before the plugin.
 	d := emuControl(t, emu, http.MethodPost, "/_emulator/apps/"+storeApp+"/events/push", map[string]any{"raw_body": "not json"})
