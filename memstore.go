@@ -71,7 +71,10 @@ func (c *cachedStore[T, L]) storageKey(key string) string {
 func (c *cachedStore[T, L]) get(ctx context.Context, s logical.Storage, key string) (*T, error) {
 	c.mu.RLock()
 	v, ok := c.entries[key]
-	seen := c.epochLocked(key)
+	var seen uint64
+	if !ok {
+		seen = c.epochLocked(key)
+	}
 	c.mu.RUnlock()
 	if ok {
 		return v, nil
