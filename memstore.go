@@ -38,14 +38,15 @@ type storeSpec[T any] struct {
 type layout[T any] interface{ spec() *storeSpec[T] }
 
 // cachedStore is memory in front of storage for one kind of entry. Memory only ever holds what
-// storage held at some moment after the last change of the key that this process knows of: every
+// storage held at some moment after the last change of the key that this process knows of (or
+// what swap set, for what storage cannot say): every
 // key has an epoch that moves on every put, delete, memory-only change and invalidate, and a read
 // that loaded from storage keeps its result only if the epoch it saw before loading has not moved
 // (else a put or an Invalidate raced it, and what it loaded may be older than storage). Entries
 // are shared: nobody changes one in place; a write stores a new one.
 type cachedStore[T any, L layout[T]] struct {
 	mu      sync.RWMutex
-	entries map[string]*T // key → the entry storage holds; nil: none (keepAbsent only)
+	entries map[string]*T // key → the entry storage holds; nil: none (keepAbsent, or swap)
 	epochs  map[string]uint64
 	next    uint64
 	// floor is the epoch of every key without one of its own. Pruning epochs raises it past every
