@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -133,76 +131,48 @@ func secretFingerprint(secret string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])[:8]
 }
 
-// appStore owns the app entries. Every token read needs its app, so entries are kept in memory and
-// dropped on write, delete and Invalidate. Cached entries are shared: nobody changes one in place;
-// a write stores a new entry.
+// appStore owns the app entries. Every token read needs its app, so entries are kept in memory
+// (cachedStore: a read that raced a write or Invalidate is not kept) and dropped on write, delete
+// and Invalidate. Cached entries are shared: nobody changes one in place; a write stores a new entry.
 type appStore struct {
-	mu     sync.RWMutex
-	cached map[string]*appEntry
+	mem cachedStore[appEntry, appLayout]
 }
 
-func newAppStore() *appStore { return &appStore{cached: map[string]*appEntry{}} }
+type appLayout struct{}
+
+var appSpec = &storeSpec[appEntry]{
+	prefix:    appStoragePrefix,
+	what:      func(appID string) string { return "app " + appID },
+	version:   appEntryVersion,
+	versionOf: func(a *appEntry) *int { return &a.Version },
+}
+
+func (appLayout) spec() *storeSpec[appEntry] { return appSpec }
+
+func newAppStore() *appStore { return &appStore{} }
 
 func (as *appStore) get(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
-	as.mu.RLock()
-	cached, ok := as.cached[appID]
-	as.mu.RUnlock()
-	if ok {
-		return cached, nil
-	}
-	app, err := as.load(ctx, s, appID)
-	if err != nil || app == nil {
-		return app, err
-	}
-	as.mu.Lock()
-	as.cached[appID] = app
-	as.mu.Unlock()
-	return app, nil
+	return as.mem.get(ctx, s, appID)
 }
 
 // load reads the stored entry, bypassing memory, for a read-modify-write.
 func (as *appStore) load(ctx context.Context, s logical.Storage, appID string) (*appEntry, error) {
-	entry, err := s.Get(ctx, appStoragePrefix+appID)
-	if err != nil {
-		return nil, fmt.Errorf("reading app %s: %w", appID, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	var app appEntry
-	if err := entry.DecodeJSON(&app); err != nil {
-		return nil, fmt.Errorf("decoding app %s: %w", appID, err)
-	}
-	return &app, nil
+	return as.mem.load(ctx, s, appID)
 }
 
+// put stores the app; the next read loads it (the caller keeps using app, so memory does not
+// share it).
 func (as *appStore) put(ctx context.Context, s logical.Storage, app *appEntry) error {
-	app.Version = appEntryVersion
-	entry, err := logical.StorageEntryJSON(appStoragePrefix+app.AppID, app)
-	if err != nil {
-		return err
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return err
-	}
-	as.forget(app.AppID)
-	return nil
+	return as.mem.store(ctx, s, app.AppID, app)
 }
 
 func (as *appStore) delete(ctx context.Context, s logical.Storage, appID string) error {
-	if err := s.Delete(ctx, appStoragePrefix+appID); err != nil {
-		return err
-	}
-	as.forget(appID)
-	return nil
+	return as.mem.delete(ctx, s, appID)
 }
 
 func (as *appStore) list(ctx context.Context, s logical.Storage) ([]string, error) {
-	return s.List(ctx, appStoragePrefix)
+	return as.mem.list(ctx, s, "")
 }
 
-func (as *appStore) forget(appID string) {
-	as.mu.Lock()
-	delete(as.cached, appID)
-	as.mu.Unlock()
-}
+// invalidate forgets the memory copy after storage changed elsewhere.
+func (as *appStore) invalidate(appID string) { as.mem.invalidate(appID) }

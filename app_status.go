@@ -2,9 +2,7 @@ package larksecrets
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -27,66 +25,39 @@ type appProblem struct {
 }
 
 // appStatusStore owns the problem records. Every successful refresh asks it to clear its app's
-// record, so it remembers in memory which apps are known to be clear and reads storage at most once
-// per app and process for that.
+// record, so memory (cachedStore, which remembers "no problem" too) knows which apps are clear and
+// storage is read at most once per app and process for that.
 type appStatusStore struct {
 	clock  func() time.Time
 	logger func() hclog.Logger
 
-	mu       sync.Mutex
-	known    map[string]bool // app id -> the memory copy below reflects storage
-	problems map[string]*appProblem
+	mem cachedStore[appProblem, appStatusLayout]
 }
 
+type appStatusLayout struct{}
+
+const appProblemVersion = 1
+
+var appStatusSpec = &storeSpec[appProblem]{
+	prefix:     appStatusPrefix,
+	what:       func(appID string) string { return "the status of app " + appID },
+	version:    appProblemVersion,
+	versionOf:  func(p *appProblem) *int { return &p.Version },
+	keepAbsent: true,
+}
+
+func (appStatusLayout) spec() *storeSpec[appProblem] { return appStatusSpec }
+
 func newAppStatusStore(now func() time.Time, logger func() hclog.Logger) *appStatusStore {
-	return &appStatusStore{clock: now, logger: logger, known: map[string]bool{}, problems: map[string]*appProblem{}}
+	return &appStatusStore{clock: now, logger: logger}
 }
 
 func (as *appStatusStore) load(ctx context.Context, s logical.Storage, appID string) (*appProblem, error) {
-	as.mu.Lock()
-	if as.known[appID] {
-		p := as.problems[appID]
-		as.mu.Unlock()
-		return p, nil
-	}
-	as.mu.Unlock()
-	raw, err := s.Get(ctx, appStatusPrefix+appID)
-	if err != nil {
-		return nil, err
-	}
-	var p *appProblem
-	if raw != nil {
-		p = &appProblem{}
-		if err := raw.DecodeJSON(p); err != nil {
-			return nil, fmt.Errorf("decoding the status of app %s: %w", appID, err)
-		}
-	}
-	as.remember(appID, p)
-	return p, nil
-}
-
-func (as *appStatusStore) remember(appID string, p *appProblem) {
-	as.mu.Lock()
-	as.known[appID] = true
-	if p == nil {
-		delete(as.problems, appID)
-	} else {
-		as.problems[appID] = p
-	}
-	as.mu.Unlock()
+	return as.mem.get(ctx, s, appID)
 }
 
 func (as *appStatusStore) put(ctx context.Context, s logical.Storage, appID string, p *appProblem) error {
-	p.Version = 1
-	e, err := logical.StorageEntryJSON(appStatusPrefix+appID, p)
-	if err != nil {
-		return err
-	}
-	if err := s.Put(ctx, e); err != nil {
-		return err
-	}
-	as.remember(appID, p)
-	return nil
+	return as.mem.put(ctx, s, appID, p)
 }
 
 // flag records that Lark refuses the app's setup; the same refusal again changes nothing.
@@ -110,17 +81,16 @@ func (as *appStatusStore) clear(ctx context.Context, s logical.Storage, appID st
 	if err != nil || cur == nil {
 		return
 	}
-	if err := s.Delete(context.WithoutCancel(ctx), appStatusPrefix+appID); err != nil {
+	if err := as.mem.delete(context.WithoutCancel(ctx), s, appID); err != nil {
 		as.logger().Warn("could not clear an app setup problem", "app_id", appID, "error", err)
 		return
 	}
-	as.remember(appID, nil)
 	as.logger().Info("Lark accepts the app's setup again", "app_id", appID)
 }
 
 // listProblems returns every app with a recorded problem.
 func (as *appStatusStore) listProblems(ctx context.Context, s logical.Storage) (map[string]*appProblem, error) {
-	ids, err := s.List(ctx, appStatusPrefix)
+	ids, err := as.mem.list(ctx, s, "")
 	if err != nil {
 		return nil, err
 	}
@@ -145,15 +115,7 @@ func (as *appStatusStore) markNotified(ctx context.Context, s logical.Storage, a
 }
 
 // count is the number of apps known to have a problem, for the metrics gauge.
-func (as *appStatusStore) count() int {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	return len(as.problems)
-}
+func (as *appStatusStore) count() int { return as.mem.count() }
 
-func (as *appStatusStore) forget(appID string) {
-	as.mu.Lock()
-	delete(as.known, appID)
-	delete(as.problems, appID)
-	as.mu.Unlock()
-}
+// invalidate forgets what memory knows of the app after storage changed elsewhere.
+func (as *appStatusStore) invalidate(appID string) { as.mem.invalidate(appID) }

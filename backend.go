@@ -97,7 +97,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	b.notifier = &notifier{clock: clk, logger: logger, sessions: b.sessions, tokens: b.tokens, grants: b.grants,
 		states: b.states, apps: b.appStatus, metrics: b.metrics, rollbacks: b.rollbacks, remedies: b.remedies}
 	b.refresher = &refresher{clock: clk, logger: logger, writable: func() bool { return b.WriteSafeReplicationState() },
-		config: b.config, sessions: b.sessions, grants: b.grants, slots: b.slots, appStatus: b.appStatus,
+		config: b.config, sessions: b.sessions, grants: b.grants, slots: &b.slots, appStatus: b.appStatus,
 		rollbacks: b.rollbacks, metrics: b.metrics, events: b.sendEvent}
 	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, sessions: b.sessions,
 		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresher: b.refresher,
@@ -113,16 +113,9 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 			// token either: an event authenticates itself (path_events.go).
 			Unauthenticated: []string{callbackPath, eventsPath},
 			// Seal wrap (Enterprise) adds a second layer over the barrier for the entries that hold
-			// secrets: app secrets, cached access tokens, store apps' app_tickets and user grants.
-			SealWrapStorage: []string{
-				appStoragePrefix,
-				tokenStoragePrefix,
-				ticketStoragePrefix,
-				grantStoragePrefix,
-				oauthStatePrefix,
-				devicePrefix,
-				noticePrefix,
-			},
+			// secrets: app secrets, cached access tokens, store apps' app_tickets, user grants,
+			// pending authorizations and notices (storage.go lists every area).
+			SealWrapStorage: sealWrapPrefixes(),
 		},
 		// The framework tries each path's pattern in this order for every request, so the token
 		// reads, which are nearly all requests, come first.
@@ -221,36 +214,11 @@ func (b *backend) remedies() remedies {
 	return remedies{mount: "<mount>/"}
 }
 
-// invalidate drops in-memory copies when another node (or a replication stream) changed storage.
+// invalidate drops in-memory copies when another node (or a replication stream) changed storage:
+// the owner of the key's area (storage.go) forgets it.
 func (b *backend) invalidate(_ context.Context, key string) {
-	switch {
-	case key == configStorageKey:
-		b.config.invalidate()
-	case strings.HasPrefix(key, appStoragePrefix):
-		appID := strings.TrimPrefix(key, appStoragePrefix)
-		b.apps.forget(appID)
-		b.sessions.forget(appID)
-		b.tokens.forgetApp(appID)
-	case strings.HasPrefix(key, tokenStoragePrefix):
-		if ref, ok := parseTokenRef(strings.TrimPrefix(key, tokenStoragePrefix)); ok {
-			b.tokens.forgetRef(ref)
-		}
-	case strings.HasPrefix(key, ticketStoragePrefix):
-		b.tickets.forget(strings.TrimPrefix(key, ticketStoragePrefix))
-	case strings.HasPrefix(key, tenantStoragePrefix):
-		if appID, tk, ok := strings.Cut(strings.TrimPrefix(key, tenantStoragePrefix), "/"); ok {
-			b.tenants.forget(appID, tk)
-		}
-	case strings.HasPrefix(key, appStatusPrefix):
-		b.appStatus.forget(strings.TrimPrefix(key, appStatusPrefix))
-	case strings.HasPrefix(key, devicePrefix):
-		if id, ok := parseGrantID(strings.TrimPrefix(key, devicePrefix)); ok {
-			b.devices.invalidate(id)
-		}
-	case strings.HasPrefix(key, grantStoragePrefix):
-		if id, ok := parseGrantID(strings.TrimPrefix(key, grantStoragePrefix)); ok {
-			b.grants.invalidate(id)
-		}
+	if a, k := areaOf(key); a != nil && a.invalidate != nil {
+		a.invalidate(b, k)
 	}
 }
 

@@ -39,7 +39,7 @@ func newTestEnv(t testing.TB) *testEnv {
 		Clock: clk,
 		Apps:  map[string]string{testAppID: testSecret},
 	})
-	env := &testEnv{t: t, storage: &logical.InmemStorage{}, clock: clk, emu: emu, emuURL: ts.URL}
+	env := &testEnv{t: t, storage: &areaCheck{Storage: &logical.InmemStorage{}, t: t}, clock: clk, emu: emu, emuURL: ts.URL}
 	env.system = &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 768 * time.Hour}
 	env.b = env.newBackend(ts.Client())
 	return env
@@ -135,9 +135,9 @@ func TestInvalidateDropsMemoryCopies(t *testing.T) {
 
 	_, err = env.read("config")
 	require.NoError(t, err)
-	require.NotNil(t, env.b.config.cached)
+	require.Equal(t, 1, env.b.config.mem.len())
 	env.b.invalidate(context.Background(), "config")
-	require.Nil(t, env.b.config.cached)
+	require.Zero(t, env.b.config.mem.len())
 }
 
 func TestPerformanceStandbyServesButDoesNotStore(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -140,58 +139,43 @@ func (c *configEntry) validate() error {
 }
 
 // configStore owns the mount's settings: every token read needs them, so they are kept in memory
-// and dropped when another node changes them (Invalidate).
+// (cachedStore) and dropped when another node changes them (Invalidate). Its zero value is ready.
 type configStore struct {
-	mu     sync.RWMutex
-	cached *configEntry
+	mem cachedStore[configEntry, configLayout]
 }
+
+type configLayout struct{}
+
+var configSpec = &storeSpec[configEntry]{
+	prefix:    configStorageKey,
+	single:    true,
+	what:      func(string) string { return "config" },
+	version:   configEntryVersion,
+	versionOf: func(c *configEntry) *int { return &c.Version },
+	fresh:     defaultConfig,
+	finish: func(c *configEntry) *configEntry {
+		if c == nil {
+			return defaultConfig()
+		}
+		c.fillDefaults()
+		return c
+	},
+}
+
+func (configLayout) spec() *storeSpec[configEntry] { return configSpec }
 
 // get returns the settings, loading them (or the defaults) on first use. The entry is shared:
 // callers never change it.
 func (cs *configStore) get(ctx context.Context, s logical.Storage) (*configEntry, error) {
-	cs.mu.RLock()
-	cfg := cs.cached
-	cs.mu.RUnlock()
-	if cfg != nil {
-		return cfg, nil
-	}
-	entry, err := s.Get(ctx, configStorageKey)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	cfg = defaultConfig()
-	if entry != nil {
-		if err := entry.DecodeJSON(cfg); err != nil {
-			return nil, fmt.Errorf("decoding config: %w", err)
-		}
-		cfg.fillDefaults()
-	}
-	cs.mu.Lock()
-	cs.cached = cfg
-	cs.mu.Unlock()
-	return cfg, nil
+	return cs.mem.get(ctx, s, "")
 }
 
+// put stores the settings and keeps cfg in memory: the caller hands it over.
 func (cs *configStore) put(ctx context.Context, s logical.Storage, cfg *configEntry) error {
-	cfg.Version = configEntryVersion
-	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
-	if err != nil {
-		return err
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return err
-	}
-	cs.mu.Lock()
-	cs.cached = cfg
-	cs.mu.Unlock()
-	return nil
+	return cs.mem.put(ctx, s, "", cfg)
 }
 
-func (cs *configStore) invalidate() {
-	cs.mu.Lock()
-	cs.cached = nil
-	cs.mu.Unlock()
-}
+func (cs *configStore) invalidate() { cs.mem.invalidate("") }
 
 // validTimezone accepts IANA names only. time.LoadLocation also takes "" and "Local" (both the
 // host's zone, which differs between Vault nodes) and file-like names; none is what an operator means.

@@ -132,43 +132,56 @@ type slotBinding struct {
 	BoundAt  time.Time    `json:"bound_at"`
 }
 
-const slotStoragePrefix = "slots/"
+const (
+	slotStoragePrefix  = "slots/"
+	slotBindingVersion = 1
+	// slotMemoryLimit bounds the bindings (and known absences) kept in memory: slots are as many
+	// as an app's users.
+	slotMemoryLimit = 10000
+)
 
-func slotStorageKey(id grantID) string { return slotStoragePrefix + id.App + "/" + id.Slot }
+func slotStorageKey(id grantID) string { return slotStoragePrefix + slotKey(id) }
 
-// slotStore owns slot bindings.
-type slotStore struct{}
+func slotKey(id grantID) string { return id.App + "/" + id.Slot }
 
-func (slotStore) get(ctx context.Context, s logical.Storage, id grantID) (*slotBinding, error) {
-	raw, err := s.Get(ctx, slotStorageKey(id))
-	if err != nil || raw == nil {
-		return nil, err
-	}
-	var b slotBinding
-	if err := raw.DecodeJSON(&b); err != nil {
-		return nil, fmt.Errorf("decoding slot binding %s: %w", id, err)
-	}
-	return &b, nil
+// slotStore owns slot bindings. Every authorization and identity check reads its slot's binding,
+// so bindings (and their absence) are kept in memory (cachedStore, keyed "<app>/<slot>"). Its zero
+// value is ready.
+type slotStore struct {
+	mem cachedStore[slotBinding, slotLayout]
 }
 
-func (slotStore) put(ctx context.Context, s logical.Storage, id grantID, b *slotBinding) error {
-	b.Version = 1
-	e, err := logical.StorageEntryJSON(slotStorageKey(id), b)
-	if err != nil {
-		return err
-	}
-	return s.Put(ctx, e)
+type slotLayout struct{}
+
+var slotSpec = &storeSpec[slotBinding]{
+	prefix:     slotStoragePrefix,
+	what:       func(key string) string { return "slot binding " + key },
+	version:    slotBindingVersion,
+	versionOf:  func(b *slotBinding) *int { return &b.Version },
+	limit:      slotMemoryLimit,
+	keepAbsent: true,
 }
 
-func (slotStore) delete(ctx context.Context, s logical.Storage, id grantID) error {
-	return s.Delete(ctx, slotStorageKey(id))
+func (slotLayout) spec() *storeSpec[slotBinding] { return slotSpec }
+
+func (ss *slotStore) get(ctx context.Context, s logical.Storage, id grantID) (*slotBinding, error) {
+	return ss.mem.get(ctx, s, slotKey(id))
 }
 
-func (slotStore) list(ctx context.Context, s logical.Storage, appID string) ([]string, error) {
-	return s.List(ctx, slotStoragePrefix+appID+"/")
+// put stores the binding; the next read loads it (callers keep using b).
+func (ss *slotStore) put(ctx context.Context, s logical.Storage, id grantID, b *slotBinding) error {
+	return ss.mem.store(ctx, s, slotKey(id), b)
 }
 
-func (ss slotStore) dropApp(ctx context.Context, s logical.Storage, appID string) error {
+func (ss *slotStore) delete(ctx context.Context, s logical.Storage, id grantID) error {
+	return ss.mem.delete(ctx, s, slotKey(id))
+}
+
+func (ss *slotStore) list(ctx context.Context, s logical.Storage, appID string) ([]string, error) {
+	return ss.mem.list(ctx, s, appID+"/")
+}
+
+func (ss *slotStore) dropApp(ctx context.Context, s logical.Storage, appID string) error {
 	slots, err := ss.list(ctx, s, appID)
 	if err != nil {
 		return err
@@ -177,9 +190,13 @@ func (ss slotStore) dropApp(ctx context.Context, s logical.Storage, appID string
 		if err := ss.delete(ctx, s, grantID{appID, slot}); err != nil {
 			return err
 		}
+		ss.invalidate(slotKey(grantID{appID, slot})) // the app is gone: nothing to remember
 	}
 	return nil
 }
+
+// invalidate forgets a binding ("<app>/<slot>") after storage changed elsewhere.
+func (ss *slotStore) invalidate(key string) { ss.mem.invalidate(key) }
 
 // slotOwner is the Lark user a slot belongs to, by the slot admission policy (admission.go).
 func (b *backend) slotOwner(ctx context.Context, s logical.Storage, id grantID) (larkIdentity, error) {

@@ -39,7 +39,7 @@ type refresher struct {
 	config    *configStore
 	sessions  *sessions
 	grants    *grantStore
-	slots     slotStore
+	slots     *slotStore
 	appStatus *appStatusStore
 	rollbacks *rollbackStore
 	metrics   *metrics

@@ -45,7 +45,7 @@ func newStoreTestEnv(t *testing.T) *testEnv {
 		EventRetryDelays: []time.Duration{},
 		EventTimeout:     10 * time.Second, // the race detector slows the backend down
 	})
-	env := &testEnv{t: t, storage: &logical.InmemStorage{}, clock: clk, emu: emu, emuURL: ts.URL}
+	env := &testEnv{t: t, storage: &areaCheck{Storage: &logical.InmemStorage{}, t: t}, clock: clk, emu: emu, emuURL: ts.URL}
 	env.system = &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 768 * time.Hour}
 	env.b = env.newBackend(ts.Client())
 	front := httptest.NewServer(vaultFront{env: env})

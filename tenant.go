@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -47,73 +47,55 @@ type tenantEntry struct {
 }
 
 // tenantStore owns the list of each store app's tenants. Recording a tenant that is already known
-// costs nothing: memory remembers which tenants storage holds.
+// costs nothing: memory (cachedStore, keyed "<app>/<tenant_key>") holds the tenants storage holds,
+// up to tenantMemoryLimit of them, since a marketplace app can serve any number of tenants.
 type tenantStore struct {
 	clock clock.Clock
 
-	mu    sync.Mutex
-	known map[string]bool // "<app>/<tenant_key>" → stored
+	mem cachedStore[tenantEntry, tenantLayout]
 }
+
+// tenantMemoryLimit bounds the tenants kept in memory; a tenant no longer there costs one storage
+// read when it is next seen.
+const tenantMemoryLimit = 10000
+
+type tenantLayout struct{}
+
+var tenantSpec = &storeSpec[tenantEntry]{
+	prefix: tenantStoragePrefix,
+	what: func(key string) string {
+		appID, tk, _ := strings.Cut(key, "/")
+		return "tenant " + tk + " of " + appID
+	},
+	version:   tenantEntryVersion,
+	versionOf: func(e *tenantEntry) *int { return &e.Version },
+	limit:     tenantMemoryLimit,
+}
+
+func (tenantLayout) spec() *storeSpec[tenantEntry] { return tenantSpec }
 
 func newTenantStore(clk clock.Clock) *tenantStore {
-	return &tenantStore{clock: clk, known: map[string]bool{}}
+	return &tenantStore{clock: clk}
 }
 
-func tenantStorageKey(appID, tk string) string { return tenantStoragePrefix + appID + "/" + tk }
+func tenantKey(appID, tk string) string { return appID + "/" + tk }
 
-func (ts *tenantStore) isKnown(appID, tk string) bool {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.known[appID+"/"+tk]
-}
+func tenantStorageKey(appID, tk string) string { return tenantStoragePrefix + tenantKey(appID, tk) }
 
-func (ts *tenantStore) setKnown(appID, tk string, known bool) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if known {
-		ts.known[appID+"/"+tk] = true
-	} else {
-		delete(ts.known, appID+"/"+tk)
-	}
-}
-
+// load reads the stored entry, bypassing memory.
 func (ts *tenantStore) load(ctx context.Context, s logical.Storage, appID, tk string) (*tenantEntry, error) {
-	raw, err := s.Get(ctx, tenantStorageKey(appID, tk))
-	if err != nil || raw == nil {
-		return nil, err
-	}
-	var e tenantEntry
-	if err := raw.DecodeJSON(&e); err != nil {
-		return nil, fmt.Errorf("decoding tenant %s of %s: %w", tk, appID, err)
-	}
-	return &e, nil
+	return ts.mem.load(ctx, s, tenantKey(appID, tk))
 }
 
 func (ts *tenantStore) put(ctx context.Context, s logical.Storage, appID string, e *tenantEntry) error {
-	e.Version = tenantEntryVersion
-	entry, err := logical.StorageEntryJSON(tenantStorageKey(appID, e.TenantKey), e)
-	if err != nil {
-		return err
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return err
-	}
-	ts.setKnown(appID, e.TenantKey, true)
-	return nil
+	return ts.mem.put(ctx, s, tenantKey(appID, e.TenantKey), e)
 }
 
 // seen records a tenant Lark issued a token for, once.
 func (ts *tenantStore) seen(ctx context.Context, s logical.Storage, appID, tk string) error {
-	if ts.isKnown(appID, tk) {
-		return nil
-	}
-	existing, err := ts.load(ctx, s, appID, tk)
-	if err != nil {
+	existing, err := ts.mem.get(ctx, s, tenantKey(appID, tk))
+	if err != nil || existing != nil {
 		return err
-	}
-	if existing != nil {
-		ts.setKnown(appID, tk, true)
-		return nil
 	}
 	return ts.put(ctx, s, appID, &tenantEntry{TenantKey: tk, FirstSeenAt: ts.clock.Now().UTC(), Source: tenantSourceRead})
 }
@@ -135,16 +117,12 @@ func (ts *tenantStore) installed(ctx context.Context, s logical.Storage, appID, 
 
 // removed forgets a tenant that uninstalled the app.
 func (ts *tenantStore) removed(ctx context.Context, s logical.Storage, appID, tk string) error {
-	if err := s.Delete(ctx, tenantStorageKey(appID, tk)); err != nil {
-		return err
-	}
-	ts.setKnown(appID, tk, false)
-	return nil
+	return ts.mem.delete(ctx, s, tenantKey(appID, tk))
 }
 
 // list returns the app's tenant keys with what is known about each.
 func (ts *tenantStore) list(ctx context.Context, s logical.Storage, appID string) ([]string, map[string]interface{}, error) {
-	keys, err := s.List(ctx, tenantStoragePrefix+appID+"/")
+	keys, err := ts.mem.list(ctx, s, appID+"/")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -169,12 +147,12 @@ func (ts *tenantStore) list(ctx context.Context, s logical.Storage, appID string
 	return keys, info, nil
 }
 
-// forget drops the memory of one tenant after storage changed elsewhere.
-func (ts *tenantStore) forget(appID, tk string) { ts.setKnown(appID, tk, false) }
+// invalidate drops the memory of one tenant ("<app>/<tenant_key>") after storage changed elsewhere.
+func (ts *tenantStore) invalidate(key string) { ts.mem.invalidate(key) }
 
 // dropApp deletes every tenant of a deleted app.
 func (ts *tenantStore) dropApp(ctx context.Context, s logical.Storage, appID string) error {
-	keys, err := s.List(ctx, tenantStoragePrefix+appID+"/")
+	keys, err := ts.mem.list(ctx, s, appID+"/")
 	if err != nil {
 		return err
 	}

@@ -41,58 +41,50 @@ type ticketEntry struct {
 }
 
 // ticketStore owns the store apps' app_tickets and the pacing of resend requests. Memory holds
-// what storage holds (dropped on Invalidate), and a ticket Lark refused is remembered as refused
-// so that readers do not present it again.
+// what storage holds (cachedStore: dropped on Invalidate, a read that raced a write is not kept),
+// and a ticket Lark refused is remembered as refused so that readers do not present it again.
 type ticketStore struct {
 	clock  clock.Clock
 	logger func() hclog.Logger
 
+	mem cachedStore[ticketEntry, ticketLayout] // app → entry; a nil entry means "none usable"
+
 	mu      sync.Mutex
-	cached  map[string]*ticketEntry // app → entry; a nil value means "none usable"
-	resends map[string]time.Time    // app → when Lark was last asked to resend
+	resends map[string]time.Time // app → when Lark was last asked to resend
 }
 
+type ticketLayout struct{}
+
+var ticketSpec = &storeSpec[ticketEntry]{
+	prefix:    ticketStoragePrefix,
+	what:      func(appID string) string { return "the app_ticket of " + appID },
+	version:   ticketEntryVersion,
+	versionOf: func(e *ticketEntry) *int { return &e.Version },
+	finish: func(e *ticketEntry) *ticketEntry {
+		if e == nil || e.Ticket == "" {
+			return nil
+		}
+		return e
+	},
+	keepAbsent: true,
+}
+
+func (ticketLayout) spec() *storeSpec[ticketEntry] { return ticketSpec }
+
 func newTicketStore(clk clock.Clock, logger func() hclog.Logger) *ticketStore {
-	return &ticketStore{clock: clk, logger: logger, cached: map[string]*ticketEntry{}, resends: map[string]time.Time{}}
+	return &ticketStore{clock: clk, logger: logger, resends: map[string]time.Time{}}
 }
 
 func ticketStorageKey(appID string) string { return ticketStoragePrefix + appID }
 
 // get returns the app's usable ticket, or nil.
 func (ts *ticketStore) get(ctx context.Context, s logical.Storage, appID string) (*ticketEntry, error) {
-	ts.mu.Lock()
-	e, ok := ts.cached[appID]
-	ts.mu.Unlock()
-	if ok {
-		return e, nil
-	}
-	e, err := ts.load(ctx, s, appID)
-	if err != nil {
-		return nil, err
-	}
-	ts.mu.Lock()
-	ts.cached[appID] = e
-	ts.mu.Unlock()
-	return e, nil
+	return ts.mem.get(ctx, s, appID)
 }
 
 // load reads the stored ticket, bypassing memory.
 func (ts *ticketStore) load(ctx context.Context, s logical.Storage, appID string) (*ticketEntry, error) {
-	raw, err := s.Get(ctx, ticketStorageKey(appID))
-	if err != nil {
-		return nil, fmt.Errorf("reading the app_ticket of %s: %w", appID, err)
-	}
-	if raw == nil {
-		return nil, nil
-	}
-	var e ticketEntry
-	if err := raw.DecodeJSON(&e); err != nil {
-		return nil, fmt.Errorf("decoding the app_ticket of %s: %w", appID, err)
-	}
-	if e.Ticket == "" {
-		return nil, nil
-	}
-	return &e, nil
+	return ts.mem.load(ctx, s, appID)
 }
 
 // offer stores a ticket unless the one held was issued later (an older event delivered late). It
@@ -105,52 +97,38 @@ func (ts *ticketStore) offer(ctx context.Context, s logical.Storage, appID strin
 	if current != nil && e.Source == ticketSourceEvent && current.IssuedAt.After(e.IssuedAt) {
 		return false, nil
 	}
-	e.Version = ticketEntryVersion
-	entry, err := logical.StorageEntryJSON(ticketStorageKey(appID), e)
-	if err != nil {
+	if err := ts.mem.put(ctx, s, appID, e); err != nil {
 		return false, err
 	}
-	if err := s.Put(ctx, entry); err != nil {
-		return false, fmt.Errorf("storing the app_ticket of %s: %w", appID, err)
-	}
-	ts.mu.Lock()
-	ts.cached[appID] = e
-	ts.mu.Unlock()
 	return true, nil
 }
 
 // rejected forgets a ticket Lark refused: memory remembers there is none usable, and a node that may
 // write deletes it from storage unless a newer one arrived meanwhile.
 func (ts *ticketStore) rejected(ctx context.Context, s logical.Storage, appID, ticket string, writable bool) {
-	ts.mu.Lock()
-	if e := ts.cached[appID]; e == nil || e.Ticket == ticket {
-		ts.cached[appID] = nil
-	}
-	ts.mu.Unlock()
+	ts.mem.swap(appID, func(cur *ticketEntry, _ bool) (*ticketEntry, bool) {
+		return nil, cur == nil || cur.Ticket == ticket
+	})
 	if !writable {
 		return
 	}
 	if stored, err := ts.load(ctx, s, appID); err == nil && stored != nil && stored.Ticket == ticket {
-		if err := s.Delete(ctx, ticketStorageKey(appID)); err != nil {
+		if err := ts.mem.delete(ctx, s, appID); err != nil {
 			ts.logger().Warn("could not drop a refused app_ticket from storage", "app_id", appID, "error", err)
 		}
 	}
 }
 
-// forget drops the memory copy after storage changed elsewhere.
-func (ts *ticketStore) forget(appID string) {
-	ts.mu.Lock()
-	delete(ts.cached, appID)
-	ts.mu.Unlock()
-}
+// invalidate drops the memory copy after storage changed elsewhere.
+func (ts *ticketStore) invalidate(appID string) { ts.mem.invalidate(appID) }
 
 // delete removes the app's ticket, when the app is deleted.
 func (ts *ticketStore) delete(ctx context.Context, s logical.Storage, appID string) error {
-	if err := s.Delete(ctx, ticketStorageKey(appID)); err != nil {
+	if err := ts.mem.delete(ctx, s, appID); err != nil {
 		return err
 	}
+	ts.mem.invalidate(appID) // the app is gone: nothing to remember about it
 	ts.mu.Lock()
-	delete(ts.cached, appID)
 	delete(ts.resends, appID)
 	ts.mu.Unlock()
 	return nil
