@@ -233,3 +233,19 @@ func TestMinTTLHelp(t *testing.T) {
 		require.True(t, strings.Contains(help, "min_ttl"), "%s help: %s", path, help)
 	}
 }
+
+// TestMinTTLBelowReuseWindowAlwaysMet: a min_ttl up to 30 minutes minus the lease margin (minus a
+// second) is met at every moment of a token's life, as the docs promise, with one Lark call per
+// token lifetime at most.
+func TestMinTTLBelowReuseWindowAlwaysMet(t *testing.T) {
+	env := newTestEnv(t)
+	env.addApp()
+	path := "tenant-token/" + testAppID
+	for i := 0; i < 6*60; i++ { // six hours in 1-minute steps
+		resp, err := env.readWith(path, map[string]interface{}{"min_ttl": "24m59s"})
+		require.NoError(t, err, "after %d minutes", i)
+		require.GreaterOrEqual(t, resp.Secret.TTL, 24*time.Minute+59*time.Second, "after %d minutes", i)
+		env.clock.Advance(time.Minute)
+	}
+	require.LessOrEqual(t, env.emu.Calls(larkemu.EndpointTenantAccessToken), 6*60/90+1)
+}

@@ -205,7 +205,8 @@ func classifyDevicePoll(code int, errName string) ErrorKind {
 	return classifyOAuthCommon(code, errName)
 }
 
-// PollDeviceToken asks once whether the device authorization has been approved. interval is the
+// PollDeviceToken asks once whether the device authorization has been approved, at
+// POST {open}/open-apis/authen/v2/oauth/token whatever the app's UserTokenEndpoint. interval is the
 // interval in force (the one from StartDeviceAuthorization, grown by earlier slow_downs; 0 means
 // DefaultDeviceInterval); the result says what to wait before the next poll.
 //
@@ -226,10 +227,10 @@ func (a *App) PollDeviceToken(ctx context.Context, deviceCode string, interval t
 	if interval <= 0 {
 		interval = DefaultDeviceInterval
 	}
-	u, ok := a.tokenURL(a.creds.UserTokenEndpoint)
-	if !ok {
-		return nil, invalid(EndpointDeviceToken, `token endpoint must be "v3" or "v2"`)
-	}
+	// Always v2 on the open host, whatever the app's UserTokenEndpoint: that is where the official
+	// CLI polls, the only place this grant is known to work (lark-api.md §14). The tokens it returns
+	// are the same as v3's, so refreshing them on the app's configured endpoint is fine.
+	u, _ := a.tokenURL(TokenEndpointV2)
 	// A form, as the official CLI sends it: the only shape this grant is known to be accepted in.
 	form := url.Values{
 		"grant_type": {GrantTypeDeviceCode}, "device_code": {deviceCode},
