@@ -138,12 +138,15 @@ func (r remedies) httpError(appID string, err error) error {
 		backoff *backoffError
 		wait    *awaitTicketError
 		gone    *tenantUnavailableError
+		short   *shortUserTokenError
 	)
 	switch {
 	case errors.Is(err, logical.ErrReadOnly):
 		return err
 	case errors.Is(err, errStopping):
 		return logical.CodedError(http.StatusServiceUnavailable, err.Error())
+	case errors.As(err, &short):
+		return logical.CodedError(http.StatusConflict, short.Error()+"; ask for a shorter min_ttl")
 	case errors.Is(err, errAppNotConfigured):
 		// 400 rather than 404: the vault CLI prints "No value found" for a 404 and drops the message.
 		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("app %s is not configured in this mount; add it with: vault write %sapps/%s app_secret=...", appID, r.mount, appID))

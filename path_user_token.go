@@ -63,6 +63,7 @@ after authorization), refresh_expires_at, access_expires_at, last_refresh_at.`,
 					Type:        framework.TypeBool,
 					Description: "Import only: allow the imported grant to belong to a different Lark user than the one the slot holds now.",
 				},
+				"min_ttl": minTTLField("user_access_token (read only)"),
 			},
 			ExistenceCheck: b.grantExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -135,17 +136,22 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 			return logical.ErrorResponse("%s is only accepted when importing (write)", k), nil
 		}
 	}
+	cfg, err := b.config.get(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	minTTL, err := parseMinTTL(d, userTokenMaxLife-cfg.LeaseSafetyMargin-minTTLFetchAllowance, fmt.Sprintf(
+		"a user_access_token lives at most 2h, and its lease ends lease_safety_margin (%s) earlier, less a minute for refreshing it", cfg.LeaseSafetyMargin))
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
 	r := remediesFor(req)
-	g, warnings, err := b.refresher.read(ctx, req.Storage, id)
+	g, warnings, err := b.refresher.read(ctx, req.Storage, id, minTTL)
 	if err != nil {
 		if errors.Is(err, errGrantNotFound) {
 			return nil, b.noGrant(ctx, req.Storage, r, id, false)
 		}
 		return nil, r.httpError(id.App, err)
-	}
-	cfg, err := b.config.get(ctx, req.Storage)
-	if err != nil {
-		return nil, err
 	}
 	now := b.clock.Now()
 	resp, err := b.tokenResponse(ctx, req.Storage, id.App, secretTypeUserToken, map[string]interface{}{
@@ -229,6 +235,9 @@ func (b *backend) pathUserTokenImport(ctx context.Context, req *logical.Request,
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
+	}
+	if _, ok := req.Data["min_ttl"]; ok {
+		return logical.ErrorResponse("min_ttl is only accepted when reading the token"), nil
 	}
 	r := remediesFor(req)
 	// Everything that can be checked here is checked before the single-use token is spent.

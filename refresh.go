@@ -82,7 +82,12 @@ func refreshCallBudget(cfg *configEntry) time.Duration {
 
 // read returns the grant with an access token that is good for a lease, refreshing it first
 // when it is due. Warnings tell the reader about trouble that did not stop the read.
-func (rf *refresher) read(ctx context.Context, s logical.Storage, id grantID) (*grantEntry, []string, error) {
+//
+// minTTL > 0 asks for a token whose lease lasts at least that long: a token that would end sooner is
+// refreshed first, under the grant's lock like any refresh, so concurrent readers cause one refresh;
+// a grant whose fresh tokens never last that long is refused (*shortUserTokenError), never
+// refreshed again and again.
+func (rf *refresher) read(ctx context.Context, s logical.Storage, id grantID, minTTL time.Duration) (*grantEntry, []string, error) {
 	cfg, err := rf.config.get(ctx, s)
 	if err != nil {
 		return nil, nil, err
@@ -94,14 +99,20 @@ func (rf *refresher) read(ctx context.Context, s logical.Storage, id grantID) (*
 	if g == nil {
 		return nil, nil, errGrantNotFound
 	}
+	var need time.Duration
+	if minTTL > 0 {
+		// The lease ends lease_safety_margin before the token; a second more keeps the whole-second
+		// TTL from falling short of min_ttl by the time the answer is built.
+		need = minTTL + cfg.LeaseSafetyMargin + time.Second
+	}
 	now := rf.clock.Now()
-	if !g.refreshDue(now, cfg.TokenRefreshWindow) {
-		return serveGrant(g, now, cfg)
+	if !g.refreshDue(now, cfg.TokenRefreshWindow) && !needsLonger(g, now, need) {
+		return serveLasting(g, now, cfg, need)
 	}
 	// Refreshing spends the single-use refresh token and must store its successor: a node that may
 	// not write hands the request to one that may, unless the current token is still good.
 	if !rf.writable() {
-		if !g.needsReauth() && g.accessServable(now, cfg.LeaseSafetyMargin) {
+		if !g.needsReauth() && g.accessServable(now, cfg.LeaseSafetyMargin) && g.AccessExpiresAt.Sub(now) >= need {
 			return g, nil, nil
 		}
 		return nil, nil, logical.ErrReadOnly
@@ -113,7 +124,7 @@ func (rf *refresher) read(ctx context.Context, s logical.Storage, id grantID) (*
 	end, err := rf.calls.begin("refresh", id, refreshCallBudget(sess.cfg))
 	if err != nil {
 		// Stopping: no new refresh. A token that is still good is served; the next plugin refreshes.
-		if !g.needsReauth() && g.accessServable(now, cfg.LeaseSafetyMargin) {
+		if !g.needsReauth() && g.accessServable(now, cfg.LeaseSafetyMargin) && g.AccessExpiresAt.Sub(now) >= need {
 			return g, []string{"the plugin is stopping, so the token was not refreshed now; the next read refreshes it"}, nil
 		}
 		return nil, nil, err
@@ -128,7 +139,7 @@ func (rf *refresher) read(ctx context.Context, s logical.Storage, id grantID) (*
 		if g == nil {
 			return errGrantNotFound
 		}
-		if g.refreshDue(rf.clock.Now(), sess.cfg.TokenRefreshWindow) {
+		if now := rf.clock.Now(); g.refreshDue(now, sess.cfg.TokenRefreshWindow) || needsLonger(g, now, need) {
 			if rerr := rf.refreshHeld(tx, sess, "read"); rerr != nil {
 				var (
 					late *lateError
@@ -149,10 +160,42 @@ func (rf *refresher) read(ctx context.Context, s logical.Storage, id grantID) (*
 			}
 		}
 		var serr error
-		out, warnings, serr = serveGrant(tx.grant(), rf.clock.Now(), sess.cfg)
+		out, warnings, serr = serveLasting(tx.grant(), rf.clock.Now(), sess.cfg, need)
 		return serr
 	})
 	return out, warnings, err
+}
+
+// needsLonger: the reader asks for more life than the stored token has left, and a fresh token of
+// this grant would have enough (Lark's last answer says how long its tokens live). A grant whose
+// fresh tokens are too short is never refreshed for it: every reader would spend a refresh token.
+func needsLonger(g *grantEntry, now time.Time, need time.Duration) bool {
+	if need <= 0 || g.needsReauth() || now.Before(g.NextAttemptAt) || g.AccessExpiresAt.Sub(now) >= need {
+		return false
+	}
+	life := g.AccessExpiresAt.Sub(g.LastRefreshAt)
+	return g.LastRefreshAt.IsZero() || life >= need
+}
+
+// shortUserTokenError: the token served cannot last as long as the reader asked.
+type shortUserTokenError struct {
+	id        grantID
+	expiresAt time.Time
+	life      time.Duration // how long this grant's fresh tokens live
+}
+
+func (e *shortUserTokenError) Error() string {
+	return fmt.Sprintf("min_ttl cannot be met for %s: its user token expires at %s, and Lark's user tokens for it live %s", e.id,
+		formatTime(e.expiresAt), e.life.Round(time.Second))
+}
+
+// serveLasting is serveGrant for a reader who asked for need of remaining life.
+func serveLasting(g *grantEntry, now time.Time, cfg *configEntry, need time.Duration) (*grantEntry, []string, error) {
+	out, warnings, err := serveGrant(g, now, cfg)
+	if err != nil || need <= 0 || g.AccessExpiresAt.Sub(now) >= need {
+		return out, warnings, err
+	}
+	return nil, nil, &shortUserTokenError{id: g.id(), expiresAt: g.AccessExpiresAt, life: g.AccessExpiresAt.Sub(g.LastRefreshAt)}
 }
 
 // serveGrant decides what a reader gets from a grant that is not being refreshed now.
