@@ -160,9 +160,9 @@ func (m vsoStaticMeta) nextSync() time.Duration {
 	return time.Duration(m.ttl)*time.Second + 500*time.Millisecond + 150*time.Millisecond
 }
 
-// acceptsAfter says whether the operator, having synced last, takes next without waiting.
-func (next vsoStaticMeta) acceptsAfter(last vsoStaticMeta) bool {
-	return next.lastRotation != last.lastRotation || next.ttl > 2
+// acceptsAfter says whether the operator, having synced last, takes m without waiting.
+func (m vsoStaticMeta) acceptsAfter(last vsoStaticMeta) bool {
+	return m.lastRotation != last.lastRotation || m.ttl > 2
 }
 
 func TestVSOStaticCredsRulesRejectIncompleteAnswers(t *testing.T) {
