@@ -103,6 +103,8 @@ func TestRotationOfKeepsFieldsConsistent(t *testing.T) {
 //     Kubernetes secret keeps the old token until the next round.
 //   - The secret's data is compared without ttl, rotation_period, rotation_schedule and
 //     last_vault_rotation, so a change of those alone does not rewrite the Kubernetes secret.
+//   - When a new operator pod takes over, it re-reads at once unless the time is still before
+//     last_vault_rotation + the ttl of the last sync; then it waits until that time.
 type vsoStaticMeta struct {
 	lastRotation int64 // Unix seconds
 	period, ttl  int64
@@ -231,6 +233,9 @@ func TestLeaseFreeAnswersFollowVSORules(t *testing.T) {
 			last := vsoReadStatic(t, env, path)
 			for round := 0; round < 3; round++ {
 				heldToken, heldExpiry := last.data["access_token"], last.expires
+				// A new operator pod would come back no later than this either.
+				takeover := time.Unix(last.meta.lastRotation+last.meta.ttl, 0)
+				require.True(t, takeover.Before(heldExpiry), "round %d: after a takeover the operator would wait past the token's expiry", round)
 				env.clock.Advance(last.meta.nextSync())
 				if tc.tick != nil {
 					tc.tick(env)
