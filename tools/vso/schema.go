@@ -76,10 +76,7 @@ func checkObject(obj map[string]interface{}, crds map[string]crd) []string {
 	if _, ok := obj["status"]; ok {
 		errs = append(errs, fmt.Sprintf("%s %s: a manifest does not set status", kind, name))
 	}
-	for _, e := range validate(kind+" "+name, schema, obj) {
-		errs = append(errs, e)
-	}
-	return errs
+	return append(errs, validate(kind+" "+name, schema, obj)...)
 }
 
 // validate checks value against an OpenAPI v3 schema as CRDs use it (structural schemas): type,
