@@ -154,6 +154,9 @@ func TestPrometheusAlertsOnCriticalGrant(t *testing.T) {
 	if r, _ := annotations["runbook"].(string); !strings.Contains(r, "vault read lark/reauth") {
 		t.Errorf("LarkGrantCritical runbook %q", r)
 	}
+	if raw, err := json.MarshalIndent(alert, "", "  "); err == nil {
+		t.Logf("the alert as Prometheus' /api/v1/alerts shows it:\n%s", raw)
+	}
 	t.Logf("Prometheus scraped %s/metrics through Vault; LarkGrantCritical fired %s after the grant went critical (%s in all)",
 		promMount, time.Since(critAt).Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
 }
