@@ -51,6 +51,17 @@ test-e2e: build node-bot ## End-to-end tests: real Vault server and CLI, emulato
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
 	go test -tags e2e -count=1 -timeout 45m -skip '^TestCluster' -v ./e2e/
 
+# Examples no end-to-end test runs as they are: Prometheus (promtool) and Kubernetes (VSO's CRDs).
+.PHONY: prometheus-tools test-examples
+test: test-examples
+test-e2e: prometheus-tools
+
+prometheus-tools: ## Install promtool and prometheus (Debian's prometheus package, via apt-get) when missing; its service is not started
+	@scripts/prometheus-tools.sh
+
+test-examples: prometheus-tools ## promtool check config / test rules on examples/prometheus; examples/kubernetes against VSO's CRD schemas (tools/vso)
+	@scripts/test-examples.sh
+
 # The cluster tests run on their own, after the others, so that their failovers are not slowed by
 # the hundreds of concurrent requests of the other end-to-end tests.
 test-cluster: build ## Three-node Raft cluster: step-down, SIGKILL and restart, late Lark answers

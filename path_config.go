@@ -26,7 +26,7 @@ var configFields = map[string]*framework.FieldSchema{
 	},
 	"lease_mode": {
 		Type:          framework.TypeString,
-		Description:   `"lease" (default): every token read creates a non-renewable Vault lease. "none": reads create no lease and carry numeric "ttl" and "rotation_period" fields instead, which Vault Agent uses to re-read just in time; use it for heavy readers, since every lease lives in Vault until its TTL ends. Apps can override it.`,
+		Description:   `"lease" (default): every token read creates a non-renewable Vault lease. "none": reads create no lease and carry numeric "ttl" and "rotation_period" fields and the issue time "last_vault_rotation" (RFC 3339) instead, which Vault Agent and Vault Secrets Operator (allowStaticCreds) use to re-read just in time; use it for heavy readers, since every lease lives in Vault until its TTL ends. Apps can override it.`,
 		Default:       leaseModeLease,
 		AllowedValues: []interface{}{leaseModeLease, leaseModeNone},
 	},

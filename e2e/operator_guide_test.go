@@ -417,9 +417,30 @@ func TestOperatorGuide(t *testing.T) {
 				t.Fatalf("vault list sys/leases/lookup/… listed no leases:\n%s", listed)
 			}
 			res, data := readToken(t, rootToken, "lark/tenant-token/"+guideApp)
-			if res["lease_id"] != "" || data["ttl"] == nil || data["rotation_period"] == nil {
-				t.Fatalf("lease-free read: lease_id=%v ttl=%v rotation_period=%v", res["lease_id"], data["ttl"], data["rotation_period"])
+			if res["lease_id"] != "" || data["ttl"] == nil || data["rotation_period"] == nil || data["last_vault_rotation"] == nil {
+				t.Fatalf("lease-free read: lease_id=%v ttl=%v rotation_period=%v last_vault_rotation=%v",
+					res["lease_id"], data["ttl"], data["rotation_period"], data["last_vault_rotation"])
 			}
+			// Vault Secrets Operator's condition for a rotating credential (section 11), through the real Vault.
+			if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(data["last_vault_rotation"])); err != nil || at.Unix() <= 0 {
+				t.Fatalf("last_vault_rotation %v is not an RFC 3339 time after 1970 (%v)", data["last_vault_rotation"], err)
+			}
+		}},
+		"vso-policy": {after: func(t *testing.T, out string) {
+			if got := v.must(t, rootToken, "policy", "read", "lark-vso"); !strings.Contains(got, "lark/tenant-token/"+guideApp) {
+				t.Fatalf("vault policy read lark-vso:\n%s", got)
+			}
+		}},
+		"vso-excerpt": {check: func(t *testing.T, b guideBlock) {
+			guideExcerptOf(t, b, "examples/kubernetes/lease-free/vault-dynamic-secret.yaml")
+		}},
+		"metrics-policy": {after: func(t *testing.T, out string) {
+			if got := v.must(t, rootToken, "policy", "read", "lark-metrics"); !strings.Contains(got, `path "lark/metrics"`) {
+				t.Fatalf("vault policy read lark-metrics:\n%s", got)
+			}
+		}},
+		"prometheus-excerpt": {check: func(t *testing.T, b guideBlock) {
+			guideExcerptOf(t, b, "examples/prometheus/prometheus.yml")
 		}},
 		"agent-excerpt": {check: func(t *testing.T, b guideBlock) {
 			data, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "agent", "agent.hcl"))
@@ -719,5 +740,17 @@ func checkTroubleshootingTables(t *testing.T, markdown string) {
 	}
 	if messages < 10 || codes < 10 {
 		t.Errorf("found %d messages and %d codes in the troubleshooting tables; the sections were renamed?", messages, codes)
+	}
+}
+
+// guideExcerptOf fails unless the guide's block b quotes the example file verbatim.
+func guideExcerptOf(t *testing.T, b guideBlock, file string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), filepath.FromSlash(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), b.text) {
+		t.Fatalf("the guide quotes %s, which no longer contains:\n%s", file, b.text)
 	}
 }

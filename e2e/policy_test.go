@@ -29,7 +29,7 @@ func TestPolicyExamples(t *testing.T) {
 	mustVault(t, rootToken, "write", mountPath+"/apps/"+examplePolicyApp,
 		"redirect_uri="+env.vaultAddr+"/v1/"+mountPath+"/oauth/callback", "accounts_base_url="+env.emuURL)
 
-	for _, name := range []string{"lark-admin", "lark-team", "lark-person"} {
+	for _, name := range []string{"lark-admin", "lark-team", "lark-person", "lark-vso", "lark-metrics"} {
 		mustVault(t, rootToken, "policy", "write", name, filepath.Join(repoRoot(t), "examples", "policies", name+".hcl"))
 		_, body := vaultHTTP(t, rootToken, http.MethodGet, "sys/policies/acl/"+name, nil)
 		if got := body["data"].(map[string]any)["policy"]; got != examplePolicy(t, name) {
@@ -79,6 +79,21 @@ func TestPolicyExamples(t *testing.T) {
 	nobody := nobodyOut["auth"].(map[string]any)["client_token"].(string)
 	remember(nobody, "Vault token with the default policy")
 
+	// Vault Secrets Operator (examples/kubernetes/) and Prometheus (examples/prometheus/) get tokens
+	// with only their policy, as their Vault roles give them.
+	vso := vaultJSON(t, rootToken, "token", "create", "-policy=lark-vso", "-ttl=10m")["auth"].(map[string]any)["client_token"].(string)
+	remember(vso, "Vault token of Vault Secrets Operator")
+	scraper := vaultJSON(t, rootToken, "token", "create", "-policy=lark-metrics", "-ttl=10m")["auth"].(map[string]any)["client_token"].(string)
+	remember(scraper, "Vault token of Prometheus")
+	for _, c := range []struct {
+		who, token string
+		want       int
+	}{{"scraper", scraper, http.StatusOK}, {"vso", vso, http.StatusForbidden}, {"team", team, http.StatusForbidden}} {
+		if _, _, status := swScrape(t, mountPath+"/metrics", c.token); status != c.want {
+			t.Errorf("%s: GET %s/metrics: HTTP %d, want %d", c.who, mountPath, status, c.want)
+		}
+	}
+
 	a, o := examplePolicyApp, otherTeamApp
 	type check struct {
 		who, token, method, path string
@@ -127,6 +142,24 @@ func TestPolicyExamples(t *testing.T) {
 		{"nobody", nobody, "LIST", "apps/", nil, 403},
 		{"no token", "", "GET", "app-token/" + a, nil, 403},
 		{"no token", "", "GET", "apps/" + a, nil, 403},
+
+		// Vault Secrets Operator: the two tokens the manifests sync; nothing else.
+		{"vso", vso, "GET", "tenant-token/" + a, nil, 200},
+		{"vso", vso, "GET", "user-token/" + a + "/svc-release-bot", nil, 200},
+		{"vso", vso, "GET", "app-token/" + a, nil, 403},
+		{"vso", vso, "GET", "tenant-token/" + o, nil, 403},
+		{"vso", vso, "GET", "user-token/" + a + "/carol", nil, 403},
+		{"vso", vso, "LIST", "user-token/" + a + "/", nil, 403},
+		{"vso", vso, "GET", "apps/" + a, nil, 403},
+		{"vso", vso, "GET", "reauth", nil, 403},
+
+		// Prometheus: metrics only (checked above); no token, no grant, no setting.
+		{"scraper", scraper, "GET", "tenant-token/" + a, nil, 403},
+		{"scraper", scraper, "GET", "app-token/" + a, nil, 403},
+		{"scraper", scraper, "GET", "user-token/" + a + "/carol", nil, 403},
+		{"scraper", scraper, "GET", "apps/" + a, nil, 403},
+		{"scraper", scraper, "GET", "reauth", nil, 403},
+		{"scraper", scraper, "GET", "config", nil, 403},
 
 		// The admin: apps, config, grants, any token, the mount's tuning.
 		{"admin", admin, "GET", "apps/" + a, nil, 200},
