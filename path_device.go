@@ -213,7 +213,7 @@ func (dl *deviceLogin) view(now time.Time) map[string]interface{} {
 		"verification_uri":          dl.VerificationURI,
 		"verification_uri_complete": dl.VerificationURIComplete,
 		"scopes":                    dl.Scopes,
-		"expected_open_id":          dl.Expected.OpenID,
+		"expected_user":             dl.Expected.String(),
 		"started_at":                formatTime(dl.StartedAt),
 		"expires_at":                formatTime(dl.ExpiresAt),
 		"interval":                  dl.IntervalSeconds,
