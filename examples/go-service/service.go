@@ -33,10 +33,11 @@ type service struct {
 //
 //   - no app secret (""), and WithEnableTokenCache(false): the SDK then fetches no token of its
 //     own and keeps none in its process-wide cache; it sends exactly the token each call passes
-//     with larkcore.WithTenantAccessToken / WithUserAccessToken, and a call without one fails in
-//     the SDK ("accessToken is empty") instead of reaching Lark. With the cache on, SDK versions
-//     before the fix of larksuite/oapi-sdk-go#198 replaced a per-request tenant token by one they
-//     fetched themselves (with the secret this service does not have).
+//     with larkcore.WithTenantAccessToken / WithUserAccessToken, exactly once, and a call without
+//     one fails in the SDK ("AppSecret is empty") instead of reaching Lark. With the cache on,
+//     SDK versions before the fix of larksuite/oapi-sdk-go#198 replaced a per-request tenant
+//     token by one they fetched themselves (with the secret this service does not have), and
+//     v3.13.0 still sends a request Lark refused for its token a second time.
 //   - WithOpenBaseUrl: Lark's OpenAPI host, or the emulator's address in development.
 //   - log level Warn: the SDK logs "client ready" and every request path at Info and Debug.
 func newLarkClient(cfg config) *lark.Client {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log"
@@ -267,5 +268,22 @@ func TestConfigNeedsAppID(t *testing.T) {
 	if err != nil || cfg.baseURL != "https://open.feishu.cn" || cfg.tenantTokenFile != "/run/lark/tenant-token" ||
 		cfg.receiveIDType != "open_id" || cfg.listen != "127.0.0.1:8080" || cfg.userTokenFile != "" {
 		t.Fatalf("defaults: %+v %v", cfg, err)
+	}
+}
+
+// TestSDKSendsNothingWithoutAToken: the client as the service builds it (no secret, no token
+// cache) refuses a call that carries no token itself, before anything reaches Lark; it never
+// falls back to fetching a token of its own.
+func TestSDKSendsNothingWithoutAToken(t *testing.T) {
+	f := &fakeLark{accepted: map[string]string{}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	client := newLarkClient(config{appID: "cli_fake", baseURL: srv.URL})
+	_, err := client.Authen.V1.UserInfo.Get(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "AppSecret is empty") {
+		t.Fatalf("a call without a token: %v", err)
+	}
+	if calls := f.recorded(); len(calls) != 0 {
+		t.Fatalf("Lark saw %+v", calls)
 	}
 }
