@@ -52,7 +52,7 @@ func configFromEnv(getenv func(string) string) (config, error) {
 		listen:          or("SERVICE_LISTEN", "127.0.0.1:8080"),
 	}
 	if c.appID == "" {
-		return c, errors.New("LARK_APP_ID must be set")
+		return c, errors.New("set LARK_APP_ID to the app id")
 	}
 	return c, nil
 }

@@ -89,7 +89,7 @@ func (s *service) notify(ctx context.Context, text, receiveID, uuid string) (mes
 		return "", "", &larkError{code: resp.Code, msg: resp.Msg}
 	}
 	if resp.Data == nil || resp.Data.MessageId == nil {
-		return "", "", errors.New("Lark's answer carries no message_id")
+		return "", "", errors.New("the answer from Lark carries no message_id")
 	}
 	if resp.Data.Sender != nil && resp.Data.Sender.SenderType != nil {
 		senderType = *resp.Data.Sender.SenderType
@@ -119,7 +119,7 @@ func (s *service) me(ctx context.Context) (profile, error) {
 		return profile{}, &larkError{code: resp.Code, msg: resp.Msg}
 	}
 	if resp.Data == nil {
-		return profile{}, errors.New("Lark's answer carries no data")
+		return profile{}, errors.New("the answer from Lark carries no data")
 	}
 	str := func(p *string) string {
 		if p == nil {
