@@ -81,7 +81,7 @@ func (s *service) notify(ctx context.Context, text, receiveID, uuid string) (mes
 		body.Uuid(uuid)
 	}
 	req := larkim.NewCreateMessageReqBuilder().ReceiveIdType(s.cfg.receiveIDType).Body(body.Build()).Build()
-	resp, err := s.client.Im.V1.Message.Create(ctx, req, larkcore.WithTenantAccessToken(token))
+	resp, err := s.client.Im.Message.Create(ctx, req, larkcore.WithTenantAccessToken(token))
 	if err != nil {
 		return "", "", fmt.Errorf("calling Lark: %w", err)
 	}
@@ -111,7 +111,7 @@ func (s *service) me(ctx context.Context) (profile, error) {
 	if err != nil {
 		return profile{}, err
 	}
-	resp, err := s.client.Authen.V1.UserInfo.Get(ctx, larkcore.WithUserAccessToken(token))
+	resp, err := s.client.Authen.UserInfo.Get(ctx, larkcore.WithUserAccessToken(token))
 	if err != nil {
 		return profile{}, fmt.Errorf("calling Lark: %w", err)
 	}

@@ -279,7 +279,7 @@ func TestSDKSendsNothingWithoutAToken(t *testing.T) {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	client := newLarkClient(config{appID: "cli_fake", baseURL: srv.URL})
-	_, err := client.Authen.V1.UserInfo.Get(context.Background())
+	_, err := client.Authen.UserInfo.Get(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "AppSecret is empty") {
 		t.Fatalf("a call without a token: %v", err)
 	}
