@@ -11,9 +11,13 @@ EMU_BIN     := $(BIN)/lark-emulator
 DIST        ?= $(CURDIR)/dist
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 NODE_BOT    := examples/node-bot
-GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
+GO_SERVICE  := examples/go-service
+GO_SERVICE_BIN := $(BIN)/go-service
+GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*' -not -path './$(GO_SERVICE)/*') go.mod go.sum
+# examples/go-service is a Go module of its own (Lark's Go SDK is not a dependency of the plugin).
+GO_SERVICE_SOURCES := $(wildcard $(GO_SERVICE)/*.go) $(GO_SERVICE)/go.mod $(GO_SERVICE)/go.sum
 
-.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
+.PHONY: help build vault node-bot go-service dev test test-unit test-e2e test-cluster bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -38,17 +42,23 @@ $(NODE_BOT)/node_modules/.package-lock.json: $(NODE_BOT)/package.json $(NODE_BOT
 	cd $(NODE_BOT) && npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
+go-service: $(GO_SERVICE_BIN) ## Build examples/go-service (its own module, on Lark's Go SDK from the module proxy) into bin/
+
+$(GO_SERVICE_BIN): $(GO_SERVICE_SOURCES)
+	cd $(GO_SERVICE) && CGO_ENABLED=0 go build -trimpath -o $@ .
+
 dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it
 	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
 test: fmtcheck vet lint test-unit test-e2e test-cluster ## Everything CI runs: formatting, vet, lint, unit, end-to-end and cluster tests
 
-test-unit: ## Unit tests with the race detector (backend on in-memory storage, in-process emulator)
+test-unit: ## Unit tests with the race detector (backend on in-memory storage, in-process emulator; and examples/go-service)
 	go test -race -count=1 ./...
+	cd $(GO_SERVICE) && go test -race -count=1 ./...
 
-test-e2e: build node-bot ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot
+test-e2e: build node-bot go-service ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot and the Go service
 	@vault_bin=$$(scripts/build-vault.sh) && \
-	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
+	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) GO_SERVICE_BIN=$(GO_SERVICE_BIN) \
 	go test -tags e2e -count=1 -timeout 45m -skip '^TestCluster' -v ./e2e/
 
 # Examples no end-to-end test runs as they are: Prometheus (promtool) and Kubernetes (VSO's CRDs).
@@ -96,14 +106,16 @@ fmtcheck: ## Fail if any file needs gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^tools/')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-vet: ## go vet, including the end-to-end tests
+vet: ## go vet, including the end-to-end tests and examples/go-service
 	go vet ./...
 	go vet -tags e2e ./e2e/
+	cd $(GO_SERVICE) && go vet ./...
 
 lint: ## golangci-lint v2 (default linters), including the end-to-end tests; installed into the cache the first time
 	@lint=$$(scripts/golangci-lint.sh) && status=0 && \
 	{ $$lint run ./... || status=1; } && \
 	{ $$lint run --build-tags e2e ./e2e/... || status=1; } && \
+	{ (cd $(GO_SERVICE) && $$lint run ./...) || status=1; } && \
 	exit $$status
 
 # A release carries the version of the git tag it is built from (scripts/version.sh);

@@ -9,7 +9,10 @@ import (
 )
 
 // sendEvent publishes an event on Vault's event bus where Vault delivers them (Enterprise 1.16+).
-// Nothing depends on it: the same facts are in storage, on reads, on reauth and in the log.
+// Nothing depends on it: the same facts are in storage, on reads, on reauth and in the log. It is
+// best effort on purpose: OpenBao serves no events service to plugins, so there every send fails
+// ("unknown service pb.Events") and is only logged at debug level (openbao_test.go). Send events
+// only through here.
 func (b *backend) sendEvent(ctx context.Context, eventType string, id grantID, operation string) {
 	err := logical.SendEvent(ctx, b, eventType,
 		logical.EventMetadataPath, "user-token/"+id.String(),
