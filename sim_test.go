@@ -47,7 +47,7 @@ var simFaultKinds = []string{
 
 // simDefaultSeeds run in make test. Chosen so the set covers every step kind and fault, and the
 // reload-in-flight window in several seeds; see docs/RELIABILITY.md for what they found.
-var simDefaultSeeds = []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+var simDefaultSeeds = []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}
 
 const (
 	simAppID     = "cli_sim0000000001"
