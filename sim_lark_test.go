@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"os"
 	"sync"
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
@@ -48,6 +49,7 @@ type simLark struct {
 const (
 	simFaultUnreachable = "lark_unreachable"
 	simFaultLost        = "lark_answer_lost"
+	simFaultTimeout     = "lark_timeout"
 )
 
 // simHeld is a token call whose answer the harness holds.
@@ -168,6 +170,11 @@ func (t *simTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if trace != nil && trace.WroteHeaders != nil {
 		trace.WroteHeaders()
+	}
+	if fault == simFaultTimeout {
+		// Sent, but Lark never got to act: the client cannot tell this from a lost answer.
+		l.countFault(fault)
+		return nil, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 	}
 
 	// Lark acts now.

@@ -41,7 +41,7 @@ var (
 
 // simFaultKinds are the faults the harness can inject; -sim.faults picks among them.
 var simFaultKinds = []string{
-	"lark_5xx", "lark_unreachable", "lark_answer_lost", "late_answer", "client_gives_up",
+	"lark_5xx", "lark_unreachable", "lark_timeout", "lark_answer_lost", "late_answer", "client_gives_up",
 	"storage_write", "crash", "crash_inflight", "reload", "reload_inflight", "user_revokes",
 }
 
@@ -468,6 +468,7 @@ func (s *sim) next() {
 		add(8, "time", "", s.timeJump)
 		add(3, "lark_5xx", "lark_5xx", func() { s.larkFault("lark_5xx", slot) })
 		add(2, "lark_unreachable", "lark_unreachable", func() { s.larkFault(simFaultUnreachable, slot) })
+		add(2, "lark_timeout", "lark_timeout", func() { s.larkFault(simFaultTimeout, slot) })
 		add(2, "lark_answer_lost", "lark_answer_lost", func() { s.larkFault(simFaultLost, slot) })
 		add(3, "storage_write", "storage_write", func() { s.storageFault(slot) })
 	}
@@ -710,22 +711,30 @@ func (s *sim) timeJump() {
 	s.advance(d)
 }
 
-// larkFault arms a fault for the next token call and reads slot (whose refresh may be due).
+// larkFault arms a fault for the next token call (refresh or code exchange) and runs an operation
+// that may make one: a sweep, an import, an authorization or a read of slot.
 func (s *sim) larkFault(kind, slot string) {
 	switch kind {
 	case "lark_5xx":
 		if err := s.emu.InjectFailure(larkemu.Failure{Endpoint: larkemu.EndpointOAuthToken, Mode: larkemu.Fail5xx}); err != nil {
 			s.t.Fatal(err)
 		}
-		s.stats.Faults["lark_5xx"]++
 	default:
 		s.lark.arm(kind)
 	}
 	s.logf("fault armed: %s on the next token call", kind)
-	if s.rng.Intn(2) == 0 {
+	switch s.rng.Intn(4) {
+	case 0:
 		s.sweep(false)
-	} else {
+	case 1:
+		s.importGrant(slot, false)
+	case 2:
+		s.authorize(slot, false)
+	default:
 		s.read(slot, false)
+	}
+	if kind == "lark_5xx" && len(s.emu.PendingFailures()) == 0 {
+		s.stats.Faults["lark_5xx"]++
 	}
 	s.emu.ClearFailures()
 	// A dropped answer: the process never learned what Lark did, and its probe finds the token
@@ -739,6 +748,7 @@ func (s *sim) larkFault(kind, slot string) {
 	s.lark.mu.Lock()
 	s.stats.Faults[simFaultLost] = s.lark.faults[simFaultLost]
 	s.stats.Faults[simFaultUnreachable] = s.lark.faults[simFaultUnreachable]
+	s.stats.Faults[simFaultTimeout] = s.lark.faults[simFaultTimeout]
 	s.lark.mu.Unlock()
 }
 
@@ -1052,4 +1062,37 @@ func (s *sim) check() {
 	}
 	s.noticeSeen = len(msgs)
 	s.held("notice_once")
+}
+
+// The same seed must give the same schedule and the same answers, or a failure could not be replayed.
+func TestSimulationIsDeterministic(t *testing.T) {
+	// Without the reload-in-flight window, which today's code fails (see docs/RELIABILITY.md).
+	faults, err := parseSimFaults("-reload_inflight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs [2][]string
+	for i := range logs {
+		s := newSim(t, 5, faults)
+		s.run(60)
+		s.close()
+		logs[i] = s.log
+	}
+	if strings.Join(logs[0], "\n") != strings.Join(logs[1], "\n") {
+		t.Fatalf("seed 5 ran differently twice:\n%s\n----\n%s", strings.Join(logs[0], "\n"), strings.Join(logs[1], "\n"))
+	}
+}
+
+func TestSimulationFaultSelection(t *testing.T) {
+	on, err := parseSimFaults("-reload_inflight")
+	if err != nil || on["reload_inflight"] || !on["crash"] {
+		t.Fatalf("-reload_inflight: %v %v", on, err)
+	}
+	on, err = parseSimFaults("crash,reload")
+	if err != nil || !on["crash"] || !on["reload"] || on["lark_5xx"] {
+		t.Fatalf("crash,reload: %v %v", on, err)
+	}
+	if _, err := parseSimFaults("crahs"); err == nil {
+		t.Fatal("a misspelt fault kind was accepted")
+	}
 }
