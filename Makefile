@@ -13,7 +13,7 @@ RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 NODE_BOT    := examples/node-bot
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
+.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster soak bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -57,6 +57,15 @@ test-cluster: build ## Three-node Raft cluster: step-down, SIGKILL and restart, 
 	@vault_bin=$$(scripts/build-vault.sh) && \
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
 	go test -tags e2e -count=1 -timeout 30m -run '^TestCluster' -v ./e2e/
+
+# The deterministic simulation of the grant lifecycle (sim_test.go) runs its default seeds in
+# test-unit; soak runs seeds 1..SEEDS. A failing seed prints its step log and the command that
+# replays it. SIM_FAULTS and SIM_STEPS pass through (docs/RELIABILITY.md, "Simulation").
+SEEDS     ?= 200
+SOAKFLAGS ?= -race
+
+soak: ## The grant-lifecycle simulation over seeds 1..SEEDS (default 200, about 3 s per 10 seeds with -race)
+	set -o pipefail; SIM_SEEDS=$(SEEDS) go test $(SOAKFLAGS) -count=1 -timeout 0 -run '^TestSimulation$$' -v . | grep -v -e '^=== RUN' -e '^    --- PASS'
 
 bench: build ## Reads through a real Vault (Raft and dev) and the in-process benchmarks, into BENCHMARKS.md (10-15 min)
 	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
