@@ -227,7 +227,8 @@ type simSlot struct {
 	// deleted: the harness deleted the slot's grant and it must not come back.
 	deleted bool
 	// tainted: the harness crashed a process while this slot's grant was in a state only that
-	// process knew (a call in flight or an unsaved write); the grant may then end, with a reason.
+	// process knew (a call in flight or an unsaved write); the grant may then be gone or end, with
+	// a reason. Which Lark grants a crash or a dropped answer explains is in sim.taintedGrants.
 	tainted bool
 	gen     int
 }
@@ -743,9 +744,6 @@ func (s *sim) larkFault(kind, slot string) {
 	// used; the grant must then end with that reason.
 	for _, g := range s.lark.takeLost() {
 		s.taintedGrants[g] = true
-		if u := s.grantUser(g); u != "" {
-			s.slots[u].tainted = true
-		}
 	}
 	s.lark.mu.Lock()
 	s.stats.Faults[simFaultLost] = s.lark.faults[simFaultLost]
@@ -1016,7 +1014,7 @@ func (s *sim) check() {
 			s.held("reauth_has_reason")
 		}
 		// (3) No grant reported ok whose refresh token Lark has spent.
-		if !reauth && disk != nil && !dirty && !sl.tainted && name != heldSlot && s.lark.isSpent(disk.RefreshToken) {
+		if !reauth && disk != nil && !dirty && !s.taintedGrants[owner] && name != heldSlot && s.lark.isSpent(disk.RefreshToken) {
 			s.fail("no ok grant with a spent token", "slot %s is reported %s (level %v) but Lark has already exchanged its stored refresh token (grant %s)", name, state, info["level"], owner)
 		}
 		s.held("ok_means_unspent")
@@ -1025,7 +1023,7 @@ func (s *sim) check() {
 	// (1) No refresh token used twice at Lark unless a harness crash explains it.
 	for _, g := range grants {
 		if g.ReuseAttempts > s.reuseSeen[g.GrantID] {
-			if !s.taintedGrants[g.GrantID] && !s.slots[g.UserID].tainted {
+			if !s.taintedGrants[g.GrantID] {
 				s.fail("no refresh token used twice", "Lark saw a refresh token of grant %s (user %s) presented again (%d reuse attempts) without any crash of the harness",
 					g.GrantID, g.UserID, g.ReuseAttempts)
 			}
@@ -1035,7 +1033,7 @@ func (s *sim) check() {
 		s.held("no_reuse")
 
 		// (5) No grant left at Lark that Vault neither keeps nor revoked.
-		if g.Status == larkemu.GrantActive && !s.heldEver[g.GrantID] && !s.taintedGrants[g.GrantID] && !s.slots[g.UserID].tainted {
+		if g.Status == larkemu.GrantActive && !s.heldEver[g.GrantID] && !s.taintedGrants[g.GrantID] {
 			if tok, ok := s.minted[g.GrantID]; ok && !s.lark.isSpent(tok) {
 				continue // minted by the harness and never handed to Vault's refresh
 			}
