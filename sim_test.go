@@ -382,7 +382,7 @@ func (s *sim) logf(format string, args ...interface{}) {
 func (s *sim) fail(invariant, format string, args ...interface{}) {
 	s.t.Helper()
 	s.stats.Failed = 1
-	s.t.Fatalf("seed %d step %d: invariant %q broken: %s\nreplay: go test -run 'TestSimulation' -sim.seed=%d -sim.steps=%d -sim.faults=%s -v .\nstep log:\n%s",
+	s.t.Fatalf("seed %d step %d: invariant %q broken: %s\nreplay: go test -run 'TestSimulation$' -sim.seed=%d -sim.steps=%d -sim.faults=%s -v .\nstep log:\n%s",
 		s.seed, s.step, invariant, fmt.Sprintf(format, args...), s.seed, s.step, simFaultList(s.faults), strings.Join(s.log, "\n"))
 }
 
