@@ -1,0 +1,135 @@
+package larksecrets
+
+import (
+	"context"
+	"errors"
+	"math/rand"
+	"sync"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// simStorage is the simulation's storage: one logical.InmemStorage shared by every "process" the
+// harness starts, seen through a view per process. It injects write failures with a probability
+// the harness sets for one step at a time, and it can kill a view: every later call of the dead
+// process fails, as a process that no longer exists can neither write nor read.
+//
+// The failure decisions come from the storage's own random source, seeded from the simulation
+// seed; the harness keeps at most one live goroutine touching storage at a time, so the sequence of
+// decisions is the same on every run of a seed.
+type simStorage struct {
+	inner logical.InmemStorage
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	failProb float64
+	// dirty holds the keys whose last write failed: storage has an older value than the process
+	// that tried to write (which keeps the newer one in memory).
+	dirty map[string]bool
+	// injected counts the write failures injected (not those of dead processes).
+	injected int
+}
+
+var errSimStorageFault = errors.New("simulated storage failure: the write was refused")
+var errSimProcessGone = errors.New("simulated crash: this process no longer exists")
+
+func newSimStorage(seed int64) *simStorage {
+	return &simStorage{rng: rand.New(rand.NewSource(seed)), dirty: map[string]bool{}}
+}
+
+// setFailProb makes each write fail with probability p from now on (0 turns failures off).
+func (s *simStorage) setFailProb(p float64) {
+	s.mu.Lock()
+	s.failProb = p
+	s.mu.Unlock()
+}
+
+func (s *simStorage) isDirty(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dirty[key]
+}
+
+func (s *simStorage) injectedFaults() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.injected
+}
+
+// view is the storage as one process sees it.
+func (s *simStorage) view() *simStorageView {
+	return &simStorageView{s: s}
+}
+
+// raw reads storage directly, as the harness's checks (and a freshly started process) see it.
+func (s *simStorage) raw() logical.Storage { return &s.inner }
+
+type simStorageView struct {
+	s    *simStorage
+	mu   sync.Mutex
+	dead bool
+}
+
+// kill cuts the process off: nothing it does reaches storage any more.
+func (v *simStorageView) kill() {
+	v.mu.Lock()
+	v.dead = true
+	v.mu.Unlock()
+}
+
+func (v *simStorageView) alive() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return !v.dead
+}
+
+func (v *simStorageView) List(ctx context.Context, prefix string) ([]string, error) {
+	if !v.alive() {
+		return nil, errSimProcessGone
+	}
+	return v.s.inner.List(ctx, prefix)
+}
+
+func (v *simStorageView) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if !v.alive() {
+		return nil, errSimProcessGone
+	}
+	return v.s.inner.Get(ctx, key)
+}
+
+func (v *simStorageView) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if !v.alive() {
+		return errSimProcessGone
+	}
+	v.s.mu.Lock()
+	fail := v.s.failProb > 0 && v.s.rng.Float64() < v.s.failProb
+	if fail {
+		v.s.injected++
+		v.s.dirty[e.Key] = true
+	} else {
+		delete(v.s.dirty, e.Key)
+	}
+	v.s.mu.Unlock()
+	if fail {
+		return errSimStorageFault
+	}
+	return v.s.inner.Put(ctx, e)
+}
+
+func (v *simStorageView) Delete(ctx context.Context, key string) error {
+	if !v.alive() {
+		return errSimProcessGone
+	}
+	v.s.mu.Lock()
+	fail := v.s.failProb > 0 && v.s.rng.Float64() < v.s.failProb
+	if fail {
+		v.s.injected++
+	} else {
+		delete(v.s.dirty, key)
+	}
+	v.s.mu.Unlock()
+	if fail {
+		return errSimStorageFault
+	}
+	return v.s.inner.Delete(ctx, key)
+}
