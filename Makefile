@@ -2,7 +2,12 @@
 # `make test` runs every test, `make bench` the benchmarks. `make help` lists the rest.
 
 SHELL       := bash
-VERSION     ?= v0.1.0
+# One version for every build: `make build`, `make dev`, `make release` and so what Vault shows for
+# the plugin. scripts/version.sh derives it from the nearest v-tag, or CHANGELOG.md's newest release
+# and the commits since (v0.1.1-dev.N.g<commit> after v0.1.0); VERSION=vX.Y.Z overrides it.
+ifeq ($(origin VERSION),undefined)
+VERSION     := $(shell scripts/version.sh)
+endif
 MODULE      := github.com/lark-vault/vault-plugin-secrets-lark
 LDFLAGS      = -X $(MODULE).Version=$(VERSION)
 BIN         := $(CURDIR)/bin
@@ -13,21 +18,30 @@ RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 NODE_BOT    := examples/node-bot
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
+.PHONY: help version FORCE build vault node-bot dev test test-unit test-e2e test-cluster bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
 
-build: $(PLUGIN_BIN) $(EMU_BIN) ## Build the plugin and the Lark emulator into bin/
+version: ## Print the version the builds are stamped with
+	@echo $(VERSION)
 
-$(PLUGIN_BIN): $(GO_SOURCES)
+build: $(PLUGIN_BIN) $(EMU_BIN) ## Build the plugin (stamped with `make version`) and the Lark emulator into bin/
+
+# bin/.version changes only when the version does, and the plugin is rebuilt when it changes (a new
+# commit that touches no Go file still gets its own version).
+$(BIN)/.version: FORCE
+	@[ -n '$(VERSION)' ] || { echo "no version: scripts/version.sh failed (see above), or set VERSION=vX.Y.Z" >&2; exit 1; }
+	@mkdir -p $(BIN) && if [ "$$(cat $@ 2>/dev/null)" != '$(VERSION)' ]; then echo '$(VERSION)' >$@; fi
+
+$(PLUGIN_BIN): $(GO_SOURCES) $(BIN)/.version
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/vault-plugin-secrets-lark
 
 $(EMU_BIN): $(GO_SOURCES)
 	CGO_ENABLED=0 go build -trimpath -o $@ ./cmd/lark-emulator
 
-vault: ## Build the pinned Vault server from the Go module proxy (cached after the first time)
-	@scripts/build-vault.sh >/dev/null
+vault: ## Find the pinned Vault server (VAULT_BIN, a vault on PATH, the cache) or build it from the Go module proxy; print its path
+	@scripts/build-vault.sh
 
 node-bot: $(NODE_BOT)/node_modules/.package-lock.json ## Install examples/node-bot's dependencies from the npm registry (npm ci; again only when the lock file changes)
 
@@ -39,7 +53,7 @@ $(NODE_BOT)/node_modules/.package-lock.json: $(NODE_BOT)/package.json $(NODE_BOT
 	@touch $@
 
 dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it
-	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
+	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
 test: fmtcheck vet lint test-unit test-e2e test-cluster ## Everything CI runs: formatting, vet, lint, unit, end-to-end and cluster tests
 
@@ -59,10 +73,10 @@ test-cluster: build ## Three-node Raft cluster: step-down, SIGKILL and restart, 
 	go test -tags e2e -count=1 -timeout 30m -run '^TestCluster' -v ./e2e/
 
 bench: build ## Reads through a real Vault (Raft and dev) and the in-process benchmarks, into BENCHMARKS.md (10-15 min)
-	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
+	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
 
 bench-sweep: build ## The sweep with 10,000 to 100,000 grants in Raft, into BENCHMARKS.md (~10-20 min)
-	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh sweep
+	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh sweep
 
 bench-micro: ## Only the in-process benchmarks (no Vault; about a minute; prints, writes nothing)
 	go test -run '^$$' -bench . -benchmem -count 5 .
@@ -95,9 +109,8 @@ lint: ## golangci-lint v2 (default linters), including the end-to-end tests; ins
 	{ $$lint run --build-tags e2e ./e2e/... || status=1; } && \
 	exit $$status
 
-# A release carries the version of the git tag it is built from (scripts/version.sh);
-# `make release VERSION=vX.Y.Z` overrides it.
-release: VERSION = $(shell scripts/version.sh)
+# A release carries the same version as every other build (scripts/version.sh: the tag, or
+# CHANGELOG.md's newest release); `make release VERSION=vX.Y.Z` overrides it.
 release: ## Cross-compile the plugin for linux and darwin (amd64, arm64) into dist/ with SHA256SUMS; print the register commands
 	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' RELEASE_PLATFORMS='$(RELEASE_PLATFORMS)' scripts/release.sh
 

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -32,7 +33,6 @@ const (
 	rootToken     = "root"
 	pluginName    = "vault-plugin-secrets-lark"
 	mountPath     = "lark"
-	pluginVersion = "v0.1.0"
 
 	// The emulator hands out short-lived app tokens in these tests so that rotation can be seen in
 	// real time: 90 s tokens, re-issued in their last 30 s.
@@ -43,6 +43,27 @@ const (
 	// plugin refreshes a user token 20 s (real time) after it was issued.
 	emuUserTokenTTL = 90 * time.Second
 )
+
+// pluginVersion is the version stamped into PLUGIN_BIN (the Makefile's, from scripts/version.sh),
+// with which the tests register it: Vault asks the binary and refuses any other.
+var pluginVersion string
+
+// stampedVersion reads the version the Makefile's -ldflags stamped into a plugin binary.
+func stampedVersion(path string) (string, error) {
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range info.Settings {
+		if s.Key != "-ldflags" {
+			continue
+		}
+		if m := regexp.MustCompile(`-X[= ]?\S*\.Version=(v\S+)`).FindStringSubmatch(s.Value); m != nil {
+			return strings.Trim(m[1], `"'`), nil
+		}
+	}
+	return "", fmt.Errorf("%s has no version stamped in (-ldflags -X …Version=v…): build it with make build", path)
+}
 
 // env is the running world shared by all tests.
 var env struct {
@@ -139,6 +160,9 @@ func runMain(m *testing.M) int {
 		return fail("installing plugin: %v", err)
 	}
 	env.pluginSHA = sha
+	if pluginVersion, err = stampedVersion(pluginBin); err != nil {
+		return fail("%v", err)
+	}
 
 	// Lark emulator, as its own process.
 	env.emuLog = filepath.Join(work, "emulator.log")
