@@ -30,9 +30,9 @@ import (
 )
 
 const (
-	rootToken     = "root"
-	pluginName    = "vault-plugin-secrets-lark"
-	mountPath     = "lark"
+	rootToken  = "root"
+	pluginName = "vault-plugin-secrets-lark"
+	mountPath  = "lark"
 
 	// The emulator hands out short-lived app tokens in these tests so that rotation can be seen in
 	// real time: 90 s tokens, re-issued in their last 30 s.
