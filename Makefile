@@ -52,7 +52,7 @@ $(NODE_BOT)/node_modules/.package-lock.json: $(NODE_BOT)/package.json $(NODE_BOT
 	cd $(NODE_BOT) && npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
-dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it
+dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it (DEV_VAULT_ADDR, DEV_EMULATOR_ADDR, VAULT_BIN)
 	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
 test: fmtcheck vet lint test-unit test-e2e test-cluster ## Everything CI runs: formatting, vet, lint, unit, end-to-end and cluster tests
