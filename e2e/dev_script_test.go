@@ -229,8 +229,12 @@ func TestDevSession(t *testing.T) {
 	if out, err := shell(t, "vault read -field=access_token lark/app-token/cli_demo"); err != nil || !strings.HasPrefix(out, "t-") {
 		t.Fatalf("vault read lark/app-token/cli_demo: %v\n%s", err, out)
 	}
-	if out, err := shell(t, "vault plugin info -field=version secret vault-plugin-secrets-lark"); err != nil || strings.TrimSpace(out) != pluginVersion {
+	// What Vault shows for the plugin: the Makefile's version, in the catalog and running.
+	if out, err := shell(t, "vault plugin info -version="+pluginVersion+" -field=version secret vault-plugin-secrets-lark"); err != nil || strings.TrimSpace(out) != pluginVersion {
 		t.Fatalf("vault plugin info shows version %q (%v), want %s", out, err, pluginVersion)
+	}
+	if out, err := shell(t, "vault read -field=running_plugin_version sys/mounts/lark"); err != nil || strings.TrimSpace(out) != pluginVersion {
+		t.Fatalf("lark/ runs version %q (%v), want %s", out, err, pluginVersion)
 	}
 
 	// The README's wrong-secret and unreachable-Lark steps break the demo app...

@@ -23,9 +23,10 @@ if [ -z "$version" ]; then
 fi
 why="the plugin and its tests are checked against that version, and it is the one that builds from the Go module proxy (v1.21.4 does not: its published SDK tag does not match its release branch; DESIGN.md, \"A real Vault\")"
 
-# version_of prints the version a Vault binary reports ("Vault v1.21.0 (…), built …"), or nothing.
+# version_of prints the version a Vault binary reports ("Vault v1.21.0 ('…'), built …" for a
+# release, "Vault v1.21.0, built …" for a build from source), or nothing.
 version_of() {
-  "$1" version 2>/dev/null | awk '$1 == "Vault" {print $2; exit}' || true
+  "$1" version 2>/dev/null | awk '$1 == "Vault" {sub(/,$/, "", $2); print $2; exit}' || true
 }
 
 if [ -n "${VAULT_BIN:-}" ]; then

@@ -98,6 +98,12 @@ func TestBuildVaultUsesVaultBinOfThePinnedVersion(t *testing.T) {
 		t.Fatalf("VAULT_BIN of %s: ok=%v stdout=%q stderr=%q, want its path", pinned, ok, out, errOut)
 	}
 	e.assertNoBuild()
+	// A Vault built from source says "Vault v1.21.0, built …".
+	fromSource := writeScript(t, filepath.Join(t.TempDir(), "vault"), `echo "Vault `+pinned+`, built 2026-12-06T11:23:19Z (cgo)"`+"\n")
+	if out, errOut, ok := e.run("VAULT_BIN=" + fromSource); !ok || out != fromSource {
+		t.Fatalf("VAULT_BIN of %s built from source: ok=%v stdout=%q stderr=%q, want its path", pinned, ok, out, errOut)
+	}
+	e.assertNoBuild()
 }
 
 func TestBuildVaultRefusesVaultBinOfAnotherVersion(t *testing.T) {

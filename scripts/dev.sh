@@ -11,16 +11,15 @@ vault_listen=${DEV_VAULT_ADDR:-127.0.0.1:8200}
 emu_listen=${DEV_EMULATOR_ADDR:-127.0.0.1:8787}
 
 # The version registered is the one stamped into the binary (Vault asks the binary and refuses a
-# mismatch); the Makefile builds it with scripts/version.sh's version.
-stamped=$(go version -m "$PLUGIN_BIN" 2>/dev/null | grep -o 'Version=v[^ "]*' | head -n1 | cut -d= -f2 || true)
-version=${stamped:-v0.0.0-dev}
+# mismatch); the Makefile builds it with `make version`.
+version=$("$PLUGIN_BIN" -version)
 if [ -n "${VERSION:-}" ] && [ "$VERSION" != "$version" ]; then
   echo "dev: $PLUGIN_BIN is version $version, not $VERSION: run make dev, which rebuilds it" >&2
   exit 1
 fi
 
 vault_bin=$("$root/scripts/build-vault.sh")
-vault_version=$("$vault_bin" version | awk '{print $2; exit}')
+vault_version=$("$vault_bin" version | awk '{sub(/,$/, "", $2); print $2; exit}')
 # Every vault command below goes to the server this script starts, and nowhere else: no VAULT_*
 # setting of the caller's shell (address, namespace, TLS, agent) applies.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^VAULT_' || true)
@@ -50,8 +49,10 @@ without_secrets() { grep -v -i -E 'unseal key|root token' || true; }
 # busy says that an address is taken and which variable picks another.
 busy() {
   local what=$1 addr=$2 var=$3 port=${2##*:}
+  local alt=$((port + 10))
+  [ "$alt" -le 65535 ] || alt=$((port - 10))
   echo "dev: $addr is already in use (another $what, or another make dev?). This script never uses a" \
-    "server it did not start. Pick another address: $var=${addr%:*}:$((port + 10)) make dev" >&2
+    "server it did not start. Pick another address: $var=${addr%:*}:$alt make dev" >&2
 }
 
 mkdir -p "$work/plugins"
@@ -83,7 +84,7 @@ printf 'plugin_directory = "%s"\n' "$work/plugins" >"$work/vault.hcl"
 VAULT_DISABLE_MLOCK=true "$vault_bin" server -dev -dev-root-token-id=root \
   -dev-listen-address="$vault_listen" -config="$work/vault.hcl" >"$work/vault.log" 2>&1 &
 vault_pid=$!
-for _ in $(seq 300); do
+for _ in $(seq 600); do
   grep -q 'Vault server started' "$work/vault.log" && break
   kill -0 "$vault_pid" 2>/dev/null || break
   sleep 0.1
