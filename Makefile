@@ -60,7 +60,8 @@ test: fmtcheck vet lint test-unit test-e2e test-cluster ## Everything CI runs: f
 test-unit: ## Unit tests with the race detector (backend on in-memory storage, in-process emulator)
 	go test -race -count=1 ./...
 
-test-e2e: build node-bot ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot
+test-e2e: build node-bot ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot, the README's tour
+	@command -v jq >/dev/null || { echo "the README's tour, run by e2e/readme_tour_test.go, uses jq (Debian: apt-get install jq)" >&2; exit 1; }
 	@vault_bin=$$(scripts/build-vault.sh) && \
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
 	go test -tags e2e -count=1 -timeout 45m -skip '^TestCluster' -v ./e2e/

@@ -39,6 +39,9 @@ type tourBlock struct {
 var tourSections = []string{
 	"## A tour, with real output from `make dev`",
 	"### Authorize → callback → read, with real output from `make dev`",
+	// Before the store app's section, whose event counters include this revocation.
+	"### Revocations the moment they happen",
+	"### A store app with two tenants, real output from `make dev`",
 }
 
 // readmeTour returns the fenced blocks of the README's tour sections (each up to the next heading of
@@ -186,6 +189,9 @@ func tourLineMatch(want, got string) bool {
 // README stands for lines left out. So the tour cannot drift from what a newcomer sees.
 func TestReadmeTour(t *testing.T) {
 	t.Parallel()
+	if _, err := exec.LookPath("jq"); err != nil {
+		t.Fatal("the README's tour uses jq (Debian: apt-get install jq)")
+	}
 	blocks := readmeTour(t)
 	if len(blocks) == 0 || blocks[0].commands[0].cmd != "make dev" {
 		t.Fatal("the tour does not start with a make dev block")
@@ -240,7 +246,8 @@ func TestReadmeTour(t *testing.T) {
 			case c.cmd == "^C":
 				ctrlC = &b.commands[i]
 			default:
-				cmd := exec.Command("bash", "-c", exports[0][1]+"\n"+exports[1][1]+"\n"+fromReadme(c.cmd))
+				// $EMU is the emulator's address, as the README says.
+				cmd := exec.Command("bash", "-c", exports[0][1]+"\n"+exports[1][1]+"\nexport EMU=http://"+emuAddr+"\n"+fromReadme(c.cmd))
 				cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}
 				out, _ := cmd.CombinedOutput()
 				check(t, where, c, string(out))
@@ -263,7 +270,7 @@ func TestReadmeTour(t *testing.T) {
 	}
 
 	t.Logf("ran %d commands of %d blocks of the tour", ran, len(blocks))
-	if ran < 11 {
+	if ran < 20 {
 		t.Fatalf("only %d commands of the tour ran: did the README's blocks change shape?", ran)
 	}
 	if ctrlC == nil {
