@@ -42,6 +42,7 @@ var tourSections = []string{
 	// Before the store app's section, whose event counters include this revocation.
 	"### Revocations the moment they happen",
 	"### A store app with two tenants, real output from `make dev`",
+	"### `vault read lark/reauth`, real output",
 }
 
 // readmeTour returns the fenced blocks of the README's tour sections (each up to the next heading of
@@ -249,8 +250,17 @@ func TestReadmeTour(t *testing.T) {
 				// $EMU is the emulator's address, as the README says.
 				cmd := exec.Command("bash", "-c", exports[0][1]+"\n"+exports[1][1]+"\nexport EMU=http://"+emuAddr+"\n"+fromReadme(c.cmd))
 				cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}
-				out, _ := cmd.CombinedOutput()
-				check(t, where, c, string(out))
+				// Standard output, then standard error on a line of its own: Vault's CLI writes
+				// a read's table without a final newline and its warnings to standard error.
+				var stdout, stderr strings.Builder
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				_ = cmd.Run()
+				out := stdout.String()
+				if out != "" && stderr.Len() > 0 && !strings.HasSuffix(out, "\n") {
+					out += "\n"
+				}
+				out += stderr.String()
+				check(t, where, c, out)
 				ran++
 				// The person opens the authorize link in a browser: Lark (the emulator) approves
 				// and sends the browser to Vault's callback.

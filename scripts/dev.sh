@@ -60,6 +60,7 @@ cp "$PLUGIN_BIN" "$work/plugins/vault-plugin-secrets-lark"
 sha=$(sha256sum "$work/plugins/vault-plugin-secrets-lark" | cut -d' ' -f1)
 
 # The emulator writes its address file only once it listens on emu_listen itself.
+: >"$work/emulator.log"
 "$EMULATOR_BIN" -listen "$emu_listen" -addr-file "$work/emulator.addr" 2>"$work/emulator.log" &
 emu_pid=$!
 for _ in $(seq 100); do
@@ -81,6 +82,7 @@ emu_url=$(cat "$work/emulator.addr")
 # Vault prints "Vault server started" once its listeners are bound and the dev server is unsealed;
 # until then nothing is sent to the address, which may still belong to another server.
 printf 'plugin_directory = "%s"\n' "$work/plugins" >"$work/vault.hcl"
+: >"$work/vault.log" # before Vault's shell opens it, so that the wait below can read it at once
 VAULT_DISABLE_MLOCK=true "$vault_bin" server -dev -dev-root-token-id=root \
   -dev-listen-address="$vault_listen" -config="$work/vault.hcl" >"$work/vault.log" 2>&1 &
 vault_pid=$!
