@@ -185,7 +185,7 @@ browser, or follow it with curl -L), then read their token:
 
 Revoke it at Lark; the revocation event flags the grant at once, before any read:
 
-    curl -s -X POST $emu_url/_emulator/grants/revoke -d '{"app_id":"cli_demo","reason":"administrator"}'
+    curl -s -X POST $emu_url/_emulator/grants/revoke -d '{"app_id":"cli_demo","user_id":"demo","reason":"administrator"}'
     vault list -detailed lark/user-token/cli_demo/
 
 The store app cli_demostore has two tenants; its app_ticket came by an encrypted event
