@@ -105,7 +105,7 @@ func startDev(t *testing.T, vars ...string) *devRun {
 		select {
 		case <-d.done:
 		default:
-			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 			<-d.done
 		}
 	})

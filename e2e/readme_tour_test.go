@@ -240,11 +240,11 @@ func TestReadmeTour(t *testing.T) {
 	for _, b := range blocks {
 		for i, c := range b.commands {
 			where := fmt.Sprintf("README.md:%d", b.line)
-			switch {
-			case c.cmd == "make dev":
+			switch c.cmd {
+			case "make dev":
 				// make's own lines (the builds) are the README's "...".
 				check(t, where, c, banner)
-			case c.cmd == "^C":
+			case "^C":
 				ctrlC = &b.commands[i]
 			default:
 				// $EMU is the emulator's address, as the README says.
