@@ -288,3 +288,71 @@ func TestDevSession(t *testing.T) {
 	}
 	elsewhere.assertUntouched(t)
 }
+
+// TestDevReportsACrash: when Vault dies by itself (here: SIGKILL), make dev says which process ended,
+// shows the end of its log without the unseal key or root token, stops the emulator and keeps the
+// logs for a look.
+func TestDevReportsACrash(t *testing.T) {
+	t.Parallel()
+	d := startDev(t, "DEV_VAULT_ADDR="+localAddr(t), "DEV_EMULATOR_ADDR="+localAddr(t))
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(d.stdout.String(), "Press Ctrl-C to stop.") {
+		select {
+		case <-d.done:
+			t.Fatalf("dev.sh ended before its banner:\n%s\n%s", d.stdout, d.stderr)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner after 3 minutes:\n%s\n%s", d.stdout, d.stderr)
+		}
+	}
+	work := regexp.MustCompile(`Logs: (\S+)/vault\.log`).FindStringSubmatch(d.stdout.String())
+	if work == nil {
+		t.Fatal("the banner names no log directory")
+	}
+	unseal := regexp.MustCompile(`Unseal Key: (\S+)`).FindStringSubmatch(readTrimmed(filepath.Join(work[1], "vault.log")))
+	if unseal == nil {
+		t.Fatal("Vault's log has no unseal key to look for")
+	}
+	ours := func(exe string) []procRef {
+		var out []procRef
+		for _, p := range processesOf(t, exe) {
+			if p.ppid == d.cmd.Process.Pid {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	vaults, emus := ours(env.vaultBin), ours(os.Getenv("EMULATOR_BIN"))
+	if len(vaults) != 1 || len(emus) != 1 {
+		t.Fatalf("dev.sh runs %d Vault and %d emulator processes, want one each", len(vaults), len(emus))
+	}
+	if err := syscall.Kill(vaults[0].pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t, time.Minute); code != 1 {
+		t.Fatalf("dev.sh exited %d after Vault died, want 1:\n%s", code, d.stderr)
+	}
+	stderr := d.stderr.String()
+	t.Logf("dev.sh after Vault died:\n%s", stderr)
+	for _, want := range []string{
+		"dev: Vault exited by itself",
+		"the end of " + work[1] + "/vault.log:",
+		fmt.Sprintf("dev: stopped the Lark emulator (pid %d); the logs stay in %s", emus[0].pid, work[1]),
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("dev.sh did not say %q", want)
+		}
+	}
+	for _, secret := range []string{unseal[1], "Unseal Key", "Root Token"} {
+		if strings.Contains(d.stdout.String()+stderr, secret) {
+			t.Errorf("dev.sh printed %q", secret)
+		}
+	}
+	if emus[0].alive() {
+		t.Error("the emulator still runs")
+	}
+	if _, err := os.Stat(filepath.Join(work[1], "vault.log")); err != nil {
+		t.Errorf("the logs are gone: %v", err)
+	}
+}

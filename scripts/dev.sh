@@ -44,8 +44,13 @@ trap 'trap - EXIT; stop' EXIT
 # Ctrl-C (or a TERM) is the normal way out: stop quietly, exit 0 so that make adds nothing.
 trap 'trap - INT TERM EXIT; echo >&2; stop "the demo'"'"'s apps and grants are gone with them"; exit 0' INT TERM
 
-# without_secrets drops what a Vault dev server prints about its unseal key and root token.
-without_secrets() { grep -v -i -E 'unseal key|root token' || true; }
+# without_secrets drops the notice a Vault dev server prints with its unseal key and root token, and
+# any other line that names them.
+without_secrets() {
+  awk '/WARNING! dev mode is enabled/ {skip = 1}
+    !skip && tolower($0) !~ /unseal key|root token/
+    /Development mode should NOT be used/ {skip = 0}'
+}
 # busy says that an address is taken and which variable picks another.
 busy() {
   local what=$1 addr=$2 var=$3 port=${2##*:}
