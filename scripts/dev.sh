@@ -12,7 +12,10 @@ emu_listen=${DEV_EMULATOR_ADDR:-127.0.0.1:8787}
 
 # The version registered is the one stamped into the binary (Vault asks the binary and refuses a
 # mismatch); the Makefile builds it with `make version`.
-version=$("$PLUGIN_BIN" -version)
+if ! version=$("$PLUGIN_BIN" -version 2>/dev/null) || [[ $version != v* ]]; then
+  echo "dev: $PLUGIN_BIN does not tell its version (-version): rebuild it with make build" >&2
+  exit 1
+fi
 if [ -n "${VERSION:-}" ] && [ "$VERSION" != "$version" ]; then
   echo "dev: $PLUGIN_BIN is version $version, not $VERSION: run make dev, which rebuilds it" >&2
   exit 1
