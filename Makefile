@@ -2,7 +2,12 @@
 # `make test` runs every test, `make bench` the benchmarks. `make help` lists the rest.
 
 SHELL       := bash
-VERSION     ?= v0.1.0
+# One version for every build: `make build`, `make dev`, `make release` and so what Vault shows for
+# the plugin. scripts/version.sh derives it from the nearest v-tag, or CHANGELOG.md's newest release
+# and the commits since (v0.1.1-dev.N.g<commit> after v0.1.0); VERSION=vX.Y.Z overrides it.
+ifeq ($(origin VERSION),undefined)
+VERSION     := $(shell scripts/version.sh)
+endif
 MODULE      := github.com/lark-vault/vault-plugin-secrets-lark
 LDFLAGS      = -X $(MODULE).Version=$(VERSION)
 BIN         := $(CURDIR)/bin
@@ -17,21 +22,30 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './
 # examples/go-service is a Go module of its own (Lark's Go SDK is not a dependency of the plugin).
 GO_SERVICE_SOURCES := $(wildcard $(GO_SERVICE)/*.go) $(GO_SERVICE)/go.mod $(GO_SERVICE)/go.sum
 
-.PHONY: help build vault node-bot go-service dev test test-unit test-e2e test-cluster soak bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
+.PHONY: help version FORCE build vault node-bot go-service dev test test-unit test-e2e test-cluster soak bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
 
-build: $(PLUGIN_BIN) $(EMU_BIN) ## Build the plugin and the Lark emulator into bin/
+version: ## Print the version the builds are stamped with
+	@echo $(VERSION)
 
-$(PLUGIN_BIN): $(GO_SOURCES)
+build: $(PLUGIN_BIN) $(EMU_BIN) ## Build the plugin (stamped with `make version`) and the Lark emulator into bin/
+
+# bin/.version changes only when the version does, and the plugin is rebuilt when it changes (a new
+# commit that touches no Go file still gets its own version).
+$(BIN)/.version: FORCE
+	@[ -n '$(VERSION)' ] || { echo "no version: scripts/version.sh failed (see above), or set VERSION=vX.Y.Z" >&2; exit 1; }
+	@mkdir -p $(BIN) && if [ "$$(cat $@ 2>/dev/null)" != '$(VERSION)' ]; then echo '$(VERSION)' >$@; fi
+
+$(PLUGIN_BIN): $(GO_SOURCES) $(BIN)/.version
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/vault-plugin-secrets-lark
 
 $(EMU_BIN): $(GO_SOURCES)
 	CGO_ENABLED=0 go build -trimpath -o $@ ./cmd/lark-emulator
 
-vault: ## Build the pinned Vault server from the Go module proxy (cached after the first time)
-	@scripts/build-vault.sh >/dev/null
+vault: ## Find the pinned Vault server (VAULT_BIN, a vault on PATH, the cache) or build it from the Go module proxy; print its path
+	@scripts/build-vault.sh
 
 node-bot: $(NODE_BOT)/node_modules/.package-lock.json ## Install examples/node-bot's dependencies from the npm registry (npm ci; again only when the lock file changes)
 
@@ -47,8 +61,8 @@ go-service: $(GO_SERVICE_BIN) ## Build examples/go-service (its own module, on L
 $(GO_SERVICE_BIN): $(GO_SERVICE_SOURCES)
 	cd $(GO_SERVICE) && CGO_ENABLED=0 go build -trimpath -o $@ .
 
-dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it
-	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
+dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it (DEV_VAULT_ADDR, DEV_EMULATOR_ADDR, VAULT_BIN)
+	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
 test: fmtcheck vet lint test-unit test-e2e test-cluster ## Everything CI runs: formatting, vet, lint, unit, end-to-end and cluster tests
 
@@ -56,7 +70,8 @@ test-unit: ## Unit tests with the race detector (backend on in-memory storage, i
 	go test -race -count=1 ./...
 	cd $(GO_SERVICE) && go test -race -count=1 ./...
 
-test-e2e: build node-bot go-service ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot and the Go service
+test-e2e: build node-bot go-service ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot, the Go service, the README's tour
+	@command -v jq >/dev/null || scripts/debian-packages.sh jq # the README's tour (e2e/readme_tour_test.go) uses jq
 	@vault_bin=$$(scripts/build-vault.sh) && \
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) GO_SERVICE_BIN=$(GO_SERVICE_BIN) \
 	go test -tags e2e -count=1 -timeout 45m -skip '^TestCluster' -v ./e2e/
@@ -89,10 +104,10 @@ soak: ## The grant-lifecycle simulation over seeds 1..SEEDS (default 200; about 
 	set -o pipefail; SIM_SEEDS=$(SEEDS) go test $(SOAKFLAGS) -count=1 -timeout 0 -run '^TestSimulation$$' -v . | grep -v -e '^=== RUN' -e '^    --- PASS'
 
 bench: build ## Reads through a real Vault (Raft and dev) and the in-process benchmarks, into BENCHMARKS.md (10-15 min)
-	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
+	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
 
 bench-sweep: build ## The sweep with 10,000 to 100,000 grants in Raft, into BENCHMARKS.md (~10-20 min)
-	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh sweep
+	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh sweep
 
 bench-micro: ## Only the in-process benchmarks (no Vault; about a minute; prints, writes nothing)
 	go test -run '^$$' -bench . -benchmem -count 5 .
@@ -127,9 +142,8 @@ lint: ## golangci-lint v2 (default linters), including the end-to-end tests; ins
 	{ (cd $(GO_SERVICE) && $$lint run ./...) || status=1; } && \
 	exit $$status
 
-# A release carries the version of the git tag it is built from (scripts/version.sh);
-# `make release VERSION=vX.Y.Z` overrides it.
-release: VERSION = $(shell scripts/version.sh)
+# A release carries the same version as every other build (scripts/version.sh: the tag, or
+# CHANGELOG.md's newest release); `make release VERSION=vX.Y.Z` overrides it.
 release: ## Cross-compile the plugin for linux and darwin (amd64, arm64) into dist/ with SHA256SUMS; print the register commands
 	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' RELEASE_PLATFORMS='$(RELEASE_PLATFORMS)' scripts/release.sh
 

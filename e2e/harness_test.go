@@ -29,10 +29,9 @@ import (
 )
 
 const (
-	rootToken     = "root"
-	pluginName    = "vault-plugin-secrets-lark"
-	mountPath     = "lark"
-	pluginVersion = "v0.1.0"
+	rootToken  = "root"
+	pluginName = "vault-plugin-secrets-lark"
+	mountPath  = "lark"
 
 	// The emulator hands out short-lived app tokens in these tests so that rotation can be seen in
 	// real time: 90 s tokens, re-issued in their last 30 s.
@@ -43,6 +42,20 @@ const (
 	// plugin refreshes a user token 20 s (real time) after it was issued.
 	emuUserTokenTTL = 90 * time.Second
 )
+
+// pluginVersion is the version stamped into PLUGIN_BIN (the Makefile's, from scripts/version.sh),
+// with which the tests register it: Vault asks the binary and refuses any other.
+var pluginVersion string
+
+// stampedVersion asks a plugin binary for the version stamped into it (-version).
+func stampedVersion(path string) (string, error) {
+	out, err := exec.Command(path, "-version").Output()
+	v := strings.TrimSpace(string(out))
+	if err != nil || !strings.HasPrefix(v, "v") {
+		return "", fmt.Errorf("%s -version = %q (%v): build it with make build", path, v, err)
+	}
+	return v, nil
+}
 
 // env is the running world shared by all tests.
 var env struct {
@@ -140,6 +153,9 @@ func runMain(m *testing.M) int {
 		return fail("installing plugin: %v", err)
 	}
 	env.pluginSHA = sha
+	if pluginVersion, err = stampedVersion(pluginBin); err != nil {
+		return fail("%v", err)
+	}
 
 	// Lark emulator, as its own process.
 	env.emuLog = filepath.Join(work, "emulator.log")

@@ -183,9 +183,9 @@ func TestOperatorGuide(t *testing.T) {
 		"server-config": {check: func(t *testing.T, b guideBlock) {}}, // it configured v above
 		"register": {
 			before: func(t *testing.T) {
-				if _, err := copyFile(os.Getenv("PLUGIN_BIN"), filepath.Join(work, pluginName)); err != nil {
-					t.Fatal(err)
-				}
+				// The guide installs release v0.1.0: the same source with v0.1.0 stamped in, as
+				// `make release VERSION=v0.1.0` builds it (PLUGIN_BIN carries the checkout's version).
+				buildStamped(t, "v0.1.0", filepath.Join(work, pluginName))
 			},
 			after: func(t *testing.T, out string) {
 				sha, err := copyFile(filepath.Join(work, pluginName), filepath.Join(root, "sha-check"))
@@ -237,7 +237,7 @@ func TestOperatorGuide(t *testing.T) {
 			before: func(t *testing.T) {
 				// A copy of the v0.1.0 binary is not v0.1.1: Vault asks the binary.
 				copyPath := filepath.Join(pluginDir, "vault-plugin-secrets-lark-copy")
-				sha, err := copyFile(os.Getenv("PLUGIN_BIN"), copyPath)
+				sha, err := copyFile(filepath.Join(work, pluginName), copyPath)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -248,13 +248,7 @@ func TestOperatorGuide(t *testing.T) {
 				}
 				os.Remove(copyPath)
 				// The new release: the same source with v0.1.1 stamped in, as the Makefile builds it.
-				build := exec.Command("go", "build", "-C", repoRoot(t), "-trimpath",
-					"-ldflags", "-X github.com/lark-vault/vault-plugin-secrets-lark.Version=v0.1.1",
-					"-o", filepath.Join(work, "vault-plugin-secrets-lark-v0.1.1"), "./cmd/vault-plugin-secrets-lark")
-				build.Env = append(os.Environ(), "CGO_ENABLED=0")
-				if out, err := build.CombinedOutput(); err != nil {
-					t.Fatalf("building v0.1.1: %v\n%s", err, out)
-				}
+				buildStamped(t, "v0.1.1", filepath.Join(work, "vault-plugin-secrets-lark-v0.1.1"))
 			},
 			after: func(t *testing.T, out string) {
 				if m := mountInfo(t); m["plugin_version"] != "v0.1.1" || m["running_plugin_version"] != "v0.1.0" {
@@ -752,5 +746,18 @@ func guideExcerptOf(t *testing.T, b guideBlock, file string) {
 	}
 	if !strings.Contains(string(data), b.text) {
 		t.Fatalf("the guide quotes %s, which no longer contains:\n%s", file, b.text)
+	}
+}
+
+// buildStamped builds the plugin from this checkout with a version stamped in, the way the Makefile
+// does, for the guide's releases.
+func buildStamped(t *testing.T, version, out string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-C", repoRoot(t), "-trimpath",
+		"-ldflags", "-X github.com/lark-vault/vault-plugin-secrets-lark.Version="+version,
+		"-o", out, "./cmd/vault-plugin-secrets-lark")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if o, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", version, err, o)
 	}
 }

@@ -22,7 +22,7 @@ what=${1:-}
 case "$what" in reads | sweep) ;; *) echo "usage: $0 reads|sweep (run through make bench / make bench-sweep)" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${PLUGIN_BIN:?run through make bench}" "${EMULATOR_BIN:?run through make bench}"
-version=${VERSION:-v0.1.0}
+version=${VERSION:-$("$root/scripts/version.sh" "$root")}
 module=github.com/lark-vault/vault-plugin-secrets-lark
 out=$root/bench-out
 mkdir -p "$out/bin"

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -12,6 +13,12 @@ import (
 )
 
 func main() {
+	// `vault-plugin-secrets-lark -version` prints the version stamped in at build time (what
+	// `vault plugin register -version` must name), for scripts and tests; Vault passes no arguments.
+	if versionRequested(os.Args[1:]) {
+		fmt.Println(larksecrets.Version)
+		return
+	}
 	// Vault reads the plugin's stderr as JSON log lines; stdout is reserved for the handshake.
 	logger := hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr})
 
@@ -32,4 +39,9 @@ func main() {
 		logger.Error("plugin shutting down", "error", err)
 		os.Exit(1)
 	}
+}
+
+// versionRequested reports whether the command line asks only for the version.
+func versionRequested(args []string) bool {
+	return len(args) == 1 && (args[0] == "-version" || args[0] == "--version")
 }
