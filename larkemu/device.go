@@ -1,6 +1,7 @@
 package larkemu
 
 import (
+	"cmp"
 	"crypto/rand"
 	"fmt"
 	"html"
@@ -68,6 +69,7 @@ func writeDeviceError(w http.ResponseWriter, name string) {
 
 // deviceAuth is one device authorization. Guarded by Server.mu.
 type deviceAuth struct {
+	seq        uint64 // creation order, for listings
 	appID      string
 	deviceCode string
 	userCode   string
@@ -117,8 +119,9 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, req *request) 
 	var d *deviceAuth
 	if code == 0 {
 		s.pruneDevices(now)
+		s.grants.deviceSeq++
 		d = &deviceAuth{
-			appID: clientID, deviceCode: newCode(), userCode: s.newUserCodeLocked(), scopes: scopes,
+			seq: s.grants.deviceSeq, appID: clientID, deviceCode: newCode(), userCode: s.newUserCodeLocked(), scopes: scopes,
 			issuedAt: now, expiresAt: now.Add(s.opts.DeviceCodeTTL), interval: s.opts.DeviceInterval,
 			status: DevicePending,
 		}
@@ -278,11 +281,16 @@ func (s *Server) DeviceAuthorizations() []DeviceInfo {
 	now := s.clk.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]DeviceInfo, 0, len(s.grants.devices))
+	ds := make([]*deviceAuth, 0, len(s.grants.devices))
 	for _, d := range s.grants.devices {
+		ds = append(ds, d)
+	}
+	// Creation order: several may be issued at the same instant of the emulator's clock.
+	slices.SortFunc(ds, func(a, b *deviceAuth) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]DeviceInfo, 0, len(ds))
+	for _, d := range ds {
 		out = append(out, deviceInfoOf(d, now))
 	}
-	slices.SortFunc(out, func(a, b DeviceInfo) int { return a.IssuedAt.Compare(b.IssuedAt) })
 	return out
 }
 

@@ -23,6 +23,7 @@ type grantState struct {
 	// devices and userCodes index the device authorizations (device.go) by each of their codes.
 	devices   map[string]*deviceAuth
 	userCodes map[string]*deviceAuth
+	deviceSeq uint64
 	seq       int
 }
 
