@@ -166,6 +166,10 @@ emu apps/cli_demostore/tickets '{}' >/dev/null
 curl -fsS -X POST "$emu_url/_emulator/users" -H 'Content-Type: application/json' \
   -d '{"user_id":"demo","name":"Demo User","open_id":"ou_demo0000000000000001"}' >/dev/null
 "$vault_bin" write lark/slots/cli_demo/demo open_id=ou_demo0000000000000001 >/dev/null
+# A bot, CLI or AI agent has no browser: a device login for the slot "agent", bound to the same
+# person, waits for them to approve its user code on Lark's page. The plugin itself polls Lark.
+"$vault_bin" write lark/slots/cli_demo/agent open_id=ou_demo0000000000000001 >/dev/null
+agent_code=$("$vault_bin" write -f -field=user_code lark/device/cli_demo/agent)
 
 cat <<MSG
 
@@ -195,6 +199,13 @@ Revoke it at Lark; the revocation event flags the grant at once, before any read
 
     curl -s -X POST $emu_url/_emulator/grants/revoke -d '{"app_id":"cli_demo","user_id":"demo","reason":"administrator"}'
     vault list -detailed lark/user-token/cli_demo/
+
+A bot, CLI or AI agent logs in without a browser: a device login for the slot "agent" waits for
+its person to enter $agent_code on Lark's page. Approve it as they would; the plugin stores the
+grant within seconds:
+
+    curl -s -X POST $emu_url/_emulator/device/approve -d '{"user_code":"$agent_code"}'
+    vault read lark/device/cli_demo/agent
 
 The store app cli_demostore has two tenants; its app_ticket came by an encrypted event
 to $events_url/cli_demostore:
