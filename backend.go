@@ -62,6 +62,8 @@ type backend struct {
 	notifier   *notifier
 	sweeper    *sweeper
 	metrics    *metrics
+	contacts   *larkContacts
+	status     *statusService
 
 	// mount is the path this backend is mounted at, as last seen on a request; notices sent by the
 	// periodic sweep use it in the commands they suggest.
@@ -74,6 +76,8 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	b := &backend{clock: clk, config: &configStore{}, apps: newAppStore(), metrics: newMetrics()}
 	logger := func() hclog.Logger { return b.Logger() }
 	b.sessions = newSessions(b.apps, b.config, httpClient, b.metrics.observeCall)
+	b.contacts = newLarkContacts(clk.Now)
+	b.sessions.contacts = b.contacts
 	b.tickets = newTicketStore(clk, logger)
 	b.tenants = newTenantStore(clk)
 	b.seenEvents = newSeenEvents(clk)
@@ -93,6 +97,8 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, sessions: b.sessions,
 		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresh: b.refreshLocked,
 		seenEvents: b.seenEvents, limits: map[string]*rate.Limiter{}}
+	b.status = &statusService{clock: clk, started: clk.Now(), config: b.config, apps: b.apps, grants: b.grants, tokens: b.tokens,
+		problems: b.appStatus, contacts: b.contacts, metrics: b.metrics, history: &b.sweeper.history}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -128,6 +134,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 			pathReauth(b),
 			pathSweep(b),
 			pathMetrics(b),
+			pathStatus(b),
 		),
 		Secrets: []*framework.Secret{
 			secretAccessToken(kindApp),
