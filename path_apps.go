@@ -118,7 +118,7 @@ func pathApps(b *backend) []*framework.Path {
 					ForwardPerformanceSecondary: true,
 				},
 			},
-			HelpSynopsis:    "List the Lark apps configured in this mount.",
+			HelpSynopsis: "List the Lark apps configured in this mount.",
 			HelpDescription: `Returns the app ids. With "vault list -detailed", key_info shows per app: app_type
 (self_built or store), grants (slots holding a grant), health ("ok" or "unhealthy") and
 problems (how many reasons "vault read <mount>status" gives for the app, which also says

@@ -3,9 +3,12 @@ package larksecrets
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
@@ -363,4 +366,48 @@ func TestAppsListShowsTypeGrantsAndHealth(t *testing.T) {
 	info := resp.Data["key_info"].(map[string]interface{})
 	require.Equal(t, map[string]interface{}{"app_type": "self_built", "grants": 2, "health": "unhealthy", "problems": 1}, info[testAppID])
 	require.Equal(t, map[string]interface{}{"app_type": "self_built", "grants": 0, "health": "ok", "problems": 0}, info["cli_other"])
+}
+
+// The grants list's key_info (what vault list -detailed prints, a column per field) fits 120
+// columns; every field is in grants (what -detailed -format=json adds).
+func TestGrantsListFitsAHundredTwentyColumns(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	g := env.okGrant(testAppID, "svc-release-bot-eu-west-1")
+	g.Name = "Alexandrina Victoria of Saxe-Coburg and Gotha"
+	g.markReauth(env.clock.Now(), 20064, lark.GrantEndRevoked, "the user revoked it")
+	env.writeGrant(g)
+	env.writeGrant(env.okGrant(testAppID, "ada"))
+
+	resp, err := env.do(logical.ListOperation, "user-token/"+testAppID+"/", nil)
+	require.NoError(t, err)
+	info := resp.Data["key_info"].(map[string]interface{})
+	full := resp.Data["grants"].(map[string]interface{})
+	require.Equal(t, map[string]interface{}{"name": "Alexandrina Victoria of…", "level": levelReauthRequired, "days_left": 0.0,
+		"grant_expires_at": formatTime(g.GrantExpiresAt)}, info[g.Slot])
+	st := full[g.Slot].(map[string]interface{})
+	require.Equal(t, g.Name, st["name"])
+	require.Equal(t, "the user revoked it", st["reauth_reason"])
+	require.Contains(t, st, "refresh_expires_at")
+
+	// The CLI's table: a column per key_info field (sorted) after Keys, each as wide as its
+	// widest cell, joined by four spaces.
+	headers := []string{"Keys"}
+	for k := range info[g.Slot].(map[string]interface{}) {
+		headers = append(headers, k)
+	}
+	sort.Strings(headers[1:])
+	width := 4 * (len(headers) - 1)
+	for i, h := range headers {
+		w := utf8.RuneCountInString(h)
+		for slot, raw := range info {
+			cell := slot
+			if i > 0 {
+				cell = fmt.Sprintf("%v", raw.(map[string]interface{})[h])
+			}
+			w = max(w, utf8.RuneCountInString(cell))
+		}
+		width += w
+	}
+	require.LessOrEqual(t, width, 120)
 }
