@@ -35,7 +35,7 @@ var statusFields = map[string]*framework.FieldSchema{
 	"sweep_runs":                  {Type: framework.TypeInt, Description: "Sweeps run on this node since it started (Vault's periodic runs and writes to sweep)."},
 	"sweep_last_at":               {Type: framework.TypeString, Description: "When the last sweep started; empty before the first."},
 	"sweep_last_took_ms":          {Type: framework.TypeInt, Description: "How long the last sweep took."},
-	"sweep_budget":                {Type: framework.TypeString, Description: "The sweep_budget the last sweep ran with."},
+	"sweep_budget":                {Type: framework.TypeString, Description: "sweep_budget, how long one sweep may run (config)."},
 	"sweep_last_full_pass":        {Type: framework.TypeBool, Description: "The last sweep visited every grant in one run."},
 	"sweep_last_budget_exhausted": {Type: framework.TypeBool, Description: "The last sweep stopped at its budget; the next one goes on from a stored cursor."},
 	"sweep_last_grants_visited":   {Type: framework.TypeInt, Description: "Grants the last sweep visited."},
@@ -130,7 +130,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		"sweep_runs":                  sw.Runs,
 		"sweep_last_at":               formatTime(sw.Last.At),
 		"sweep_last_took_ms":          sw.Last.Took.Milliseconds(),
-		"sweep_budget":                "",
+		"sweep_budget":                m.Budget.String(),
 		"sweep_last_full_pass":        sw.Last.FullPass,
 		"sweep_last_budget_exhausted": sw.Last.BudgetExhausted,
 		"sweep_last_grants_visited":   sw.Last.GrantsVisited,
@@ -148,9 +148,6 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		"notice_last_pass_failed":     0,
 		"notice_last_error":           "",
 		"unsaved_grants":              m.Unsaved,
-	}
-	if sw.Last.Budget > 0 {
-		data["sweep_budget"] = sw.Last.Budget.String()
 	}
 	if n := sw.Notices; n != nil {
 		data["notice_last_pass_at"] = formatTime(n.At)

@@ -238,6 +238,7 @@ type mountStatus struct {
 	NextNotice    time.Time
 	Schedule      string
 	Timezone      string
+	Budget        time.Duration // sweep_budget as configured now
 	Unsaved       int
 	Reasons       []string // at most statusMaxReasons
 	ReasonsTotal  int
@@ -256,7 +257,7 @@ func (st *statusService) mountStatus(ctx context.Context, s logical.Storage, rem
 	}
 	now := st.clock.Now()
 	m := &mountStatus{At: now, Started: st.started, Levels: map[string]int{}, Sweep: st.history.snapshot(),
-		Schedule: cfg.NotifySchedule, Timezone: cfg.NotifyTimezone, Unsaved: st.grants.unsavedCount()}
+		Schedule: cfg.NotifySchedule, Timezone: cfg.NotifyTimezone, Budget: cfg.SweepBudget, Unsaved: st.grants.unsavedCount()}
 	for _, l := range gaugeLevels {
 		m.Levels[l] = 0
 	}
