@@ -411,3 +411,30 @@ func TestGrantsListFitsAHundredTwentyColumns(t *testing.T) {
 	}
 	require.LessOrEqual(t, width, 120)
 }
+
+// After a restart the levels are known only for the grants the sweep (or a read) has seen again;
+// the rest are counted as unclassified until the sweep's first full pass.
+func TestStatusAfterARestartCountsUnclassifiedGrants(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	for _, slot := range []string{"a", "b", "c"} {
+		env.writeGrant(env.okGrant(testAppID, slot))
+	}
+	env.sweep()
+	require.Equal(t, 3, env.status().Data["grants_ok"])
+
+	env.b = env.newBackend(nil) // a new process, as after a reload
+	resp := env.status()
+	require.Equal(t, 3, resp.Data["grants_total"])
+	require.Equal(t, 3, resp.Data["grants_unclassified"])
+	require.Equal(t, 0, resp.Data["grants_ok"])
+	require.Equal(t, false, resp.Data["grant_levels_complete"])
+	require.Equal(t, 0, resp.Data["sweep_runs"])
+	require.Equal(t, true, resp.Data["healthy"], "a fresh start is not a problem by itself")
+
+	env.sweep()
+	resp = env.status()
+	require.Equal(t, 0, resp.Data["grants_unclassified"])
+	require.Equal(t, 3, resp.Data["grants_ok"])
+	require.Equal(t, true, resp.Data["grant_levels_complete"])
+}
