@@ -88,7 +88,7 @@ failed at their last scheduled time, or when storage refused a rotated refresh t
 The answer is bounded: at most 20 apps in detail (unhealthy first) and 20 reasons; the
 rest are counted. It reads no grant: grant levels come from what the sweep and reads
 computed (grants_unclassified counts the grants this node has not classified yet), and
-each app costs at most one list and two reads of storage. The sweep's history and Lark
+each app costs one list and at most three reads of storage. The sweep's history and Lark
 reachability are kept in memory only, on the node that runs the sweep: after a restart
 or a leader change they start empty (the read is forwarded to the active node).
 "vault list -detailed <mount>apps/" shows every app's type, grants and health.
