@@ -17,9 +17,12 @@ const appStatusPrefix = "app-status/"
 // refresh switched off, app not enabled or not installed): every grant of the app is stuck until an
 // operator fixes the app, so operators are told once, by a notice to the app's admins.
 type appProblem struct {
-	Version  int       `json:"version"`
-	Reason   string    `json:"reason"`
-	Code     int       `json:"code"`
+	Version int    `json:"version"`
+	Reason  string `json:"reason"`
+	Code    int    `json:"code"`
+	// Kind is the lark.ErrorKind of the refusal (app_secret_rejected, app_not_found, app_setup, ...);
+	// empty in records written before it was kept.
+	Kind     string    `json:"kind,omitempty"`
 	Since    time.Time `json:"since"`
 	Notified time.Time `json:"notified,omitempty"`
 }
@@ -66,7 +69,7 @@ func (as *appStatusStore) flag(ctx context.Context, s logical.Storage, appID str
 	if err == nil && cur != nil && cur.Code == le.Code {
 		return
 	}
-	p := &appProblem{Reason: le.Reason(), Code: le.Code, Since: as.clock()}
+	p := &appProblem{Reason: le.Reason(), Code: le.Code, Kind: string(le.Kind), Since: as.clock()}
 	if err := as.put(context.WithoutCancel(ctx), s, appID, p); err != nil {
 		as.logger().Warn("could not record an app setup problem", "app_id", appID, "error", err)
 		return

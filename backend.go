@@ -67,6 +67,8 @@ type backend struct {
 	rollbacks  *rollbackStore
 	sweeper    *sweeper
 	metrics    *metrics
+	contacts   *larkContacts
+	status     *statusService
 
 	// mount is the path this backend is mounted at, as last seen on a request; notices sent by the
 	// periodic sweep use it in the commands they suggest.
@@ -79,6 +81,8 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	b := &backend{clock: clk, config: &configStore{}, apps: newAppStore(), metrics: newMetrics()}
 	logger := func() hclog.Logger { return b.Logger() }
 	b.sessions = newSessions(b.apps, b.config, httpClient, b.metrics.observeCall)
+	b.contacts = newLarkContacts(clk.Now)
+	b.sessions.contacts = b.contacts
 	b.tickets = newTicketStore(clk, logger)
 	b.tenants = newTenantStore(clk)
 	b.seenEvents = newSeenEvents(clk)
@@ -103,6 +107,8 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresher: b.refresher,
 		seenEvents: b.seenEvents, limits: map[string]*rate.Limiter{}}
 	b.devices = newDeviceLogins(clk, logger, func() bool { return b.WriteSafeReplicationState() }, b.sessions, b.refresher, b.sweeper.limiter)
+	b.status = &statusService{clock: clk, started: clk.Now(), config: b.config, apps: b.apps, grants: b.grants, tokens: b.tokens,
+		problems: b.appStatus, contacts: b.contacts, metrics: b.metrics, history: &b.sweeper.history}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -133,6 +139,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 			pathReauth(b),
 			pathSweep(b),
 			pathMetrics(b),
+			pathStatus(b),
 		),
 		Secrets: []*framework.Secret{
 			secretAccessToken(kindApp),

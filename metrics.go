@@ -166,6 +166,23 @@ func (m *metrics) grantsByLevel() map[string]int {
 	return byLevel
 }
 
+// levelsByApp counts the known grants per app and level, from memory: the status path reads it
+// instead of every grant.
+func (m *metrics) levelsByApp() map[string]map[string]int {
+	out := map[string]map[string]int{}
+	m.mu.Lock()
+	for id, l := range m.grantLevels {
+		byLevel := out[id.App]
+		if byLevel == nil {
+			byLevel = map[string]int{}
+			out[id.App] = byLevel
+		}
+		byLevel[l]++
+	}
+	m.mu.Unlock()
+	return out
+}
+
 // grantLevelCollector computes the grants gauge from the level map at scrape time, so a deleted
 // grant leaves it at once and no gauge is kept in step by hand.
 type grantLevelCollector struct{ m *metrics }

@@ -168,6 +168,7 @@ func (n *notifier) send(ctx context.Context, s logical.Storage, cfg *configEntry
 	if !st.Pending {
 		return nil
 	}
+	r.NoticePassRan = true
 	if err := n.queueAppProblems(ctx, s); err != nil {
 		n.logger().Warn("queueing app setup notices", "error", err)
 	}
@@ -221,6 +222,7 @@ func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r
 		_ = putJSON(ctx, s, key, &no)
 		n.metrics.notification("failed", no.Level)
 		r.NotifyFailed = append(r.NotifyFailed, label)
+		r.NotifyLastError = no.LastError
 		n.logger().Warn("notice not sent; it stays queued for the next scheduled time",
 			"app_id", no.AppID, "user", no.Slot, "level", no.Level, "attempts", no.Attempts, "error", err)
 	}

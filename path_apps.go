@@ -112,11 +112,17 @@ func pathApps(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
 					Callback: b.pathAppsList,
-					Summary:  "List the configured Lark apps.",
+					Summary:  "List the configured Lark apps, with each app's type, grants and health.",
+					// Health comes from the active node's memory (status.go).
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 			},
-			HelpSynopsis:    "List the Lark apps configured in this mount.",
-			HelpDescription: "Returns the app ids. Reading an app shows its settings; its secret is never shown.",
+			HelpSynopsis: "List the Lark apps configured in this mount.",
+			HelpDescription: `Returns the app ids. With "vault list -detailed", key_info shows per app: app_type
+(self_built or store), grants (slots holding a grant), health ("ok" or "unhealthy") and
+problems (how many reasons "vault read <mount>status" gives for the app, which also says
+what to do). Reading an app shows its settings; its secret is never shown.`,
 		},
 		{
 			// ".+" rather than a strict pattern, so a malformed id reaches the handler and gets a
@@ -182,7 +188,11 @@ func (b *backend) pathAppsList(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return nil, err
 	}
-	return logical.ListResponse(ids), nil
+	info, err := b.appsListInfo(ctx, req, ids)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponseWithInfo(ids, info), nil
 }
 
 func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

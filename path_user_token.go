@@ -40,9 +40,19 @@ func pathUserTokens(b *backend) []*framework.Path {
 				},
 			},
 			HelpSynopsis: "The user grants of one app, with their status.",
-			HelpDescription: `Lists every user slot of the app. key_info carries, per slot: open_id, name,
-state (ok or reauth_required) and why, authorized_at, grant_expires_at (365 days
-after authorization), refresh_expires_at, access_expires_at, last_refresh_at.`,
+			HelpDescription: `Lists every user slot of the app with the status of its grant; never a token.
+
+key_info is kept narrow so that "vault list -detailed" fits 120 columns: per slot,
+name (cut at 24 characters), level (ok, warning, critical, expired, reauth_required),
+days_left and grant_expires_at (365 days after authorization).
+
+grants holds every field per slot: open_id, union_id, name, state (ok or
+reauth_required) and, when reauth_required, reauth_reason, reauth_code, reauth_end and
+reauth_since; level, days_left, reauth_required, authorized_at, grant_expires_at,
+refresh_expires_at, access_expires_at, last_refresh_at, refresh_count; while refreshes
+fail, last_error, last_error_at, failures_in_row and next_attempt_at; challenge_url and
+identity_pending when set. The Vault CLI prints fields beyond keys and key_info only in
+JSON or YAML with -detailed: "vault list -detailed -format=json <mount>user-token/<app_id>/".`,
 		},
 		{
 			Pattern:      "user-token/(?P<app_id>[^/]+)/(?P<user>.+)",
@@ -206,6 +216,7 @@ func (b *backend) pathUserTokenList(ctx context.Context, req *logical.Request, d
 	now := b.clock.Now()
 	keys := make([]string, 0, len(slots))
 	info := make(map[string]interface{}, len(slots))
+	full := make(map[string]interface{}, len(slots))
 	for _, slot := range slots {
 		g, err := b.grants.get(ctx, req.Storage, grantID{appID, slot})
 		if err != nil {
@@ -215,9 +226,30 @@ func (b *backend) pathUserTokenList(ctx context.Context, req *logical.Request, d
 			continue
 		}
 		keys = append(keys, slot)
-		info[slot] = g.status(g.healthNow(now, cfg))
+		h := g.healthNow(now, cfg)
+		full[slot] = g.status(h)
+		info[slot] = map[string]interface{}{
+			"name":             truncateRunes(g.Name, listNameRunes),
+			"level":            h.Level,
+			"days_left":        h.DaysLeft,
+			"grant_expires_at": formatTime(g.GrantExpiresAt),
+		}
 	}
-	return logical.ListResponseWithInfo(keys, info), nil
+	resp := logical.ListResponseWithInfo(keys, info)
+	resp.Data["grants"] = full
+	return resp, nil
+}
+
+// listNameRunes bounds the name column of the grants list, so that the table fits 120 columns.
+const listNameRunes = 24
+
+// truncateRunes cuts s to at most n runes, marking a cut with "…".
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // importRefreshTokenPattern is what a Lark v2/v3 refresh token can look like (a JWT or an opaque

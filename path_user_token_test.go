@@ -138,7 +138,7 @@ func TestAuthorizeCallbackAndRead(t *testing.T) {
 	list, err := env.do(logical.ListOperation, "user-token/"+testAppID+"/", nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"alice"}, list.Data["keys"])
-	status := list.Data["key_info"].(map[string]interface{})["alice"].(map[string]interface{})
+	status := list.Data["grants"].(map[string]interface{})["alice"].(map[string]interface{})
 	require.Equal(t, grantStateOK, status["state"])
 	require.Equal(t, false, status["reauth_required"])
 	for _, v := range status {
@@ -567,7 +567,7 @@ func TestGrantPastTheYearNeedsReauth(t *testing.T) {
 	require.Contains(t, err.Error(), "365-day")
 	list, err := env.do(logical.ListOperation, "user-token/"+testAppID+"/", nil)
 	require.NoError(t, err)
-	st := list.Data["key_info"].(map[string]interface{})["old"].(map[string]interface{})
+	st := list.Data["grants"].(map[string]interface{})["old"].(map[string]interface{})
 	require.Equal(t, true, st["reauth_required"])
 	require.Equal(t, "the grant reached Lark's 365-day limit after authorization", st["reauth_reason"])
 	require.Equal(t, 0, env.emu.Calls(larkemu.EndpointRefresh), "Vault knew without asking Lark")

@@ -34,6 +34,8 @@ type sessions struct {
 	config  *configStore
 	client  *http.Client
 	observe func(lark.Call)
+	// contacts, when set, learns each app's Lark calls for the status path.
+	contacts *larkContacts
 
 	mu     sync.Mutex
 	cached map[string]*appSession
@@ -72,7 +74,7 @@ func (ss *sessions) open(ctx context.Context, s logical.Storage, appID string) (
 		Timeout:         cfg.LarkRequestTimeout,
 		MaxAttempts:     cfg.LarkMaxAttempts,
 		UserAgent:       "vault-plugin-secrets-lark/" + Version,
-		Observe:         ss.observe,
+		Observe:         ss.observerFor(app.AppID),
 	})
 	if err != nil {
 		return nil, err
@@ -85,6 +87,18 @@ func (ss *sessions) open(ctx context.Context, s logical.Storage, appID string) (
 	}
 	ss.cached[appID] = sess
 	return sess, nil
+}
+
+// observerFor is the Lark client's hook for one app: the mount's metrics, and the app's contacts.
+func (ss *sessions) observerFor(appID string) func(lark.Call) {
+	return func(c lark.Call) {
+		if ss.observe != nil {
+			ss.observe(c)
+		}
+		if ss.contacts != nil {
+			ss.contacts.record(appID, c)
+		}
+	}
 }
 
 // forget drops the client of an app that was changed or deleted.

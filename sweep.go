@@ -47,6 +47,8 @@ type sweepReport struct {
 	Notified           []string
 	NotifyFailed       []string
 	NoticesLeft        bool // the notification pass ran out of time; the next sweep goes on
+	NoticePassRan      bool // a scheduled time had passed, so queued notices were tried
+	NotifyLastError    string
 	StatesDropped      int
 	EventIDsDropped    int
 	UnsavedStored      int
@@ -74,6 +76,8 @@ type sweeper struct {
 	// refresher runs every refresh (refresh.go): keep-alives are its calls like any reader's.
 	refresher  *refresher
 	seenEvents *seenEvents
+	// history keeps what the runs did, for the status path (status.go).
+	history sweepHistory
 
 	running  sync.Mutex
 	limitsMu sync.Mutex
@@ -103,12 +107,15 @@ func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, er
 		return nil, errSweepRunning
 	}
 	defer sw.running.Unlock()
+	r := &sweepReport{StartedAt: sw.clock.Now()}
+	var cfg *configEntry
+	var err error
+	defer func() { sw.history.record(r, cfg, err, sw.clock.Now()) }()
 
-	cfg, err := sw.config.get(ctx, s)
+	cfg, err = sw.config.get(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	r := &sweepReport{StartedAt: sw.clock.Now()}
 	// Real time, not the injectable clock: the budget protects Vault's request deadline.
 	realStart := time.Now()
 	budget := cfg.SweepBudget
@@ -119,7 +126,7 @@ func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, er
 	r.UnsavedLeft = len(lost)
 	sw.warmAppTokens(ctx, s, r)
 	sw.warmStoreTokens(ctx, s, cfg, realStart.Add(time.Duration(float64(budget)*warmShare)), r)
-	if err := sw.visitGrants(ctx, s, cfg, grantsDeadline, r); err != nil {
+	if err = sw.visitGrants(ctx, s, cfg, grantsDeadline, r); err != nil {
 		return nil, err
 	}
 

@@ -358,6 +358,8 @@ type fetchFailure struct {
 	n       int
 	retryAt time.Time
 	last    error
+	since   time.Time // the first failure of this streak
+	at      time.Time // the latest failure
 }
 
 // fetchBackoff is the wait after n failed fetches in a row: 2 s doubling, at most 30 s, so a token
@@ -389,9 +391,46 @@ func (ts *tokenService) recordFailure(key string, err error) {
 		f = &fetchFailure{}
 		ts.failing[key] = f
 	}
+	now := ts.clock.Now()
+	if f.n == 0 {
+		f.since = now
+	}
 	f.n++
 	f.last = err
-	f.retryAt = ts.clock.Now().Add(max(wait, fetchBackoff(f.n)))
+	f.at = now
+	f.retryAt = now.Add(max(wait, fetchBackoff(f.n)))
+}
+
+// appFailures returns copies of the app's current fetch failures (its app token, tenant token or
+// a store app's tenants' tokens), keyed as tokenRef.key; a success clears a token's entry.
+func (ts *tokenService) appFailures(appID string) map[string]fetchFailure {
+	prefix := appID + "/"
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	var out map[string]fetchFailure
+	for k, f := range ts.failing {
+		if strings.HasPrefix(k, prefix) {
+			if out == nil {
+				out = map[string]fetchFailure{}
+			}
+			out[k] = *f
+		}
+	}
+	return out
+}
+
+// tenantTokensHeld counts the per-tenant tokens of a store app held in memory.
+func (ts *tokenService) tenantTokensHeld(appID string) int {
+	prefix := appID + "/" + string(kindTenant) + "/"
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	n := 0
+	for k := range ts.entries {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func (ts *tokenService) clearFailure(key string) {

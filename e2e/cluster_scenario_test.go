@@ -155,7 +155,7 @@ func (s *clusterScenario) waitRefreshed(t *testing.T, base map[string]larkGrant,
 	})
 }
 
-// slotStates is Vault's view of this scenario's slots (key_info of the LIST), by grant id.
+// slotStates is Vault's view of this scenario's slots (the full status of the LIST), by grant id.
 func (s *clusterScenario) slotStates(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
@@ -164,7 +164,7 @@ func (s *clusterScenario) slotStates(t *testing.T) map[string]map[string]any {
 		if err != nil || status != http.StatusOK {
 			t.Fatalf("LIST %s/user-token/%s/: HTTP %d %v %v", mountPath, app, status, body["errors"], err)
 		}
-		info, _ := body["data"].(map[string]any)["key_info"].(map[string]any)
+		info, _ := body["data"].(map[string]any)["grants"].(map[string]any)
 		for id, g := range s.grants {
 			if g.app != app {
 				continue

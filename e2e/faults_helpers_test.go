@@ -312,14 +312,14 @@ func (w *faultWorld) sweeps(t *testing.T) int {
 	return total
 }
 
-// slot is the key_info of one slot in the mount's detailed user-token list.
+// slot is the full status (grants) of one slot in the mount's detailed user-token list.
 func (w *faultWorld) slot(t *testing.T, appID, slot string) map[string]any {
 	t.Helper()
 	status, body, err := w.do("LIST", "user-token/"+appID+"/", nil)
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("LIST user-token/%s/: HTTP %d %v %v", appID, status, body, err)
 	}
-	info, _ := body["data"].(map[string]any)["key_info"].(map[string]any)
+	info, _ := body["data"].(map[string]any)["grants"].(map[string]any)
 	s, _ := info[slot].(map[string]any)
 	if s == nil {
 		t.Fatalf("slot %s/%s is not listed: %v", appID, slot, info)

@@ -186,7 +186,7 @@ func readUserToken(t *testing.T, token, app, slot string) (map[string]any, map[s
 	return out, data
 }
 
-// slots lists an app's user slots over HTTP, with key_info.
+// slots lists an app's user slots over HTTP, with the full status of each (grants).
 func slots(t *testing.T, app string) map[string]map[string]any {
 	t.Helper()
 	status, body := vaultHTTP(t, rootToken, "LIST", mountPath+"/user-token/"+app+"/", nil)
@@ -198,7 +198,7 @@ func slots(t *testing.T, app string) map[string]map[string]any {
 		t.Fatalf("LIST user-token/%s: HTTP %d %v", app, status, body["errors"])
 	}
 	data, _ := body["data"].(map[string]any)
-	info, _ := data["key_info"].(map[string]any)
+	info, _ := data["grants"].(map[string]any)
 	keys, _ := data["keys"].([]any)
 	for _, k := range keys {
 		m, _ := info[k.(string)].(map[string]any)

@@ -520,6 +520,12 @@ func TestOperatorGuide(t *testing.T) {
 				t.Fatalf("lark/reauth with fresh grants:\n%s", out)
 			}
 		}},
+		"status": {after: func(t *testing.T, out string) {
+			if !regexp.MustCompile(`(?m)^healthy\s+true$`).MatchString(out) ||
+				!regexp.MustCompile(`(?m)^`+guideApp+`\s+self_built\s+\d+\s+ok\s+0$`).MatchString(out) {
+				t.Fatalf("lark/status and the apps list of the guide's healthy mount:\n%s", out)
+			}
+		}},
 		"disable-inventory": {after: func(t *testing.T, out string) {
 			for _, want := range []string{"== " + guideApp, "carol", "svc-release-bot"} {
 				if !strings.Contains(out, want) {

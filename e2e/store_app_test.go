@@ -259,7 +259,7 @@ func TestStoreRevocationEventFlagsTheGrantBeforeAnyRead(t *testing.T) {
 	}
 
 	_, list := vaultHTTP(t, rootToken, "LIST", mountPath+"/user-token/"+app, nil)
-	erin := list["data"].(map[string]any)["key_info"].(map[string]any)["erin"].(map[string]any)
+	erin := list["data"].(map[string]any)["grants"].(map[string]any)["erin"].(map[string]any)
 	if erin["state"] != "reauth_required" || erin["reauth_end"] != "revoked" || !strings.Contains(erin["reauth_reason"].(string), "risk control") {
 		t.Fatalf("grant after the revocation event: %v", erin)
 	}

@@ -119,7 +119,7 @@ func TestKeepaliveSweepRotatesUnreadGrants(t *testing.T) {
 		}
 	}
 	_, list := vaultHTTP(t, rootToken, "LIST", kaMount+"/user-token/"+kaApp+"/", nil)
-	info, _ := list["data"].(map[string]any)["key_info"].(map[string]any)
+	info, _ := list["data"].(map[string]any)["grants"].(map[string]any)
 	for _, g := range grants {
 		st, _ := info[g.slot].(map[string]any)
 		if n, _ := st["refresh_count"].(float64); int(n) < len(g.rotations) || st["state"] != "ok" {

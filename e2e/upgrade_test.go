@@ -45,7 +45,7 @@ var upLarkCalls = []string{"app_access_token", "tenant_access_token", "oauth_tok
 type upgradeWorld struct {
 	config map[string]any
 	apps   map[string]map[string]any            // app id -> vault read lark/apps/<id>
-	slots  map[string]map[string]map[string]any // app id -> slot -> key_info of the list
+	slots  map[string]map[string]map[string]any // app id -> slot -> full status of the list
 	tokens map[string]string                    // read path -> access_token
 	calls  map[string]map[string]int            // app id -> the emulator's counters of that app
 }
@@ -535,7 +535,7 @@ func vaultAt(t *testing.T, v *ownVault, method, path string, body any) (int, map
 	return status, resp
 }
 
-// slotsAt lists an app's user slots with their status (key_info) on a Vault of the test's own.
+// slotsAt lists an app's user slots with their full status on a Vault of the test's own.
 func slotsAt(t *testing.T, v *ownVault, app string) map[string]map[string]any {
 	t.Helper()
 	status, body := vaultAt(t, v, "LIST", mountPath+"/user-token/"+app+"/", nil)
@@ -543,7 +543,12 @@ func slotsAt(t *testing.T, v *ownVault, app string) map[string]map[string]any {
 		t.Fatalf("LIST %s/user-token/%s/: HTTP %d %v", mountPath, app, status, body["errors"])
 	}
 	data, _ := body["data"].(map[string]any)
-	info, _ := data["key_info"].(map[string]any)
+	// The full status is in grants since the list's key_info became narrow; a release before
+	// that kept it in key_info.
+	info, _ := data["grants"].(map[string]any)
+	if info == nil {
+		info, _ = data["key_info"].(map[string]any)
+	}
 	out := map[string]map[string]any{}
 	for k, st := range info {
 		out[k], _ = st.(map[string]any)

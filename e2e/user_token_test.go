@@ -63,7 +63,7 @@ func TestUserTokenBrowserFlowThroughCLI(t *testing.T) {
 		t.Fatal("second read returned a different token before the refresh point")
 	}
 
-	// vault list, plain and with key_info.
+	// vault list, plain, with key_info, and as JSON.
 	list := mustVault(t, rootToken, "list", mountPath+"/user-token/"+app)
 	if !strings.Contains(list, "ada") {
 		t.Fatalf("vault list:\n%s", list)
@@ -79,8 +79,19 @@ func TestUserTokenBrowserFlowThroughCLI(t *testing.T) {
 			t.Fatalf("key_info of ada has no %s: %v", k, info)
 		}
 	}
-	if !strings.Contains(detailed, "ada") || !strings.Contains(detailed, openID) || !strings.Contains(detailed, "reauth_required") {
+	// The table keeps to a few columns (120 characters); JSON with -detailed has every field.
+	if !strings.Contains(detailed, "ada") || !strings.Contains(detailed, "Ada Lovelace") || !strings.Contains(detailed, "grant_expires_at") {
 		t.Fatalf("vault list -detailed does not show the slot's status:\n%s", detailed)
+	}
+	for _, line := range strings.Split(detailed, "\n") {
+		if len(line) > 120 {
+			t.Fatalf("vault list -detailed is wider than 120 columns:\n%s", detailed)
+		}
+	}
+	asJSON := mustVault(t, rootToken, "list", "-detailed", "-format=json", mountPath+"/user-token/"+app)
+	mustContainNone(t, "vault list -detailed -format=json", asJSON, tok, code, state)
+	if !strings.Contains(asJSON, `"grants"`) || !strings.Contains(asJSON, openID) || !strings.Contains(asJSON, `"refresh_expires_at"`) {
+		t.Fatalf("vault list -detailed -format=json does not keep every field:\n%s", asJSON)
 	}
 
 	// The app's own read shows no user token, code or state.
