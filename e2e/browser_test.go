@@ -230,8 +230,8 @@ type pageWant struct {
 	shown  []string // crafted input that must appear as text, never as markup
 	// elements the page may contain; anything else is markup that came from the request
 	elements []string
-	// phone: the page must declare a viewport and fit a phone's width (the emulator's own pages
-	// do not claim to)
+	// phone: on the phone views the page must be laid out at the phone's width (a declared
+	// viewport, content that wraps) with legible text
 	phone bool
 }
 
@@ -435,7 +435,7 @@ func TestBrowserCallbackPages(t *testing.T) {
 
 // TestBrowserDeviceVerifyPage opens the emulator's device-login verification page (the
 // verification_uri it hands out) with a crafted user_code: the page shows it as text, with or
-// without JavaScript.
+// without JavaScript, and fits a phone.
 func TestBrowserDeviceVerifyPage(t *testing.T) {
 	bin := chromiumBin(t)
 	dir := artifactsDir(t, "browser-device")
@@ -445,7 +445,7 @@ func TestBrowserDeviceVerifyPage(t *testing.T) {
 	for _, v := range browserViews {
 		tab := openTab(t, browserCtx, v)
 		p := show(t, tab, v, env.emuURL+"/_emulator/device/verify?user_code="+url.QueryEscape(code))
-		checkPage(t, v, dir, "device-verify", p, pageWant{status: 200, elements: []string{"h1", "p", "code"},
+		checkPage(t, v, dir, "device-verify", p, pageWant{status: 200, phone: true, elements: []string{"h1", "p", "code"},
 			words: []string{"Device login", "device/approve"}, shown: []string{"User code: " + code}})
 		texts[v.name] = p.facts.Text
 	}
