@@ -424,6 +424,7 @@ func TestBrowserCallbackPages(t *testing.T) {
 		if v.name == "desktop" {
 			t.Logf("success page (%s): %q", v.name, texts["success"][v.name])
 		}
+		wantScripts(t, tab, v) // still on (or off) after every page above
 	}
 	for name, byView := range texts {
 		sameText(t, name, byView)
@@ -448,6 +449,7 @@ func TestBrowserDeviceVerifyPage(t *testing.T) {
 		checkPage(t, v, dir, "device-verify", p, pageWant{status: 200, phone: true, elements: []string{"h1", "p", "code"},
 			words: []string{"Device login", "device/approve"}, shown: []string{"User code: " + code}})
 		texts[v.name] = p.facts.Text
+		wantScripts(t, tab, v)
 	}
 	sameText(t, "device-verify", texts)
 }
