@@ -87,6 +87,14 @@ prometheus-tools: ## Install promtool and prometheus (Debian's prometheus packag
 test-examples: prometheus-tools ## promtool check config / test rules on examples/prometheus; examples/kubernetes against VSO's CRD schemas (tools/vso)
 	@scripts/test-examples.sh
 
+# The browser tests (e2e/browser_test.go) drive headless Chromium with chromedp; nothing is
+# downloaded by the tests themselves.
+.PHONY: chromium
+test-e2e: chromium
+
+chromium: ## Install Chromium for the browser tests (Debian's chromium package, via apt-get) when none is found
+	@scripts/chromium.sh
+
 # The cluster tests run on their own, after the others, so that their failovers are not slowed by
 # the hundreds of concurrent requests of the other end-to-end tests.
 test-cluster: build ## Three-node Raft cluster: step-down, SIGKILL and restart, late Lark answers

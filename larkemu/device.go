@@ -415,7 +415,10 @@ func (s *Server) ctlDeviceVerify(w http.ResponseWriter, r *http.Request) error {
 	code := r.URL.Query().Get("user_code")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	_, _ = fmt.Fprintf(w, "<!DOCTYPE html>\n<html><head><title>Lark emulator: device login</title></head><body>"+
+	// A viewport and wrapping, so the page reads on a phone (where a device login is often approved).
+	_, _ = fmt.Fprintf(w, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"+
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"+
+		"<title>Lark emulator: device login</title><style>body{font-family:sans-serif;line-height:1.5;overflow-wrap:anywhere}</style></head><body>"+
 		"<h1>Device login</h1><p>User code: <code id=\"user_code\">%s</code></p>"+
 		"<p>This emulator has no consent screen. Approve with <code>POST %sdevice/approve</code> and the body "+
 		"<code>{\"user_code\":\"…\"}</code> (optionally <code>\"user_id\"</code>), or refuse with <code>%sdevice/deny</code>.</p>"+
