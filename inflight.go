@@ -13,7 +13,7 @@ import (
 // errStopping: the plugin is being stopped (reload, unmount, shutdown, step-down) and starts no new
 // Lark call that could spend a single-use credential. Trying again in a few seconds reaches the new
 // plugin (or the new active node).
-var errStopping = errors.New("Vault is stopping or reloading this plugin (reload, upgrade, unmount, shutdown or leader change) and starts no new call to Lark that would spend a refresh token or an authorization code; try again in a few seconds")
+var errStopping = errors.New("this plugin is stopping or being reloaded by Vault (a reload, upgrade, unmount, shutdown or leader change) and starts no new call to Lark that would spend a refresh token or an authorization code; try again in a few seconds")
 
 // callTracker knows every Lark call in flight that can spend a single-use credential (a refresh
 // token, an authorization code, an imported refresh token, a device code). A call is admitted before
@@ -75,13 +75,6 @@ func (c *callTracker) admitting() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return !c.stopping
-}
-
-// inFlight is the number of calls in flight.
-func (c *callTracker) inFlight() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.live)
 }
 
 // stop admits no new call and waits until every call in flight has ended: each is bounded by the

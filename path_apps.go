@@ -436,6 +436,9 @@ func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *fr
 	if err := b.tenants.dropApp(ctx, req.Storage, appID); err != nil {
 		return nil, err
 	}
+	if err := b.rollbacks.dropApp(ctx, req.Storage, appID); err != nil {
+		return nil, err
+	}
 	// The ids of the events handled for this app stay until they age out (the sweep prunes them):
 	// an app configured again with the same keys must not accept an event it already acted on.
 	if err := b.apps.delete(ctx, req.Storage, appID); err != nil {

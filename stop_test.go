@@ -96,7 +96,7 @@ func TestCleanupWaitsForARefreshWhoseReaderGaveUp(t *testing.T) {
 
 	close(held.release)
 	requireStopped(t, stopped)
-	<-readDone
+	require.ErrorContains(t, <-readDone, "it is stored, but your request ended first")
 
 	after := env.onDisk("slow")
 	require.NotEqual(t, before.RefreshToken, after.RefreshToken, "the rotated refresh token is stored before Cleanup returns")

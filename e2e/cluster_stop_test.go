@@ -48,7 +48,8 @@ func (n *clusterNode) terminate(t *testing.T) time.Duration {
 	done := make(chan error, 1)
 	go func() { done <- n.cmd.Wait() }()
 	select {
-	case <-done:
+	case err := <-done:
+		t.Logf("%s exited: %v", n.name, err)
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("%s did not exit within 3 minutes of SIGTERM", n.name)
 	}
