@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -82,6 +83,36 @@ func TestReloadWhileLarkHoldsAnAnswerLosesNothing(t *testing.T) {
 		}
 	})
 
+	// Moving a mount (`vault secrets move`) unmounts the backend and mounts it again elsewhere with
+	// the same storage: the grant must come along with the token Lark rotated while it moved.
+	t.Run("move", func(t *testing.T) {
+		grantID := w.grant(t, app, "mo")
+		path := "user-token/" + app + "/mo"
+		if r := w.read(path); r.status != http.StatusOK {
+			t.Fatalf("first read: %v", r)
+		}
+		before := w.larkGrant(t, grantID)["refreshes"].(float64)
+		w.fail(t, app, "refresh", "late_answer", map[string]any{"delay_ms": stopLateAnswer.Milliseconds(), "count": 1})
+		asked := time.Now()
+		giveUp(t, w.vaultAddr+"/v1/"+w.mount+"/"+path, true)
+		moved := w.mount + "-moved"
+		w.must(t, "secrets", "move", w.mount, moved)
+		defer w.must(t, "secrets", "move", moved, w.mount)
+		t.Logf("the move returned %s after the reader gave up", time.Since(asked).Round(100*time.Millisecond))
+		if time.Since(asked) < stopLateAnswer-500*time.Millisecond {
+			t.Fatalf("the move returned before Lark answered: the plugin did not wait for the call in flight")
+		}
+		r := readAt(t, w, moved, path)
+		if ok, code := larkAccepts(t, w.emuURL, r); !ok {
+			t.Fatalf("Lark refuses the token read after the move (code %d)", code)
+		}
+		g := w.larkGrant(t, grantID)
+		if g["reuse_attempts"] != float64(0) || g["status"] != "active" || g["refreshes"] != before+2 {
+			t.Fatalf("the emulator's grant after the move: %s; want active, %v refreshes in one chain, no refresh token presented twice",
+				jsonString(g), before+2)
+		}
+	})
+
 	t.Run("callback", func(t *testing.T) {
 		userID := "fault_reload_bob"
 		emuControl(t, w.emuURL, http.MethodPost, "/_emulator/users", map[string]any{"user_id": userID, "name": "Bob"})
@@ -119,3 +150,23 @@ func TestReloadWhileLarkHoldsAnAnswerLosesNothing(t *testing.T) {
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// readAt reads a user token at another mount path of the fault world's Vault, until it answers 200.
+func readAt(t *testing.T, w *faultWorld, mount, path string) string {
+	t.Helper()
+	var last string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		status, body, err := swDo(http.MethodGet, w.vaultAddr+"/v1/"+mount+"/"+path, rootToken, nil)
+		if err == nil && status == http.StatusOK {
+			data, _ := body["data"].(map[string]any)
+			tok, _ := data["access_token"].(string)
+			remember(tok, "token read from "+mount+"/"+path)
+			return tok
+		}
+		last = fmt.Sprintf("HTTP %d %v %v", status, body["errors"], err)
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("reading %s/%s: %s", mount, path, last)
+	return ""
+}
