@@ -11,9 +11,10 @@ EMU_BIN     := $(BIN)/lark-emulator
 DIST        ?= $(CURDIR)/dist
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 NODE_BOT    := examples/node-bot
+MCP_DIR     := examples/mcp
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: help build vault node-bot dev test test-unit test-e2e test-cluster bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
+.PHONY: help build vault node-bot mcp dev test test-unit test-e2e test-cluster bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -38,6 +39,16 @@ $(NODE_BOT)/node_modules/.package-lock.json: $(NODE_BOT)/package.json $(NODE_BOT
 	cd $(NODE_BOT) && npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
+mcp: $(MCP_DIR)/node_modules/.package-lock.json ## Install examples/mcp's dependencies (Lark's MCP server @larksuiteoapi/lark-mcp) from the npm registry (npm ci)
+
+# No install scripts: keytar's builds lark-mcp's own login store (keychain), which the example
+# does not use (lark-mcp says so on stderr and goes on); protobufjs's only checks versions.
+$(MCP_DIR)/node_modules/.package-lock.json: $(MCP_DIR)/package.json $(MCP_DIR)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "examples/mcp and its e2e test need Node.js >= 20 and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(MCP_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
 dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it
 	@VERSION=$(VERSION) PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
@@ -46,7 +57,7 @@ test: fmtcheck vet lint test-unit test-e2e test-cluster ## Everything CI runs: f
 test-unit: ## Unit tests with the race detector (backend on in-memory storage, in-process emulator)
 	go test -race -count=1 ./...
 
-test-e2e: build node-bot ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot
+test-e2e: build node-bot mcp ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot, Lark's MCP server
 	@vault_bin=$$(scripts/build-vault.sh) && \
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) \
 	go test -tags e2e -count=1 -timeout 45m -skip '^TestCluster' -v ./e2e/
@@ -113,4 +124,4 @@ release: ## Cross-compile the plugin for linux and darwin (amd64, arm64) into di
 	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' RELEASE_PLATFORMS='$(RELEASE_PLATFORMS)' scripts/release.sh
 
 clean: ## Remove build output (the cached Vault and linter in .cache/ stay; delete them by hand)
-	rm -rf $(BIN) $(CURDIR)/dist bench-out $(NODE_BOT)/node_modules
+	rm -rf $(BIN) $(CURDIR)/dist bench-out $(NODE_BOT)/node_modules $(MCP_DIR)/node_modules
