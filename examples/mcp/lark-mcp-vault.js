@@ -68,14 +68,18 @@ async function readToken() {
 
 // The Lark client never needs an app or tenant token here: every tool runs with the user's token
 // (token mode user_access_token). The SDK insists on a way to get one anyway, so it gets one that
-// refuses, loudly, instead of an app secret this process should not hold.
+// refuses, loudly, instead of an app secret this process should not hold; and no token cache, so
+// it never puts a token of its own in place of the one passed with the call.
 const client = new lark.Client({
   appId,
   domain,
+  disableTokenCache: true,
   loggerLevel: lark.LoggerLevel.error,
   logger: { error: () => {}, warn: () => {}, info: () => {}, debug: () => {}, trace: () => {} },
-  clientAssertionProvider: async () => {
-    throw new Error('lark-mcp-vault holds no app secret: only tools that run as the user are offered');
+  clientAssertionProvider: {
+    retrieveToken() {
+      throw new Error('lark-mcp-vault holds no app secret: only tools that run as the user are offered');
+    },
   },
 });
 
