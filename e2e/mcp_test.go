@@ -315,3 +315,130 @@ func TestMCPServerThroughUserTokenRotation(t *testing.T) {
 	t.Logf("one MCP session, one server process (pid %d): user_info as %v with token sha256 %.12s…, then %.12s… after the rotation",
 		c.cmd.Process.Pid, p1["open_id"], call1.TokenSHA256, call2.TokenSHA256)
 }
+
+// toolText is the text of a tools/call answer and whether the server marked it an error.
+func toolText(t *testing.T, res map[string]any) (string, bool) {
+	t.Helper()
+	content, _ := res["content"].([]any)
+	if len(content) != 1 {
+		t.Fatalf("tools/call: want one content item, got %v", res)
+	}
+	text, _ := content[0].(map[string]any)["text"].(string)
+	isErr, _ := res["isError"].(bool)
+	return text, isErr
+}
+
+// TestMCPServerTokenFile checks examples/mcp/lark-mcp-vault.js on its own, without Vault: the
+// tools it offers by default are those lark-mcp can run with a user token; while the token file is
+// missing a tool call answers lark-mcp's invalid-token error and nothing reaches Lark; every call
+// after that uses whatever token the file holds at the time, in the same session; and it never
+// asks Lark for an app or tenant token (it has no app secret).
+func TestMCPServerTokenFile(t *testing.T) {
+	t.Parallel()
+	node, mcpDir := requireMCP(t)
+	emuURL := startOwnEmulator(t)
+	const app = "cli_mcptokenfile"
+	secret := fmt.Sprintf("mcpSecret%d", time.Now().UnixNano())
+	remember(secret, "app_secret of "+app)
+	emuControl(t, emuURL, http.MethodPost, "/_emulator/apps", map[string]string{"app_id": app, "app_secret": secret})
+	emuControl(t, emuURL, http.MethodPost, "/_emulator/users", map[string]any{"user_id": "mcp_reader", "name": "MCP Reader", "sign_in": false})
+
+	root := t.TempDir()
+	tokenFile := filepath.Join(root, "user-token")
+	home := filepath.Join(root, "home")
+	c := startMCPServer(t, node, filepath.Join(mcpDir, "lark-mcp-vault.js"), filepath.Join(root, "lark-mcp.log"), []string{
+		"HOME=" + home,
+		"LARK_APP_ID=" + app,
+		"LARK_DOMAIN=" + emuURL,
+		"LARK_USER_TOKEN_FILE=" + tokenFile,
+	})
+	t.Cleanup(func() {
+		logs, _ := filepath.Glob(filepath.Join(home, ".local", "state", "lark-mcp-nodejs", "*.log"))
+		if len(logs) > 0 {
+			assertNoSecretsIn(t, logs...)
+		}
+	})
+	c.call("initialize", map[string]any{
+		"protocolVersion": "2025-06-18",
+		"capabilities":    map[string]any{},
+		"clientInfo":      map[string]any{"name": "e2e-mcp-client", "version": "1.0.0"},
+	})
+	c.send(map[string]any{"method": "notifications/initialized"})
+
+	// preset.default, as lark-mcp defines it, less the tools it marks tenant-only.
+	tools, _ := c.call("tools/list", map[string]any{})["tools"].([]any)
+	names := map[string]bool{}
+	for _, tool := range tools {
+		names[tool.(map[string]any)["name"].(string)] = true
+	}
+	if len(names) == 0 || !names["im_v1_chat_list"] || !names["docx_v1_document_rawContent"] || names["im_v1_message_create"] {
+		t.Fatalf("tools/list with the default preset: %v", names)
+	}
+	t.Logf("preset.default as the user: %d tools", len(names))
+
+	// The profile tool is not in preset.default: a second server offers it (below). This one is
+	// asked for a chat list with no token file yet.
+	text, isErr := toolText(t, c.call("tools/call", map[string]any{"name": "im_v1_chat_list", "arguments": map[string]any{}}))
+	if !isErr || !strings.Contains(text, "user_access_token is invalid or expired") {
+		t.Fatalf("tools/call with no token file: isError=%v %s", isErr, text)
+	}
+
+	p := startMCPServer(t, node, filepath.Join(mcpDir, "lark-mcp-vault.js"), filepath.Join(root, "lark-mcp-profile.log"), []string{
+		"HOME=" + home,
+		"LARK_APP_ID=" + app,
+		"LARK_DOMAIN=" + emuURL,
+		"LARK_USER_TOKEN_FILE=" + tokenFile,
+		"LARK_MCP_TOOLS=authen.v1.userInfo.get",
+	})
+	p.call("initialize", map[string]any{
+		"protocolVersion": "2025-06-18",
+		"capabilities":    map[string]any{},
+		"clientInfo":      map[string]any{"name": "e2e-mcp-client", "version": "1.0.0"},
+	})
+	p.send(map[string]any{"method": "notifications/initialized"})
+	profile := func() (string, bool) {
+		return toolText(t, p.call("tools/call", map[string]any{"name": "authen_v1_userInfo_get", "arguments": map[string]any{}}))
+	}
+	if text, isErr := profile(); !isErr || !strings.Contains(text, "user_access_token is invalid or expired") {
+		t.Fatalf("profile with no token file: isError=%v %s", isErr, text)
+	}
+	if calls := emulatorUserInfoCalls(t, emuURL); len(calls) != 0 {
+		t.Fatalf("Lark was called without a token: %+v", calls)
+	}
+
+	// Two tokens of the same user, written into the file one after the other (as Agent does, by
+	// rename): each call uses the one in the file at the time.
+	var tokens []string
+	for i := 0; i < 2; i++ {
+		g := emuControl(t, emuURL, http.MethodPost, "/_emulator/grants", map[string]any{"app_id": app, "user_id": "mcp_reader"})
+		access, _ := g["access_token"].(string)
+		refresh, _ := g["refresh_token"].(string)
+		remember(access, "minted user_access_token of "+app)
+		remember(refresh, "minted refresh_token of "+app)
+		tokens = append(tokens, access)
+	}
+	for i, tok := range tokens {
+		tmp := tokenFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, tokenFile); err != nil {
+			t.Fatal(err)
+		}
+		text, isErr := profile()
+		if isErr || !strings.Contains(text, `"name":"MCP Reader"`) {
+			t.Fatalf("profile with token %d: isError=%v %s", i+1, isErr, text)
+		}
+		calls := emulatorUserInfoCalls(t, emuURL)
+		if len(calls) != i+1 || calls[i].TokenSHA256 != sha256Hex(tok) || calls[i].Code != 0 {
+			t.Fatalf("after the call with token %d Lark recorded %+v", i+1, calls)
+		}
+	}
+
+	counters := emuControl(t, emuURL, http.MethodGet, "/_emulator/apps/"+app+"/counters", nil)
+	for _, ep := range []string{"app_access_token", "tenant_access_token", "oauth_token"} {
+		if n, _ := counters[ep].(float64); n != 0 {
+			t.Errorf("the MCP server called %s %v times: it must not need the app secret", ep, n)
+		}
+	}
+}
