@@ -16,13 +16,14 @@ EMU_BIN     := $(BIN)/lark-emulator
 DIST        ?= $(CURDIR)/dist
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 NODE_BOT    := examples/node-bot
+MCP_DIR     := examples/mcp
 GO_SERVICE  := examples/go-service
 GO_SERVICE_BIN := $(BIN)/go-service
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.cache/*' -not -path './$(GO_SERVICE)/*') go.mod go.sum
 # examples/go-service is a Go module of its own (Lark's Go SDK is not a dependency of the plugin).
 GO_SERVICE_SOURCES := $(wildcard $(GO_SERVICE)/*.go) $(GO_SERVICE)/go.mod $(GO_SERVICE)/go.sum
 
-.PHONY: help version FORCE build vault node-bot go-service dev test test-unit test-e2e test-cluster soak bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
+.PHONY: help version FORCE build vault node-bot go-service mcp dev test test-unit test-e2e test-cluster soak bench bench-sweep bench-micro fuzz fmt fmtcheck vet lint release clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t16
@@ -61,6 +62,16 @@ go-service: $(GO_SERVICE_BIN) ## Build examples/go-service (its own module, on L
 $(GO_SERVICE_BIN): $(GO_SERVICE_SOURCES)
 	cd $(GO_SERVICE) && CGO_ENABLED=0 go build -trimpath -o $@ .
 
+mcp: $(MCP_DIR)/node_modules/.package-lock.json ## Install examples/mcp's dependencies (Lark's MCP server @larksuiteoapi/lark-mcp) from the npm registry (npm ci)
+
+# No install scripts: keytar's builds lark-mcp's own login store (keychain), which the example
+# does not use (lark-mcp says so on stderr and goes on); protobufjs's only checks versions.
+$(MCP_DIR)/node_modules/.package-lock.json: $(MCP_DIR)/package.json $(MCP_DIR)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "examples/mcp and its e2e test need Node.js >= 20 and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(MCP_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
 dev: build ## Run Vault (dev mode) with the plugin mounted at lark/ and the emulator beside it (DEV_VAULT_ADDR, DEV_EMULATOR_ADDR, VAULT_BIN)
 	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/dev.sh
 
@@ -70,7 +81,7 @@ test-unit: ## Unit tests with the race detector (backend on in-memory storage, i
 	go test -race -count=1 ./...
 	cd $(GO_SERVICE) && go test -race -count=1 ./...
 
-test-e2e: build node-bot go-service ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot, the Go service, the README's tour
+test-e2e: build node-bot go-service mcp ## End-to-end tests: real Vault server and CLI, emulator as a process, the Node bot, the Go service, Lark's MCP server, the README's tour
 	@command -v jq >/dev/null || scripts/debian-packages.sh jq # the README's tour (e2e/readme_tour_test.go) uses jq
 	@vault_bin=$$(scripts/build-vault.sh) && \
 	VAULT_BIN=$$vault_bin PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) GO_SERVICE_BIN=$(GO_SERVICE_BIN) \
@@ -156,4 +167,4 @@ release: ## Cross-compile the plugin for linux and darwin (amd64, arm64) into di
 	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' RELEASE_PLATFORMS='$(RELEASE_PLATFORMS)' scripts/release.sh
 
 clean: ## Remove build output (the cached Vault and linter in .cache/ stay; delete them by hand)
-	rm -rf $(BIN) $(CURDIR)/dist bench-out $(NODE_BOT)/node_modules
+	rm -rf $(BIN) $(CURDIR)/dist bench-out $(NODE_BOT)/node_modules $(MCP_DIR)/node_modules

@@ -65,6 +65,9 @@
 //	POST   /_emulator/grants/expire    {"grant_id"} or {"app_id","user_id"?} → {"grants":N}; 404 if none  ExpireGrants
 //	GET    /_emulator/messages         → {"messages":[Message…]} (each with token_sha256, never the token)  Messages
 //	DELETE /_emulator/messages         → {"ok":true}                                                       ClearMessages
+//	GET    /_emulator/user-info-calls  → {"calls":[UserInfoCall…]}: every user_info call with a bearer token,
+//	                                   its app, the token's sha256 (never the token), the code answered   UserInfoCalls
+//	DELETE /_emulator/user-info-calls  → {"ok":true}                                                       ClearUserInfoCalls
 //	GET    /_emulator/revoke-mode      → {"mode":"json"|"empty"}
 //	POST   /_emulator/revoke-mode      {"mode":"json"|"empty"}: a successful revoke answers {"code":0} or
 //	                                   HTTP 200 with an empty body                                      SetRevokeMode

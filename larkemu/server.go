@@ -124,9 +124,11 @@ type Server struct {
 	identity     identityState
 	grants       grantState
 	messages     messageState
-	store        storeState
-	events       eventState
-	revokeMode   RevokeMode
+	// userInfoCalls records the calls of user_info (userinfo.go).
+	userInfoCalls []UserInfoCall
+	store         storeState
+	events        eventState
+	revokeMode    RevokeMode
 }
 
 // route is one Lark endpoint behind a method and a path.
@@ -306,6 +308,7 @@ func (s *Server) Reset() {
 	s.revokeMode = RevokeReplyJSON
 	s.grants.init()
 	s.messages.init()
+	s.userInfoCalls = nil
 	s.store.resetTokens()
 	for _, rec := range s.events.records {
 		rec.retries = nil

@@ -3,6 +3,7 @@ package larkemu
 import (
 	"net/http"
 	"slices"
+	"time"
 )
 
 // Scopes that unlock optional user_info fields (lark-api.md §7).
@@ -36,6 +37,17 @@ type userInfoReply struct {
 	Data userInfoData `json:"data"`
 }
 
+// UserInfoCall is one call of GET /open-apis/authen/v1/user_info that carried a bearer token,
+// recorded so that a test can tell which token a client used (by its SHA-256; the emulator never
+// hands tokens out) and what it was answered.
+type UserInfoCall struct {
+	AppID       string    `json:"app_id,omitempty"`  // the app the token was issued to; empty for an unknown token
+	OpenID      string    `json:"open_id,omitempty"` // whose profile was answered; empty unless code is 0
+	TokenSHA256 string    `json:"token_sha256"`
+	Code        int       `json:"code"` // the Lark code answered: 0, a gateway code, or 20005
+	At          time.Time `json:"at"`
+}
+
 // handleUserInfo answers GET /open-apis/authen/v1/user_info for user access tokens only. Errors:
 // gateway codes on HTTP 400 for a missing, unknown or expired token (or a tenant token), and the
 // service's own 20005 on HTTP 200 for a revoked one.
@@ -51,27 +63,39 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, req *request) {
 	ut, status := s.lookupUserToken(tok, now)
 	_, isTenant := s.tenantTokens[tok]
 	var data userInfoData
-	if status == userTokenOK {
-		data = s.profileLocked(ut.g.appID, s.identity.users[ut.g.userID], ut.scopes)
+	call := UserInfoCall{TokenSHA256: tokenSHA256(tok), At: now}
+	if ut != nil && ut.g != nil {
+		call.AppID = ut.g.appID
 	}
-	s.mu.Unlock()
-
 	switch {
 	case isTenant:
-		s.logf("%s: code=%d (tenant token)", EndpointUserInfo, gwInvalidAppToken)
-		writeGatewayError(w, http.StatusBadRequest, gwInvalidAppToken, msgInvalidToken)
+		call.Code = gwInvalidAppToken
 	case status == userTokenUnknown:
-		s.logf("%s: code=%d", EndpointUserInfo, gwInvalidUserToken)
-		writeGatewayError(w, http.StatusBadRequest, gwInvalidUserToken, msgInvalidToken)
+		call.Code = gwInvalidUserToken
 	case status == userTokenExpired:
-		s.logf("%s: code=%d", EndpointUserInfo, gwUserTokenExpired)
-		writeGatewayError(w, http.StatusBadRequest, gwUserTokenExpired, msgUserTokenExpired)
+		call.Code = gwUserTokenExpired
 	case status == userTokenRevoked:
-		s.logf("%s: code=%d", EndpointUserInfo, codeUserTokenInvalid)
-		writeJSON(w, http.StatusOK, codeMsg{Code: codeUserTokenInvalid, Msg: msgUserTokenInvalid})
+		call.Code = codeUserTokenInvalid
 	default:
-		s.logf("%s: app_id=%s code=0", EndpointUserInfo, ut.g.appID)
+		data = s.profileLocked(ut.g.appID, s.identity.users[ut.g.userID], ut.scopes)
+		call.OpenID = data.OpenID
+	}
+	s.userInfoCalls = append(s.userInfoCalls, call)
+	s.mu.Unlock()
+
+	switch call.Code {
+	case 0:
+		s.logf("%s: app_id=%s code=0", EndpointUserInfo, call.AppID)
 		writeJSON(w, http.StatusOK, userInfoReply{Msg: "success", Data: data})
+	case codeUserTokenInvalid:
+		s.logf("%s: code=%d", EndpointUserInfo, call.Code)
+		writeJSON(w, http.StatusOK, codeMsg{Code: codeUserTokenInvalid, Msg: msgUserTokenInvalid})
+	case gwUserTokenExpired:
+		s.logf("%s: code=%d", EndpointUserInfo, call.Code)
+		writeGatewayError(w, http.StatusBadRequest, gwUserTokenExpired, msgUserTokenExpired)
+	default: // a tenant token, or a token Lark never issued
+		s.logf("%s: code=%d", EndpointUserInfo, call.Code)
+		writeGatewayError(w, http.StatusBadRequest, call.Code, msgInvalidToken)
 	}
 }
 
@@ -93,4 +117,33 @@ func (s *Server) profileLocked(appID string, u User, scopes []string) userInfoDa
 		data.UserID = u.UserID
 	}
 	return data
+}
+
+// UserInfoCalls returns every recorded user_info call, oldest first.
+func (s *Server) UserInfoCalls() []UserInfoCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.userInfoCalls)
+}
+
+// ClearUserInfoCalls forgets the recorded user_info calls.
+func (s *Server) ClearUserInfoCalls() {
+	s.mu.Lock()
+	s.userInfoCalls = nil
+	s.mu.Unlock()
+}
+
+func (s *Server) ctlListUserInfoCalls(w http.ResponseWriter, _ *http.Request) error {
+	calls := s.UserInfoCalls()
+	if calls == nil {
+		calls = []UserInfoCall{}
+	}
+	writeJSON(w, http.StatusOK, map[string][]UserInfoCall{"calls": calls})
+	return nil
+}
+
+func (s *Server) ctlClearUserInfoCalls(w http.ResponseWriter, _ *http.Request) error {
+	s.ClearUserInfoCalls()
+	writeOK(w)
+	return nil
 }

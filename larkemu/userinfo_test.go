@@ -2,6 +2,7 @@ package larkemu
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -114,4 +115,67 @@ func TestExpireGrantExpiresAccessTokens(t *testing.T) {
 		t.Fatalf("ExpireGrants: %d %v", n, err)
 	}
 	expectEqual(t, "code", gatewayCode(t, get(t, ts.URL+PathUserInfo, bearer(tr.AccessToken)...)), 99991677)
+}
+
+// TestUserInfoCallsRecorded: every user_info call with a bearer token is recorded with its app, the
+// SHA-256 of its token (never the token) and the code answered, so that a test can tell which of a
+// user's tokens a client used; the control API lists and clears them, and a reset forgets them.
+func TestUserInfoCallsRecorded(t *testing.T) {
+	s, ts, clk := newFakeEmu(t, Options{})
+	expectEqual(t, "before any call", get(t, ts.URL+ControlPrefix+"user-info-calls").body, `{"calls":[]}`)
+
+	first := exchangeNew(t, ts, fullScope)
+	second := exchangeNew(t, ts, fullScope)
+	tenant := fetchToken(t, ts, PathTenantAccessToken).TenantAccessToken
+	get(t, ts.URL+PathUserInfo, bearer(first.AccessToken)...)
+	get(t, ts.URL+PathUserInfo, bearer(second.AccessToken)...)
+	get(t, ts.URL+PathUserInfo, bearer("u-never-issued")...)
+	get(t, ts.URL+PathUserInfo, bearer(tenant)...)
+	get(t, ts.URL+PathUserInfo) // no token: not a call with a token, not recorded
+	clk.Advance(3 * time.Hour)
+	get(t, ts.URL+PathUserInfo, bearer(first.AccessToken)...)
+
+	r := get(t, ts.URL+ControlPrefix+"user-info-calls")
+	expectEqual(t, "status", r.status, http.StatusOK)
+	for _, tok := range []string{first.AccessToken, second.AccessToken, tenant} {
+		if strings.Contains(r.body, tok) {
+			t.Fatal("the control API handed out a token")
+		}
+	}
+	var list struct {
+		Calls []UserInfoCall `json:"calls"`
+	}
+	if err := jsonUnmarshal([]byte(r.body), &list); err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		app, openID, token string
+		code               int
+	}
+	openID := s.OpenID(testApp, DefaultUserID)
+	wants := []want{
+		{testApp, openID, first.AccessToken, 0},
+		{testApp, openID, second.AccessToken, 0},
+		{"", "", "u-never-issued", gwInvalidUserToken},
+		{"", "", tenant, gwInvalidAppToken},
+		{testApp, "", first.AccessToken, gwUserTokenExpired},
+	}
+	if len(list.Calls) != len(wants) {
+		t.Fatalf("recorded %d calls, want %d: %s", len(list.Calls), len(wants), r.body)
+	}
+	for i, w := range wants {
+		c := list.Calls[i]
+		expectEqual(t, "app_id", c.AppID, w.app)
+		expectEqual(t, "open_id", c.OpenID, w.openID)
+		expectEqual(t, "token_sha256", c.TokenSHA256, tokenSHA256(w.token))
+		expectEqual(t, "code", c.Code, w.code)
+	}
+	expectEqual(t, "time of the last call", list.Calls[4].At.Equal(clk.Now()), true)
+
+	expectEqual(t, "clear", del(t, ts.URL+ControlPrefix+"user-info-calls").body, `{"ok":true}`)
+	expectEqual(t, "after clear", len(s.UserInfoCalls()), 0)
+	get(t, ts.URL+PathUserInfo, bearer(second.AccessToken)...)
+	expectEqual(t, "after a new call", len(s.UserInfoCalls()), 1)
+	s.Reset()
+	expectEqual(t, "after reset", len(s.UserInfoCalls()), 0)
 }

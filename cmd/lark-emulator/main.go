@@ -63,7 +63,7 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
   GET    /_emulator/failures
   DELETE /_emulator/failures
   GET    /_emulator/counters
-  POST   /_emulator/reset             (counters, failures, tokens, grants, messages; keeps apps and users)
+  POST   /_emulator/reset             (counters, failures, tokens, grants, messages, user-info-calls; keeps apps and users)
   POST   /_emulator/users             {"user_id","name","en_name","email","open_id","union_id","tenant_key","sign_in"}
   GET    /_emulator/users
   GET    /_emulator/authorize-mode
@@ -74,6 +74,8 @@ Control API (JSON in and out; see the larkemu package documentation for every fi
   POST   /_emulator/grants/expire     {"grant_id"} or {"app_id","user_id"}
   GET    /_emulator/messages           (each with the sha256 of the token it was sent with)
   DELETE /_emulator/messages
+  GET    /_emulator/user-info-calls    (each user_info call: app, sha256 of its token, code answered)
+  DELETE /_emulator/user-info-calls
   GET    /_emulator/revoke-mode
   POST   /_emulator/revoke-mode       {"mode":"json"|"empty"}   (empty: a successful revoke is HTTP 200, no body)
   GET    /_emulator/devices            device logins (user codes, status, polls, slow_downs; never device codes)
