@@ -66,7 +66,7 @@ func (b *backend) reauthItems(ctx context.Context, s logical.Storage) ([]reauthI
 }
 
 func (it reauthItem) info() map[string]interface{} {
-	return map[string]interface{}{
+	m := map[string]interface{}{
 		"app_id":          it.g.AppID,
 		"user":            it.g.Slot,
 		"open_id":         it.g.OpenID,
@@ -76,10 +76,13 @@ func (it reauthItem) info() map[string]interface{} {
 		"days_left":       it.h.DaysLeft,
 		"reauth_required": it.h.reauthRequired(),
 		"reason":          it.h.Reason,
-		// Why the grant ended when it did (lark.GrantEnd): "storage_rollback" marks the grants a
-		// restored snapshot or backup ended ("Backup and restore" in the operator guide).
-		"reauth_end": it.g.ReauthEnd,
 	}
+	if it.g.ReauthEnd != "" {
+		// Why the grant ended (lark.GrantEnd): "storage_rollback" marks the grants a restored
+		// snapshot or backup ended ("Backup and restore" in the operator guide).
+		m["reauth_end"] = it.g.ReauthEnd
+	}
+	return m
 }
 
 func (b *backend) pathReauthRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
