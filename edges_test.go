@@ -289,7 +289,7 @@ func TestRejectedTenantTokenIsFetchedAgain(t *testing.T) {
 	require.NoError(t, env.emu.InjectFailure(larkemu.Failure{Endpoint: larkemu.EndpointMessages, Mode: larkemu.FailError, Code: 99991663}))
 	sess, err := env.b.sessions.open(context.Background(), env.storage, testAppID)
 	require.NoError(t, err)
-	require.NoError(t, env.b.notifier.sendText(context.Background(), env.storage, sess, outgoing{to: admin, text: "hello"}, "uuid-1"))
+	require.NoError(t, env.b.notifier.sendNotice(context.Background(), env.storage, sess, outgoing{to: admin, text: "hello"}, "uuid-1"))
 	second := env.b.tokens.cached(testAppID, kindTenant)
 	require.NotNil(t, second)
 	require.Equal(t, 2, env.emu.Calls(larkemu.EndpointTenantAccessToken), "fetched again after the rejection")

@@ -65,6 +65,11 @@ var appFields = map[string]*framework.FieldSchema{
 		Type:        framework.TypeBool,
 		Description: "Also message the user whose grant nears its end, with a fresh authorize link for their own slot (valid 24 hours, usable only by them).",
 	},
+	"notify_locale": {
+		Type:          framework.TypeString,
+		Description:   `Language of this app's notices (cards and their plain-text fallback): "zh_cn" (simplified Chinese) or "en_us" (English). Empty restores the brand's default: "zh_cn" for brand feishu, "en_us" for brand lark.`,
+		AllowedValues: []interface{}{"", localeZhCN, localeEnUS},
+	},
 	"identity_metadata_key": {
 		Type:        framework.TypeString,
 		Description: `Name of a Vault entity metadata key that holds each person's Lark identity for this app: their open_id ("ou_...") or union_id ("on_..."), e.g. "lark_union_id". oauth/<app_id>/authorize then only lets the requester's own Lark user complete the authorization. Empty: not used.`,
@@ -215,6 +220,7 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 		"notify_open_ids":                app.NotifyOpenIDs,
 		"notify_users":                   app.NotifyUsers,
 		"notify_tenant_key":              app.NotifyTenantKey,
+		"notify_locale":                  app.notifyLocale(),
 		"app_secret_set":                 app.AppSecret != "",
 		"app_secret_fingerprint":         secretFingerprint(app.AppSecret),
 		"app_type":                       string(app.appType()),
@@ -345,6 +351,13 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 	}
 	if raw, ok := d.GetOk("notify_users"); ok {
 		app.NotifyUsers = raw.(bool)
+	}
+	if raw, ok := d.GetOk("notify_locale"); ok {
+		l := raw.(string)
+		if l != "" && l != localeZhCN && l != localeEnUS {
+			return logical.ErrorResponse(`notify_locale must be "zh_cn", "en_us" or "" (the brand's default), got %q`, truncateForMessage(l)), nil
+		}
+		app.NotifyLocale = l
 	}
 	if raw, ok := d.GetOk("lease_mode"); ok {
 		m := raw.(string)
