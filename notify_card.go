@@ -69,7 +69,7 @@ var wordsEN = &noticeWords{
 	prefix: "[Vault] ", meaningLabel: "What it means: ", todoLabel: "What to do: ", detailsLabel: "Details", colon: ": ",
 	who: "User", app: "App", slot: "Slot", level: "Level", deadline: "Deadline", recipient: "Recipient",
 	levels:     map[string]string{levelWarning: "warning", levelCritical: "critical", levelExpired: "expired", levelAppSetup: "app setup", levelRollback: "storage rollback"},
-	timeLayout: "2006-01-02 15:04 MST",
+	timeLayout: "2006-01-02 15:04 (UTC-07:00)",
 	titleEnds:  "Lark authorization ends soon (%s)", titleEnded: "Lark authorization has ended",
 	titleFailing: "Lark authorization: refreshes are failing", titleSetup: "Lark refuses this app's setup",
 	titleRollback: "Storage rollback suspected",

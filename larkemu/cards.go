@@ -281,3 +281,12 @@ func (s *Server) ctlSetCardMode(w http.ResponseWriter, r *http.Request) error {
 	writeOK(w)
 	return nil
 }
+
+// CheckCard applies the emulator's card rules to a card's JSON, for tests of code that builds cards.
+func CheckCard(content string) error {
+	if len(content) > maxCardContent {
+		return fmt.Errorf("card: %d bytes, over Lark's %d", len(content), maxCardContent)
+	}
+	_, err := parseCard(content)
+	return err
+}
