@@ -25,6 +25,10 @@ type noticeView struct {
 	meaning  string
 	todo     string
 	command  string // a command for whoever acts, shown verbatim
+	// cardTodo replaces todo in the card where the text names what the card shows otherwise (the
+	// button, or commands); commands are shown as plain text, never markdown.
+	cardTodo string
+	commands []string
 	link     string // the button's target: the user's pinned authorization link
 	button   string // the button's label
 	footer   string
@@ -61,6 +65,7 @@ type noticeWords struct {
 	// to-do takes mount, mount and app).
 	setupHeadline, setupMeans, setupTodo          string
 	rollbackHeadline, rollbackMeans, rollbackTodo string
+	rollbackCardTodo                              string
 
 	reasons map[string]string // the plugin's own fixed reasons, translated
 }
@@ -104,6 +109,7 @@ var wordsEN = &noticeWords{
 	rollbackHeadline: "Storage rollback suspected for app %s: %s.",
 	rollbackMeans:    "Vault's storage was most likely restored from a snapshot or backup older than these grants' last refresh; Lark has already rotated the refresh tokens it holds, so these users must authorize again. Every other grant refreshed after that snapshot was taken will end the same way at its next refresh.",
 	rollbackTodo:     "list the affected grants with: vault list -detailed %sreauth ; ask each user to authorize again (%s); see \"Backup and restore\" in the operator guide.",
+	rollbackCardTodo: "list the affected grants with the first command below, and ask each user to authorize again (the second command); see \"Backup and restore\" in the operator guide.",
 }
 
 var wordsZH = &noticeWords{
@@ -145,6 +151,7 @@ var wordsZH = &noticeWords{
 	rollbackHeadline: "应用 %s 疑似发生存储回滚：%s。",
 	rollbackMeans:    "Vault 的存储很可能被恢复到了一个早于这些授权最近一次续期的快照或备份；飞书已轮换了其中保存的刷新令牌，这些用户必须重新授权。在该快照之后续期过的其他授权，也会在下一次续期时以同样的方式失效。",
 	rollbackTodo:     "用以下命令列出受影响的授权：vault list -detailed %sreauth ；请每位用户重新授权（%s）；参见运维指南中的“Backup and restore”一节。",
+	rollbackCardTodo: "用下方第一条命令列出受影响的授权，并请每位用户重新授权（第二条命令）；参见运维指南中的“Backup and restore”一节。",
 
 	reasons: map[string]string{
 		"the grant ends 365 days after the user authorized":                                               "飞书授权自用户授权起 365 天后到期",
@@ -248,7 +255,7 @@ func grantView(app *appEntry, g *grantEntry, no *notice, r remedies, toUser bool
 		case no.Failing != "":
 			v.todo = w.userTodoTransient
 		case link != "":
-			v.todo, v.link, v.button = w.userTodoLink, link, w.userButton
+			v.todo, v.link, v.button, v.cardTodo = w.userTodoLink, link, w.userButton, w.userTodoLinkCard
 		default:
 			v.todo = w.userTodoNoLink
 		}
@@ -304,6 +311,8 @@ func rollbackView(app *appEntry, no *notice, r remedies, esc escaper) *noticeVie
 		facts:    []noticeFact{{w.app, app.AppID}, {w.level, w.levelName(levelRollback)}, {w.detailsLabel, reason}},
 		meaning:  w.rollbackMeans,
 		todo:     fmt.Sprintf(w.rollbackTodo, r.mount, cmd),
+		cardTodo: w.rollbackCardTodo,
+		commands: []string{"vault list -detailed " + r.mount + "reauth", cmd},
 	}
 }
 
@@ -391,16 +400,18 @@ func (v *noticeView) card(w *noticeWords) ([]byte, error) {
 		fields = append(fields, cardField{IsShort: f.label != w.detailsLabel, Text: cardTextObj{"lark_md", "**" + f.label + strings.TrimSpace(w.colon) + "** " + f.value}})
 	}
 	todo := v.todo
-	if v.link != "" {
-		todo = w.userTodoLinkCard
+	if v.cardTodo != "" {
+		todo = v.cardTodo
 	}
 	elements := []interface{}{
 		cardDiv{Tag: "div", Fields: fields},
 		cardDiv{Tag: "div", Text: &cardTextObj{"lark_md", "**" + strings.TrimSpace(w.meaningLabel) + "** " + v.meaning}},
 		cardDiv{Tag: "div", Text: &cardTextObj{"lark_md", "**" + strings.TrimSpace(w.todoLabel) + "** " + todo}},
 	}
-	if v.command != "" {
-		elements = append(elements, cardDiv{Tag: "div", Text: &cardTextObj{"plain_text", v.command}})
+	for _, c := range append([]string{v.command}, v.commands...) {
+		if c != "" {
+			elements = append(elements, cardDiv{Tag: "div", Text: &cardTextObj{"plain_text", c}})
+		}
 	}
 	if v.link != "" {
 		elements = append(elements, cardAction{Tag: "action", Actions: []cardButton{{Tag: "button", Text: cardTextObj{"plain_text", v.button}, URL: v.link, Type: "primary"}}})
