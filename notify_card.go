@@ -42,7 +42,7 @@ type escaper func(s string, max int) string
 // noticeWords holds every text of a notice in one language. Format verbs are noted beside each.
 type noticeWords struct {
 	prefix, meaningLabel, todoLabel, detailsLabel, colon           string
-	who, app, slot, level, deadline, recipient                     string
+	who, app, slot, level, deadline                                string
 	levels                                                         map[string]string
 	timeLayout                                                     string
 	titleEnds, titleEnded, titleFailing, titleSetup, titleRollback string // %s level (titleEnds)
@@ -72,7 +72,7 @@ type noticeWords struct {
 
 var wordsEN = &noticeWords{
 	prefix: "[Vault] ", meaningLabel: "What it means: ", todoLabel: "What to do: ", detailsLabel: "Details", colon: ": ",
-	who: "User", app: "App", slot: "Slot", level: "Level", deadline: "Deadline", recipient: "Recipient",
+	who: "User", app: "App", slot: "Slot", level: "Level", deadline: "Deadline",
 	levels:     map[string]string{levelWarning: "warning", levelCritical: "critical", levelExpired: "expired", levelAppSetup: "app setup", levelRollback: "storage rollback"},
 	timeLayout: "2006-01-02 15:04 (UTC-07:00)",
 	titleEnds:  "Lark authorization ends soon (%s)", titleEnded: "Lark authorization has ended",
@@ -114,8 +114,8 @@ var wordsEN = &noticeWords{
 
 var wordsZH = &noticeWords{
 	prefix: "【Vault】", meaningLabel: "影响：", todoLabel: "处理方法：", detailsLabel: "详情", colon: "：",
-	who: "用户", app: "应用", slot: "槽位", level: "级别", deadline: "截止时间", recipient: "接收人",
-	levels:     map[string]string{levelWarning: "即将到期", levelCritical: "紧急", levelExpired: "已失效", levelAppSetup: "应用配置", levelRollback: "存储回滚"},
+	who: "用户", app: "应用", slot: "槽位", level: "级别", deadline: "截止时间",
+	levels:     map[string]string{levelWarning: "预警", levelCritical: "紧急", levelExpired: "已失效", levelAppSetup: "应用配置", levelRollback: "存储回滚"},
 	timeLayout: "2006年1月2日 15:04（UTC-07:00）",
 	titleEnds:  "飞书授权即将到期（%s）", titleEnded: "飞书授权已失效",
 	titleFailing: "飞书授权续期失败", titleSetup: "飞书拒绝了应用配置",
