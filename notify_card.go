@@ -100,7 +100,7 @@ var wordsEN = &noticeWords{
 	userTodoTransient: "nothing yet, Vault keeps trying. If renewals still fail close to the deadline, you will be asked to authorize again.",
 	userTodoLink:      "open this link and approve (valid for 24 hours, only for you): ",
 	userTodoLinkCard:  "press the button below and approve in Lark. The link is valid for 24 hours and works only for you.",
-	userTodoNoLink:    "ask your Vault administrator to start a new authorization for you: ",
+	userTodoNoLink:    "ask your Vault administrator to start a new authorization for you.",
 	userButton:        "Authorize again",
 
 	setupHeadline:    "Lark refuses the setup of app %s: %s.",
@@ -142,7 +142,7 @@ var wordsZH = &noticeWords{
 	userTodoTransient: "暂时无需操作，Vault 会持续重试。如果临近截止时间仍续期失败，会再请你重新授权。",
 	userTodoLink:      "请打开以下链接并确认授权（24 小时内有效，仅限本人使用）：",
 	userTodoLinkCard:  "请点击下方按钮，在飞书中确认授权。链接 24 小时内有效，仅限本人使用。",
-	userTodoNoLink:    "请联系 Vault 管理员为你重新发起授权：",
+	userTodoNoLink:    "请联系 Vault 管理员为你重新发起授权。",
 	userButton:        "重新授权",
 
 	setupHeadline:    "飞书拒绝了应用 %s 的配置。原因：%s。",

@@ -89,6 +89,9 @@ func TestNoticeCardsOfEveryKindAndLanguage(t *testing.T) {
 			text := view(plainText).text(w)
 			require.LessOrEqual(t, strings.Count(text, "\n")+1, 4, name)
 			require.True(t, strings.HasPrefix(text, w.prefix), name)
+			for _, line := range strings.Split(text, "\n") {
+				require.False(t, strings.HasSuffix(line, ":") || strings.HasSuffix(line, ": ") || strings.HasSuffix(line, "："), "%s: a line ends before what it announces: %q", name, line)
+			}
 			han := strings.ContainsFunc(text, func(r rune) bool { return unicode.Is(unicode.Han, r) && r != '张' && r != '三' })
 			require.Equal(t, locale == localeZhCN, han, "%s: %s", name, text)
 			if locale == localeZhCN {

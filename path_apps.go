@@ -55,7 +55,7 @@ var appFields = map[string]*framework.FieldSchema{
 	},
 	"notify_open_ids": {
 		Type:        framework.TypeCommaStringSlice,
-		Description: "Lark open_ids (ou_...) of the people told, by a Lark message from this app's bot, when one of the app's user grants nears its end (7 and 3 days ahead) or has ended. The app needs the im:message:send_as_bot scope and these people must be within its availability.",
+		Description: "Lark open_ids (ou_...) of the people told, by a Lark message card from this app's bot (plain text where Lark refuses the card), when one of the app's user grants nears its end (7 and 3 days ahead) or has ended. The app needs the im:message:send_as_bot scope and these people must be within its availability.",
 	},
 	"notify_tenant_key": {
 		Type:        framework.TypeString,
@@ -63,7 +63,7 @@ var appFields = map[string]*framework.FieldSchema{
 	},
 	"notify_users": {
 		Type:        framework.TypeBool,
-		Description: "Also message the user whose grant nears its end, with a fresh authorize link for their own slot (valid 24 hours, usable only by them).",
+		Description: "Also message the user whose grant nears its end: a card with a button that opens a fresh authorize link for their own slot (valid 24 hours, usable only by them), in notify_locale's language.",
 	},
 	"notify_locale": {
 		Type:          framework.TypeString,

@@ -198,11 +198,16 @@ func TestNoticeToTheUserCarriesAPinnedLink(t *testing.T) {
 	require.Len(t, msgs, 1)
 	require.Equal(t, env.emu.OpenID(testAppID, "u362"), msgs[0].ReceiveID)
 	require.Contains(t, msgs[0].Content, "/open-apis/authen/v1/authorize?")
+	require.NotNil(t, msgs[0].Card, "a card")
 
 	// Someone else cannot use the link: it is pinned to the user's open_id.
 	start := strings.Index(msgs[0].Content, "http")
 	link := msgs[0].Content[start:]
 	link = link[:strings.IndexAny(link, "\\\n \"")]
+	buttons := msgs[0].Card.Elements[len(msgs[0].Card.Elements)-1].Actions
+	require.Len(t, buttons, 1, "the user's card ends with one button")
+	require.Equal(t, link, buttons[0].URL, "the button opens the pinned link")
+	require.Equal(t, "primary", buttons[0].Type)
 	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "other"}))
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	r, err := client.Get(link)
