@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -249,33 +250,53 @@ const (
 	CardsRefuse CardMode = "refuse"
 )
 
-// SetCardMode switches card handling; Reset restores CardsAccept.
+// SetCardMode switches card handling for every app; Reset restores CardsAccept.
 func (s *Server) SetCardMode(m CardMode) error {
+	return s.SetAppCardMode("", m)
+}
+
+// SetAppCardMode switches card handling for one app only (appID ""; every app), so that tests
+// sharing one emulator can refuse one app's cards and leave the others alone. An app's own mode
+// wins over the mode for every app.
+func (s *Server) SetAppCardMode(appID string, m CardMode) error {
 	if m != CardsAccept && m != CardsRefuse {
 		return fmt.Errorf("larkemu: unknown card mode %q", m)
 	}
 	s.mu.Lock()
-	s.messages.cardMode = m
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if appID == "" {
+		s.messages.cardMode = m
+		return nil
+	}
+	s.messages.appCardModes[appID] = m
 	return nil
+}
+
+// cardsRefusedLocked says whether appID's cards are refused. Callers hold s.mu.
+func (s *Server) cardsRefusedLocked(appID string) bool {
+	if m, ok := s.messages.appCardModes[appID]; ok {
+		return m == CardsRefuse
+	}
+	return s.messages.cardMode == CardsRefuse
 }
 
 func (s *Server) ctlGetCardMode(w http.ResponseWriter, _ *http.Request) error {
 	s.mu.Lock()
-	m := s.messages.cardMode
+	reply := map[string]any{"mode": s.messages.cardMode, "apps": maps.Clone(s.messages.appCardModes)}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]CardMode{"mode": m})
+	writeJSON(w, http.StatusOK, reply)
 	return nil
 }
 
 func (s *Server) ctlSetCardMode(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
-		Mode CardMode `json:"mode"`
+		Mode  CardMode `json:"mode"`
+		AppID string   `json:"app_id"`
 	}
 	if err := decodeControl(r, &body); err != nil {
 		return err
 	}
-	if err := s.SetCardMode(body.Mode); err != nil {
+	if err := s.SetAppCardMode(body.AppID, body.Mode); err != nil {
 		return badRequest("%v", err)
 	}
 	writeOK(w)

@@ -98,6 +98,13 @@ func TestCardsAreRecordedAndCanBeRefused(t *testing.T) {
 	r = send("interactive", goodCard, "c4")
 	expectEqual(t, "still refused after clearing messages", gatewayCode(t, r), msgCodeCardFailed)
 	expectEqual(t, "accept", postJSON(t, ctl, `{"mode":"accept"}`).status, http.StatusOK)
+	// One app's cards only: the others' still go through.
+	expectEqual(t, "refuse for one app", postJSON(t, ctl, `{"mode":"refuse","app_id":"`+testApp+`"}`).status, http.StatusOK)
+	expectEqual(t, "that app's card", gatewayCode(t, send("interactive", goodCard, "c4b")), msgCodeCardFailed)
+	if err := s.SetAppCardMode("cli_other", CardsRefuse); err != nil {
+		t.Fatal(err)
+	}
+	expectEqual(t, "accept for the app again", postJSON(t, ctl, `{"mode":"accept","app_id":"`+testApp+`"}`).status, http.StatusOK)
 	expectEqual(t, "accepted again", send("interactive", goodCard, "c5").status, 200)
 	got := s.Messages()
 	expectEqual(t, "recorded after clearing", len(got), 1)

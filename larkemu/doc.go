@@ -65,9 +65,10 @@
 //	POST   /_emulator/grants/expire    {"grant_id"} or {"app_id","user_id"?} → {"grants":N}; 404 if none  ExpireGrants
 //	GET    /_emulator/messages         → {"messages":[Message…]} (each with token_sha256, never the token)  Messages
 //	DELETE /_emulator/messages         → {"ok":true}                                                       ClearMessages
-//	GET    /_emulator/card-mode        → {"mode":"accept"|"refuse"}
-//	POST   /_emulator/card-mode        {"mode":"accept"|"refuse"}: refuse answers every card with 230099 (a
-//	                                   tenant that takes no cards); text still goes through          SetCardMode
+//	GET    /_emulator/card-mode        → {"mode":"accept"|"refuse","apps":{app_id:mode}}
+//	POST   /_emulator/card-mode        {"mode":"accept"|"refuse","app_id":optional}: refuse answers cards
+//	                                   (of app_id, or of every app) with 230099, as for a tenant that takes
+//	                                   no cards; text still goes through                SetCardMode, SetAppCardMode
 //	GET    /_emulator/revoke-mode      → {"mode":"json"|"empty"}
 //	POST   /_emulator/revoke-mode      {"mode":"json"|"empty"}: a successful revoke answers {"code":0} or
 //	                                   HTTP 200 with an empty body                                      SetRevokeMode

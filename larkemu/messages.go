@@ -36,8 +36,9 @@ type Message struct {
 
 // messageState is guarded by Server.mu.
 type messageState struct {
-	cardMode CardMode
-	sent     []Message
+	cardMode     CardMode
+	appCardModes map[string]CardMode // per app, over cardMode
+	sent         []Message
 	dedup    map[string]dedupEntry // app_id + uuid → the first answer
 }
 
@@ -49,6 +50,7 @@ type dedupEntry struct {
 func (st *messageState) init() {
 	st.sent = nil
 	st.cardMode = CardsAccept
+	st.appCardModes = map[string]CardMode{}
 	st.dedup = make(map[string]dedupEntry)
 }
 
@@ -175,7 +177,7 @@ func (s *Server) sendMessage(req *request, tok string) (appID string, reply mess
 			s.logf("%s: %v", EndpointMessages, err)
 			return sender.appID, reply, msgCodeCardFailed
 		}
-		if s.messages.cardMode == CardsRefuse {
+		if s.cardsRefusedLocked(sender.appID) {
 			return sender.appID, reply, msgCodeCardFailed
 		}
 		card, readable = c, c.Readable()
@@ -305,9 +307,9 @@ func (s *Server) Messages() []Message {
 // ClearMessages forgets recorded messages and uuid history (the card mode stays).
 func (s *Server) ClearMessages() {
 	s.mu.Lock()
-	mode := s.messages.cardMode
+	mode, apps := s.messages.cardMode, s.messages.appCardModes
 	s.messages.init()
-	s.messages.cardMode = mode
+	s.messages.cardMode, s.messages.appCardModes = mode, apps
 	s.mu.Unlock()
 }
 
