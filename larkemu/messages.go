@@ -39,7 +39,7 @@ type messageState struct {
 	cardMode     CardMode
 	appCardModes map[string]CardMode // per app, over cardMode
 	sent         []Message
-	dedup    map[string]dedupEntry // app_id + uuid → the first answer
+	dedup        map[string]dedupEntry // app_id + uuid → the first answer
 }
 
 type dedupEntry struct {
