@@ -122,7 +122,7 @@ var wordsZH = &noticeWords{
 	titleRollback: "疑似发生存储回滚",
 
 	adminEnded:         "%s（槽位 %s）在应用 %s 上的飞书授权已失效。原因：%s。",
-	adminEnds:          "%s（槽位 %s）在应用 %s 上的飞书授权将于 %s 到期（%s）。原因：%s。",
+	adminEnds:          "%s（槽位 %s）在应用 %s 上的飞书授权将于 %s到期（%s）。原因：%s。",
 	adminMeansEnded:    "通过 Vault 读取该用户令牌的服务现在会报错。",
 	adminMeansFailing:  "如果在此之前续期仍未成功，通过 Vault 读取该用户令牌的服务届时将会报错。",
 	adminMeansEnds:     "到期后，通过 Vault 读取该用户令牌的服务将会报错，直到该用户重新授权。",
@@ -133,7 +133,7 @@ var wordsZH = &noticeWords{
 	adminFooter:        "这不是 app_secret 的问题：应用密钥正常，只需为该用户续期授权。",
 
 	userEnded:         "你在应用 %s 上的飞书授权（槽位 %s）已失效。原因：%s。",
-	userEnds:          "你在应用 %s 上的飞书授权（槽位 %s）将于 %s 到期（%s）。原因：%s。",
+	userEnds:          "你在应用 %s 上的飞书授权（槽位 %s）将于 %s到期（%s）。原因：%s。",
 	userMeansEnded:    "依赖这项授权代你操作的服务现在会报错。",
 	userMeansFailing:  "如果在此之前 Vault 仍未能完成续期，代你操作的服务届时将停止工作。",
 	userMeansEnds:     "到期后，依赖这项授权代你操作的服务将停止工作，直到你重新授权。",
@@ -406,7 +406,7 @@ func (v *noticeView) card(w *noticeWords) ([]byte, error) {
 	elements := []interface{}{
 		cardDiv{Tag: "div", Fields: fields},
 		cardDiv{Tag: "div", Text: &cardTextObj{"lark_md", "**" + strings.TrimSpace(w.meaningLabel) + "** " + v.meaning}},
-		cardDiv{Tag: "div", Text: &cardTextObj{"lark_md", "**" + strings.TrimSpace(w.todoLabel) + "** " + todo}},
+		cardDiv{Tag: "div", Text: &cardTextObj{"lark_md", "**" + strings.TrimSpace(w.todoLabel) + "** " + strings.TrimSpace(todo)}},
 	}
 	for _, c := range append([]string{v.command}, v.commands...) {
 		if c != "" {

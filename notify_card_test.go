@@ -287,6 +287,7 @@ func TestNoticeFallsBackToTextWhereTheCardIsRefused(t *testing.T) {
 	require.Equal(t, admin, msgs[0].ReceiveID)
 	require.True(t, strings.HasPrefix(msgs[0].Text, "【Vault】"), msgs[0].Text)
 	require.Contains(t, msgs[0].Text, "处理方法：请该用户重新授权，可用以下命令发起：vault write lark/oauth/"+testAppID+"/authorize user=fb")
+	t.Logf("the notice as text:\n%s", msgs[0].Text)
 	require.True(t, env.storedGrant("fb").notified(levelCritical))
 	require.Greater(t, env.emu.Calls(larkemu.EndpointMessages), 1, "the card was tried first")
 
