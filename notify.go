@@ -50,6 +50,16 @@ type notice struct {
 	SentTo    map[string]bool `json:"sent_to,omitempty"`
 	// Failing is why a grant's refreshes fail when that is what brings its end closer.
 	Failing lark.Meaning `json:"failing,omitempty"`
+	// Rollback is what a storage-rollback alert is about, so that it can be told in the reader's
+	// language; a notice queued before it existed has only Reason.
+	Rollback *rollbackFacts `json:"rollback,omitempty"`
+}
+
+// rollbackFacts are the grants a storage-rollback alert names (rollback.go).
+type rollbackFacts struct {
+	Count   int       `json:"count"`
+	Slots   []string  `json:"slots"`
+	FirstAt time.Time `json:"first_at"`
 }
 
 func noticeKey(appID, slot, level string) string {
@@ -130,7 +140,8 @@ func (n *notifier) queueRollbackAlerts(ctx context.Context, s logical.Storage) e
 	}
 	for appID, rec := range due {
 		if _, err := n.put(ctx, s, &notice{AppID: appID, Slot: appNoticeSlot, Level: levelRollback, Deadline: rec.FirstAt,
-			Reason: rollbackSummary(rec), QueuedAt: n.clock.Now()}); err != nil {
+			Reason: rollbackSummary(rec), QueuedAt: n.clock.Now(),
+			Rollback: &rollbackFacts{Count: rec.Count, Slots: rec.Slots, FirstAt: rec.FirstAt}}); err != nil {
 			return err
 		}
 	}
@@ -353,10 +364,10 @@ func (n *notifier) grantMessages(ctx context.Context, s logical.Storage, sess *a
 // appMessages are the app-wide notices to the app's admins: a setup Lark refuses, or a storage
 // rollback (rollback.go).
 func (n *notifier) appMessages(sess *appSession, no *notice) []outgoing {
-	app, r := sess.app, n.remedies()
+	app, r, loc := sess.app, n.remedies(), noticeLocation(sess.cfg)
 	view := func(esc escaper) *noticeView { return setupView(app, no, esc) }
 	if no.Level == levelRollback {
-		view = func(esc escaper) *noticeView { return rollbackView(app, no, r, esc) }
+		view = func(esc escaper) *noticeView { return rollbackView(app, no, r, loc, esc) }
 	}
 	out := make([]outgoing, 0, len(app.NotifyOpenIDs))
 	for _, to := range app.NotifyOpenIDs {

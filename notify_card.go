@@ -66,6 +66,8 @@ type noticeWords struct {
 	setupHeadline, setupMeans, setupTodo          string
 	rollbackHeadline, rollbackMeans, rollbackTodo string
 	rollbackCardTodo                              string
+	// rollbackSummary: count, slots, first seen; rollbackMore: how many more slots.
+	rollbackSummary, rollbackMore, listSep string
 
 	reasons map[string]string // the plugin's own fixed reasons, translated
 }
@@ -110,6 +112,9 @@ var wordsEN = &noticeWords{
 	rollbackMeans:    "Vault's storage was most likely restored from a snapshot or backup older than these grants' last refresh; Lark has already rotated the refresh tokens it holds, so these users must authorize again. Every other grant refreshed after that snapshot was taken will end the same way at its next refresh.",
 	rollbackTodo:     "list the affected grants with: vault list -detailed %sreauth ; ask each user to authorize again (%s); see \"Backup and restore\" in the operator guide.",
 	rollbackCardTodo: "list the affected grants with the first command below, and ask each user to authorize again (the second command); see \"Backup and restore\" in the operator guide.",
+	rollbackSummary:  "%d grants hold refresh tokens Lark had already rotated (slots %s), first seen %s",
+	rollbackMore:     " and %d more",
+	listSep:          ", ",
 }
 
 var wordsZH = &noticeWords{
@@ -152,6 +157,9 @@ var wordsZH = &noticeWords{
 	rollbackMeans:    "Vault 的存储很可能被恢复到了一个早于这些授权最近一次续期的快照或备份；飞书已轮换了其中保存的刷新令牌，这些用户必须重新授权。在该快照之后续期过的其他授权，也会在下一次续期时以同样的方式失效。",
 	rollbackTodo:     "用以下命令列出受影响的授权：vault list -detailed %sreauth ；请每位用户重新授权（%s）；参见运维指南中的“Backup and restore”一节。",
 	rollbackCardTodo: "用下方第一条命令列出受影响的授权，并请每位用户重新授权（第二条命令）；参见运维指南中的“Backup and restore”一节。",
+	rollbackSummary:  "有 %d 个授权持有的刷新令牌已被飞书轮换（槽位：%s），首次发现于 %s",
+	rollbackMore:     " 等，另有 %d 个",
+	listSep:          "、",
 
 	reasons: map[string]string{
 		"the grant ends 365 days after the user authorized":                                               "飞书授权自用户授权起 365 天后到期",
@@ -298,9 +306,16 @@ func setupView(app *appEntry, no *notice, esc escaper) *noticeView {
 }
 
 // rollbackView is the storage-rollback alert to the admins (rollback.go).
-func rollbackView(app *appEntry, no *notice, r remedies, esc escaper) *noticeView {
+func rollbackView(app *appEntry, no *notice, r remedies, loc *time.Location, esc escaper) *noticeView {
 	w := wordsFor(app.notifyLocale())
 	reason := esc(no.Reason, 600)
+	if f := no.Rollback; f != nil {
+		list := strings.Join(f.Slots, w.listSep)
+		if f.Count > len(f.Slots) {
+			list += fmt.Sprintf(w.rollbackMore, f.Count-len(f.Slots))
+		}
+		reason = esc(fmt.Sprintf(w.rollbackSummary, f.Count, list, f.FirstAt.In(loc).Format(w.timeLayout)), 600)
+	}
 	cmd := renewCommand(r, app, grantID{app.AppID, "<slot>"})
 	if app.RedirectURI != "" {
 		cmd = fmt.Sprintf("vault write %soauth/%s/authorize user=<slot>", r.mount, app.AppID)

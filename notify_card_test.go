@@ -27,7 +27,7 @@ func TestNoticeWordsAreCompleteInBothLanguages(t *testing.T) {
 			require.NotEmpty(t, e, name)
 			require.NotEmpty(t, z, name)
 			require.Equal(t, strings.Count(e, "%"), strings.Count(z, "%"), "%s: format verbs differ", name)
-			if name != "timeLayout" && name != "colon" && name != "prefix" {
+			if name != "timeLayout" && name != "colon" && name != "prefix" && name != "listSep" {
 				require.True(t, strings.ContainsFunc(z, func(r rune) bool { return unicode.Is(unicode.Han, r) }), "%s is not Chinese: %q", name, z)
 			}
 		case reflect.Map:
@@ -40,6 +40,14 @@ func TestNoticeWordsAreCompleteInBothLanguages(t *testing.T) {
 			}
 		}
 	}
+	// A storage-rollback alert names its grants in the reader's language.
+	app := &appEntry{AppID: testAppID}
+	no := &notice{AppID: testAppID, Level: levelRollback, Reason: "3 grants hold refresh tokens Lark had already rotated (slots a, b) and 1 more",
+		Rollback: &rollbackFacts{Count: 3, Slots: []string{"a", "b"}, FirstAt: t0}}
+	require.Contains(t, rollbackView(app, no, remedies{mount: "lark/"}, time.UTC, plainText).headline,
+		"有 3 个授权持有的刷新令牌已被飞书轮换（槽位：a、b 等，另有 1 个），首次发现于 "+t0.Format(wordsZH.timeLayout))
+	no.Rollback = nil
+	require.Contains(t, rollbackView(app, no, remedies{mount: "lark/"}, time.UTC, plainText).headline, no.Reason, "a notice queued before: its reason as stored")
 	for en, zh := range wordsZH.reasons {
 		require.NotContains(t, zh, en)
 	}
@@ -60,7 +68,8 @@ func noticeKinds(app *appEntry) map[string]func(esc escaper) *noticeView {
 			return setupView(app, &notice{AppID: app.AppID, Level: levelAppSetup, Reason: "token refresh is disabled (Lark code 20074)"}, esc)
 		},
 		"rollback": func(esc escaper) *noticeView {
-			return rollbackView(app, &notice{AppID: app.AppID, Level: levelRollback, Reason: "2 grants hold refresh tokens Lark had already rotated (slots a, b)"}, r, esc)
+			return rollbackView(app, &notice{AppID: app.AppID, Level: levelRollback, Reason: "2 grants hold refresh tokens Lark had already rotated (slots a, b)",
+				Rollback: &rollbackFacts{Count: 12, Slots: []string{"a", "b"}, FirstAt: t0}}, r, time.UTC, esc)
 		},
 	}
 	for _, level := range []string{levelWarning, levelCritical, levelExpired} {
@@ -151,7 +160,7 @@ func TestAdminNoticeNamesDeviceLoginWithoutRedirectURI(t *testing.T) {
 		card, err := v.card(wordsEN)
 		require.NoError(t, err)
 		require.Contains(t, string(card), `{"tag":"plain_text","content":"`+tt.want+`"}`, "the command as plain text, never markdown")
-		r := rollbackView(app, &notice{AppID: testAppID, Level: levelRollback, Reason: "r"}, remedies{mount: "lark/"}, plainText)
+		r := rollbackView(app, &notice{AppID: testAppID, Level: levelRollback, Reason: "r"}, remedies{mount: "lark/"}, time.UTC, plainText)
 		require.Contains(t, r.todo, strings.Replace(tt.want, "/s", "/<slot>", 1)[:len(tt.want)-1])
 	}
 }
@@ -203,7 +212,7 @@ func TestNoticeCardNeutralisesUserControlledValues(t *testing.T) {
 			}
 			for _, v := range []*noticeView{
 				setupView(app, &notice{AppID: testAppID, Level: levelAppSetup, Reason: hostile}, cardText),
-				rollbackView(app, &notice{AppID: testAppID, Level: levelRollback, Reason: hostile}, remedies{mount: "lark/"}, cardText),
+				rollbackView(app, &notice{AppID: testAppID, Level: levelRollback, Reason: hostile}, remedies{mount: "lark/"}, time.UTC, cardText),
 			} {
 				card, err := v.card(w)
 				require.NoError(t, err)
