@@ -65,13 +65,13 @@
 //	POST   /_emulator/grants/expire    {"grant_id"} or {"app_id","user_id"?} → {"grants":N}; 404 if none  ExpireGrants
 //	GET    /_emulator/messages         → {"messages":[Message…]} (each with token_sha256, never the token)  Messages
 //	DELETE /_emulator/messages         → {"ok":true}                                                       ClearMessages
+//	GET    /_emulator/revoke-mode      → {"mode":"json"|"empty"}
+//	POST   /_emulator/revoke-mode      {"mode":"json"|"empty"}: a successful revoke answers {"code":0} or
+//	                                   HTTP 200 with an empty body                                      SetRevokeMode
 //	GET    /_emulator/card-mode        → {"mode":"accept"|"refuse","apps":{app_id:mode}}
 //	POST   /_emulator/card-mode        {"mode":"accept"|"refuse","app_id":optional}: refuse answers cards
 //	                                   (of app_id, or of every app) with 230099, as for a tenant that takes
 //	                                   no cards; text still goes through                SetCardMode, SetAppCardMode
-//	GET    /_emulator/revoke-mode      → {"mode":"json"|"empty"}
-//	POST   /_emulator/revoke-mode      {"mode":"json"|"empty"}: a successful revoke answers {"code":0} or
-//	                                   HTTP 200 with an empty body                                      SetRevokeMode
 //	GET    /_emulator/devices          → {"devices":[DeviceInfo…]} (user codes, never device codes)       DeviceAuthorizations / Device
 //	POST   /_emulator/device/approve   {"user_code","user_id"?} → DeviceInfo; 404 unknown code,
 //	                                   409 expired or already decided                                    ApproveDevice
