@@ -22,18 +22,20 @@ const (
 // appEntry is one Lark app as stored. AppSecret never leaves the backend except in the request
 // body sent to Lark.
 type appEntry struct {
-	Version         int       `json:"version"`
-	AppID           string    `json:"app_id"`
-	AppSecret       string    `json:"app_secret"`
-	Brand           string    `json:"brand"`
-	BaseURL         string    `json:"base_url,omitempty"`
-	AccountsBaseURL string    `json:"accounts_base_url,omitempty"`
-	RedirectURI     string    `json:"redirect_uri,omitempty"`
-	Scopes          []string  `json:"scopes,omitempty"`
-	TokenEndpoint   string    `json:"token_endpoint,omitempty"`
-	LeaseMode       string    `json:"lease_mode,omitempty"`
-	NotifyOpenIDs   []string  `json:"notify_open_ids,omitempty"`
-	NotifyUsers     bool      `json:"notify_users,omitempty"`
+	Version         int      `json:"version"`
+	AppID           string   `json:"app_id"`
+	AppSecret       string   `json:"app_secret"`
+	Brand           string   `json:"brand"`
+	BaseURL         string   `json:"base_url,omitempty"`
+	AccountsBaseURL string   `json:"accounts_base_url,omitempty"`
+	RedirectURI     string   `json:"redirect_uri,omitempty"`
+	Scopes          []string `json:"scopes,omitempty"`
+	TokenEndpoint   string   `json:"token_endpoint,omitempty"`
+	LeaseMode       string   `json:"lease_mode,omitempty"`
+	NotifyOpenIDs   []string `json:"notify_open_ids,omitempty"`
+	NotifyUsers     bool     `json:"notify_users,omitempty"`
+	// NotifyLocale is the language of this app's notices ("" means the brand's default).
+	NotifyLocale    string    `json:"notify_locale,omitempty"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	SecretUpdatedAt time.Time `json:"secret_updated_at"`
@@ -79,6 +81,24 @@ func (a *appEntry) tokenEndpoint() lark.TokenEndpoint {
 		return lark.TokenEndpointV3
 	}
 	return lark.TokenEndpoint(a.TokenEndpoint)
+}
+
+// Notice languages (notify_locale): Feishu users read Chinese, Lark users mostly English.
+const (
+	localeZhCN = "zh_cn"
+	localeEnUS = "en_us"
+)
+
+// notifyLocale is the language of the app's notices after the default: zh_cn for the Feishu brand,
+// en_us for Lark.
+func (a *appEntry) notifyLocale() string {
+	if a.NotifyLocale != "" {
+		return a.NotifyLocale
+	}
+	if lark.Brand(a.Brand) == lark.BrandLark {
+		return localeEnUS
+	}
+	return localeZhCN
 }
 
 // leaseMode is the app's override, or the mount's setting.

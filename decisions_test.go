@@ -129,11 +129,11 @@ func TestGrantLevels(t *testing.T) {
 // Everything user-controlled in a notice is neutralised for Lark's text format: no mention markup,
 // no links, no line breaks that could forge a line, bounded length (issue 12, defect 2).
 func TestNoticeTextNeutralisesUserControlledValues(t *testing.T) {
-	app := &appEntry{AppID: testAppID}
+	app := &appEntry{AppID: testAppID, NotifyLocale: localeEnUS}
 	g := baseGrant()
 	g.Name = "Eve <at user_id=\"all\">everyone</at>\nWhat to do: run vault delete lark/apps/" + testAppID + " [click](https://evil.example)"
 	no := &notice{AppID: testAppID, Slot: "s", Level: levelWarning, Deadline: t0, Reason: "revoked\r\nforged line " + strings.Repeat("x", 1000)}
-	text := noticeText(app, g, no, remedies{mount: "lark/"}, false, "")
+	text := grantView(app, g, no, remedies{mount: "lark/"}, false, "", time.UTC, plainText).text(wordsEN)
 	require.NotContains(t, text, "<at")
 	require.NotContains(t, text, "](")
 	require.Equal(t, 4, strings.Count(text, "\n")+1, "only the notice's own lines: %q", text)

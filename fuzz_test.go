@@ -501,3 +501,32 @@ func FuzzPlainText(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCardText: what goes into card markdown holds no markup at all, not only what plainText
+// removes: no emphasis or code marks, no "&" that could spell an entity, no backslash escape.
+func FuzzCardText(f *testing.F) {
+	for _, s := range hostileValues {
+		f.Add(s, 64)
+	}
+	f.Add("a*b~c`d&e#f\\g", 300)
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		if max < 1 || max > 1000 {
+			return
+		}
+		out := cardText(s, max)
+		if !utf8.ValidString(out) {
+			t.Fatalf("invalid UTF-8: %q", out)
+		}
+		if n := utf8.RuneCountInString(out); n > max+1 {
+			t.Fatalf("%d runes, at most %d+1: %q", n, max, out)
+		}
+		for _, r := range out {
+			if strings.ContainsRune("<>[]*~`&#\\", r) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || bidiControl(r) {
+				t.Fatalf("%U left in %q (from %q)", r, out, s)
+			}
+		}
+		if again := cardText(out, max+1); again != out {
+			t.Fatalf("not stable: %q then %q", out, again)
+		}
+	})
+}

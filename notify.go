@@ -50,6 +50,16 @@ type notice struct {
 	SentTo    map[string]bool `json:"sent_to,omitempty"`
 	// Failing is why a grant's refreshes fail when that is what brings its end closer.
 	Failing lark.Meaning `json:"failing,omitempty"`
+	// Rollback is what a storage-rollback alert is about, so that it can be told in the reader's
+	// language; a notice queued before it existed has only Reason.
+	Rollback *rollbackFacts `json:"rollback,omitempty"`
+}
+
+// rollbackFacts are the grants a storage-rollback alert names (rollback.go).
+type rollbackFacts struct {
+	Count   int       `json:"count"`
+	Slots   []string  `json:"slots"`
+	FirstAt time.Time `json:"first_at"`
 }
 
 func noticeKey(appID, slot, level string) string {
@@ -130,7 +140,8 @@ func (n *notifier) queueRollbackAlerts(ctx context.Context, s logical.Storage) e
 	}
 	for appID, rec := range due {
 		if _, err := n.put(ctx, s, &notice{AppID: appID, Slot: appNoticeSlot, Level: levelRollback, Deadline: rec.FirstAt,
-			Reason: rollbackSummary(rec), QueuedAt: n.clock.Now()}); err != nil {
+			Reason: rollbackSummary(rec), QueuedAt: n.clock.Now(),
+			Rollback: &rollbackFacts{Count: rec.Count, Slots: rec.Slots, FirstAt: rec.FirstAt}}); err != nil {
 			return err
 		}
 	}
@@ -261,7 +272,7 @@ func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r
 			}
 			// Lark keeps at most one message per uuid per hour: a retry after a lost answer cannot
 			// deliver the notice twice.
-			if err := n.sendText(ctx, s, sess, m, noticeUUID(key, m.to)); err != nil {
+			if err := n.sendNotice(ctx, s, sess, m, noticeUUID(key, m.to)); err != nil {
 				fail(err)
 				return
 			}
@@ -305,53 +316,98 @@ func (n *notifier) markSent(ctx context.Context, s logical.Storage, no *notice) 
 	})
 }
 
-// outgoing is one message: to an open_id, and for a store app within that person's tenant.
-type outgoing struct{ to, text, tenant string }
+// outgoing is one notice to one reader: to an open_id, and for a store app within that person's
+// tenant; as a card, and as the text sent where Lark refuses the card.
+type outgoing struct {
+	to, tenant string
+	card       []byte
+	text       string
+}
+
+// render builds the card and the text of one notice; view builds the notice with an escaper, once
+// for card markdown and once for plain text. A card that cannot be encoded is left out: the text
+// goes instead.
+func render(to, tenant, locale string, view func(escaper) *noticeView) outgoing {
+	w := wordsFor(locale)
+	card, err := view(cardText).card(w)
+	if err != nil {
+		card = nil
+	}
+	return outgoing{to: to, tenant: tenant, card: card, text: view(plainText).text(w)}
+}
+
+// noticeLocation is where a notice's times are shown: the mount's notify_timezone.
+func noticeLocation(cfg *configEntry) *time.Location {
+	if cfg != nil {
+		if loc, err := time.LoadLocation(cfg.NotifyTimezone); err == nil {
+			return loc
+		}
+	}
+	return time.UTC
+}
 
 func (n *notifier) grantMessages(ctx context.Context, s logical.Storage, sess *appSession, g *grantEntry, no *notice) []outgoing {
 	var out []outgoing
-	for _, to := range sess.app.NotifyOpenIDs {
-		out = append(out, outgoing{to, noticeText(sess.app, g, no, n.remedies(), false, ""), sess.app.NotifyTenantKey})
+	app, r, loc := sess.app, n.remedies(), noticeLocation(sess.cfg)
+	for _, to := range app.NotifyOpenIDs {
+		out = append(out, render(to, app.NotifyTenantKey, app.notifyLocale(), func(esc escaper) *noticeView {
+			return grantView(app, g, no, r, false, "", loc, esc)
+		}))
 	}
-	if sess.app.NotifyUsers && g.OpenID != "" {
-		out = append(out, outgoing{g.OpenID, noticeText(sess.app, g, no, n.remedies(), true, n.userLink(ctx, s, sess, g)), g.TenantKey})
+	if app.NotifyUsers && g.OpenID != "" {
+		link := n.userLink(ctx, s, sess, g)
+		out = append(out, render(g.OpenID, g.TenantKey, app.notifyLocale(), func(esc escaper) *noticeView {
+			return grantView(app, g, no, r, true, link, loc, esc)
+		}))
 	}
 	return out
 }
 
+// appMessages are the app-wide notices to the app's admins: a setup Lark refuses, or a storage
+// rollback (rollback.go).
 func (n *notifier) appMessages(sess *appSession, no *notice) []outgoing {
+	app, r, loc := sess.app, n.remedies(), noticeLocation(sess.cfg)
+	view := func(esc escaper) *noticeView { return setupView(app, no, esc) }
 	if no.Level == levelRollback {
-		return n.rollbackMessages(sess, no)
+		view = func(esc escaper) *noticeView { return rollbackView(app, no, r, loc, esc) }
 	}
-	text := fmt.Sprintf("[Vault] Lark refuses the setup of app %s: %s.\n"+
-		"What it means: no user token of this app can be refreshed; the grants are kept, and tokens keep working until they expire.\n"+
-		"What to do: fix the app's settings in the Lark developer console (and publish a new version if Lark asks); refreshes resume by themselves.",
-		sess.app.AppID, plainText(no.Reason, 300))
-	out := make([]outgoing, 0, len(sess.app.NotifyOpenIDs))
-	for _, to := range sess.app.NotifyOpenIDs {
-		out = append(out, outgoing{to, text, sess.app.NotifyTenantKey})
+	out := make([]outgoing, 0, len(app.NotifyOpenIDs))
+	for _, to := range app.NotifyOpenIDs {
+		out = append(out, render(to, app.NotifyTenantKey, app.notifyLocale(), view))
 	}
 	return out
 }
 
-// rollbackMessages is the storage-rollback alert to the app's admins.
-func (n *notifier) rollbackMessages(sess *appSession, no *notice) []outgoing {
-	r := n.remedies()
-	text := fmt.Sprintf("[Vault] Storage rollback suspected for app %s: %s.\n"+
-		"What it means: Vault's storage was most likely restored from a snapshot or backup older than these grants' last refresh; Lark has already rotated the refresh tokens it holds, so these users must authorize again. Every other grant refreshed after that snapshot was taken will end the same way at its next refresh.\n"+
-		"What to do: list the affected grants with: vault list -detailed %sreauth ; ask each user to authorize again (vault write %soauth/%s/authorize user=<slot>); see \"Backup and restore\" in the operator guide.",
-		sess.app.AppID, plainText(no.Reason, 600), r.mount, r.mount, sess.app.AppID)
-	out := make([]outgoing, 0, len(sess.app.NotifyOpenIDs))
-	for _, to := range sess.app.NotifyOpenIDs {
-		out = append(out, outgoing{to, text, sess.app.NotifyTenantKey})
+// sendNotice sends one notice as a card, or as text where Lark refuses the card (a card it cannot
+// build, or a tenant that takes none; lark-api.md §8a). The text has a uuid of its own, derived from
+// the card's, so that a retry after a lost answer delivers neither twice.
+func (n *notifier) sendNotice(ctx context.Context, s logical.Storage, sess *appSession, m outgoing, uuid string) error {
+	if m.card != nil {
+		err := n.sendWith(ctx, s, sess, m, func(tok string) error {
+			_, err := sess.lark.SendCard(ctx, tok, m.to, m.card, uuid)
+			return err
+		})
+		if !lark.IsKind(err, lark.KindCardRefused) {
+			return err
+		}
+		n.logger().Warn("Lark refused the notice card; sending it as plain text", "app_id", sess.app.AppID, "error", err)
 	}
-	return out
+	return n.sendWith(ctx, s, sess, m, func(tok string) error {
+		_, err := sess.lark.SendText(ctx, tok, m.to, m.text, textUUID(uuid))
+		return err
+	})
 }
 
-// sendText sends one message with the tenant token of the recipient's organisation: a self-built
+// textUUID is the uuid of a notice's plain-text fallback, derived from the card's.
+func textUUID(cardUUID string) string {
+	sum := sha256.Sum256([]byte("text\x00" + cardUUID))
+	return hex.EncodeToString(sum[:])[:40]
+}
+
+// sendWith makes one send with the tenant token of the recipient's organisation: a self-built
 // app's one tenant token, or for a store app the token of the tenant m names. A token Lark rejects
 // (expired early, revoked) is dropped and fetched again, once.
-func (n *notifier) sendText(ctx context.Context, s logical.Storage, sess *appSession, m outgoing, uuid string) error {
+func (n *notifier) sendWith(ctx context.Context, s logical.Storage, sess *appSession, m outgoing, send func(tok string) error) error {
 	ref := tokenRef{App: sess.app.AppID, Kind: kindTenant}
 	if sess.app.isStore() {
 		if m.tenant == "" {
@@ -364,7 +420,7 @@ func (n *notifier) sendText(ctx context.Context, s logical.Storage, sess *appSes
 		if err != nil {
 			return err
 		}
-		_, err = sess.lark.SendText(ctx, tok.Token, m.to, m.text, uuid)
+		err = send(tok.Token)
 		if attempt == 1 && lark.IsKind(err, lark.KindTenantTokenInvalid) {
 			n.logger().Warn("Lark rejected the cached tenant token; fetching a new one", "app_id", sess.app.AppID)
 			n.tokens.rejectedRef(ctx, s, ref, tok.Token)
@@ -391,43 +447,6 @@ func (n *notifier) userLink(ctx context.Context, s logical.Storage, sess *appSes
 		return ""
 	}
 	return link
-}
-
-func noticeText(app *appEntry, g *grantEntry, no *notice, r remedies, toUser bool, link string) string {
-	who := plainText(g.Name, 64)
-	if who == "" {
-		who = g.OpenID
-	}
-	reason := plainText(no.Reason, 300)
-	var b strings.Builder
-	switch {
-	case no.Level == levelExpired:
-		fmt.Fprintf(&b, "[Vault] The Lark authorization of %s (slot %q) for app %s has ended: %s.\n", who, g.Slot, app.AppID, reason)
-		b.WriteString("What it means: services that read this user's token from Vault now get an error.\n")
-	case no.Failing != "":
-		fmt.Fprintf(&b, "[Vault] The Lark authorization of %s (slot %q) for app %s ends on %s (%s): %s.\n",
-			who, g.Slot, app.AppID, no.Deadline.UTC().Format("2006-01-02 15:04 MST"), no.Level, reason)
-		b.WriteString("What it means: unless a refresh succeeds before then, services that read this user's token from Vault get an error after that.\n")
-	default:
-		fmt.Fprintf(&b, "[Vault] The Lark authorization of %s (slot %q) for app %s ends on %s (%s): %s.\n",
-			who, g.Slot, app.AppID, no.Deadline.UTC().Format("2006-01-02 15:04 MST"), no.Level, reason)
-		b.WriteString("What it means: after that, services that read this user's token from Vault get an error until the user authorizes again.\n")
-	}
-	switch {
-	case no.Failing == lark.MeaningAppSetup:
-		b.WriteString("What to do: an administrator fixes the app's setup in the Lark developer console (token refresh switched off, app disabled or not installed); refreshes resume by themselves. Authorizing again does not help until then.")
-	case no.Failing == lark.MeaningUserAction:
-		b.WriteString("What to do: the user completes Lark's security verification (Lark shows it when they open the app); refreshes resume by themselves.")
-	case no.Failing != "":
-		fmt.Fprintf(&b, "What to do: nothing yet, Vault keeps trying; if Lark stays unreachable until then, the user must authorize again: %s", r.authorizeCommand(g.id()))
-	case toUser && link != "":
-		fmt.Fprintf(&b, "What to do: open this link and approve (valid for 24 hours, only for you): %s\n", link)
-		b.WriteString("This is not an app_secret problem: the app's secret works; only this user's grant needs renewing.")
-	default:
-		fmt.Fprintf(&b, "What to do: the user authorizes again; start it with: %s\n", r.authorizeCommand(g.id()))
-		b.WriteString("This is not an app_secret problem: the app's secret works; only this user's grant needs renewing.")
-	}
-	return b.String()
 }
 
 // plainText makes a value that came from a user or from Lark (a display name, a reason) safe inside

@@ -55,7 +55,7 @@ var appFields = map[string]*framework.FieldSchema{
 	},
 	"notify_open_ids": {
 		Type:        framework.TypeCommaStringSlice,
-		Description: "Lark open_ids (ou_...) of the people told, by a Lark message from this app's bot, when one of the app's user grants nears its end (7 and 3 days ahead) or has ended. The app needs the im:message:send_as_bot scope and these people must be within its availability.",
+		Description: "Lark open_ids (ou_...) of the people told, by a Lark message card from this app's bot (plain text where Lark refuses the card), when one of the app's user grants nears its end (7 and 3 days ahead) or has ended. The app needs the im:message:send_as_bot scope and these people must be within its availability.",
 	},
 	"notify_tenant_key": {
 		Type:        framework.TypeString,
@@ -63,7 +63,12 @@ var appFields = map[string]*framework.FieldSchema{
 	},
 	"notify_users": {
 		Type:        framework.TypeBool,
-		Description: "Also message the user whose grant nears its end, with a fresh authorize link for their own slot (valid 24 hours, usable only by them).",
+		Description: "Also message the user whose grant nears its end: a card with a button that opens a fresh authorize link for their own slot (valid 24 hours, usable only by them), in notify_locale's language.",
+	},
+	"notify_locale": {
+		Type:          framework.TypeString,
+		Description:   `Language of this app's notices (cards and their plain-text fallback): "zh_cn" (simplified Chinese) or "en_us" (English). Empty restores the brand's default: "zh_cn" for brand feishu, "en_us" for brand lark.`,
+		AllowedValues: []interface{}{"", localeZhCN, localeEnUS},
 	},
 	"identity_metadata_key": {
 		Type:        framework.TypeString,
@@ -225,6 +230,7 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 		"notify_open_ids":                app.NotifyOpenIDs,
 		"notify_users":                   app.NotifyUsers,
 		"notify_tenant_key":              app.NotifyTenantKey,
+		"notify_locale":                  app.notifyLocale(),
 		"app_secret_set":                 app.AppSecret != "",
 		"app_secret_fingerprint":         secretFingerprint(app.AppSecret),
 		"app_type":                       string(app.appType()),
@@ -355,6 +361,13 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 	}
 	if raw, ok := d.GetOk("notify_users"); ok {
 		app.NotifyUsers = raw.(bool)
+	}
+	if raw, ok := d.GetOk("notify_locale"); ok {
+		l := raw.(string)
+		if l != "" && l != localeZhCN && l != localeEnUS {
+			return logical.ErrorResponse(`notify_locale must be "zh_cn", "en_us" or "" (the brand's default), got %q`, truncateForMessage(l)), nil
+		}
+		app.NotifyLocale = l
 	}
 	if raw, ok := d.GetOk("lease_mode"); ok {
 		m := raw.(string)

@@ -51,7 +51,7 @@ func TestSnapshotRestoreIsNamedOnEachGrantAndAlertedOnce(t *testing.T) {
 	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "admin"}))
 	admin := env.emu.OpenID(testAppID, "admin")
 	env.addOAuthApp()
-	env.mustWrite("apps/"+testAppID, map[string]interface{}{"notify_open_ids": admin})
+	env.mustWrite("apps/"+testAppID, map[string]interface{}{"notify_locale": "en_us", "notify_open_ids": admin})
 	env.mustWrite("config", map[string]interface{}{"notify_schedule": "* * * * *"})
 	for _, slot := range []string{"a", "b", "c"} {
 		env.grantUser(slot)
@@ -90,20 +90,20 @@ func TestSnapshotRestoreIsNamedOnEachGrantAndAlertedOnce(t *testing.T) {
 	var alerts, ended []larkemu.Message
 	for _, m := range env.emu.Messages() {
 		switch {
-		case strings.Contains(m.Content, "Storage rollback suspected"):
+		case strings.Contains(m.Text, "Storage rollback suspected"):
 			alerts = append(alerts, m)
-		case strings.Contains(m.Content, "has ended"):
+		case strings.Contains(m.Text, "has ended"):
 			ended = append(ended, m)
 		}
 	}
 	require.Len(t, alerts, 1, "one alert for the app")
 	require.Equal(t, admin, alerts[0].ReceiveID)
-	require.Contains(t, alerts[0].Content, "2 grants")
-	require.Contains(t, alerts[0].Content, "slots a, b")
-	require.Contains(t, alerts[0].Content, "Backup and restore")
+	require.Contains(t, alerts[0].Text, "2 grants")
+	require.Contains(t, alerts[0].Text, "slots a, b")
+	require.Contains(t, alerts[0].Text, "Backup and restore")
 	require.Len(t, ended, 2, "each grant's own notice")
 	for _, m := range ended {
-		require.Contains(t, m.Content, "restored from an older snapshot or backup")
+		require.Contains(t, m.Text, "restored from an older snapshot or backup")
 	}
 	require.Zero(t, env.emu.Calls(larkemu.EndpointRefreshReuse)-2, "Lark saw exactly the two spent tokens presented, once each")
 }

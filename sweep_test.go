@@ -111,7 +111,7 @@ func TestNoticesFollowTheScheduleToTheMinuteAndAreSentOnce(t *testing.T) {
 	admin := env.emu.OpenID(testAppID, "admin")
 	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "u358"}))
 	env.addOAuthApp()
-	env.mustWrite("apps/"+testAppID, map[string]interface{}{"notify_open_ids": admin})
+	env.mustWrite("apps/"+testAppID, map[string]interface{}{"notify_locale": "en_us", "notify_open_ids": admin})
 	env.mustWrite("config", map[string]interface{}{"notify_timezone": "Asia/Shanghai"})
 	env.importGrant("w", "u358", 358) // 7 days left: warning now; critical 4 days later
 
@@ -137,10 +137,12 @@ func TestNoticesFollowTheScheduleToTheMinuteAndAreSentOnce(t *testing.T) {
 	}
 	msgs := env.emu.Messages()
 	require.Len(t, msgs, 2, "one warning and one critical notice, each once")
-	require.Contains(t, msgs[0].Content, "(warning)")
-	require.Contains(t, msgs[0].Content, "not an app_secret problem")
-	require.Contains(t, msgs[0].Content, "vault write lark/oauth/"+testAppID+"/authorize user=w")
-	require.Contains(t, msgs[1].Content, "(critical)")
+	require.Equal(t, "interactive", msgs[0].MsgType)
+	require.Contains(t, msgs[0].Text, "(warning)")
+	require.Contains(t, msgs[0].Text, "not an app_secret problem")
+	require.Contains(t, msgs[0].Text, "vault write lark/oauth/"+testAppID+"/authorize user=w")
+	require.Contains(t, msgs[0].Text, "(UTC+08:00)", "times in notify_timezone")
+	require.Contains(t, msgs[1].Text, "(critical)")
 	for _, at := range sentAt {
 		local := at.In(shanghai)
 		require.Contains(t, []int{9, 21}, local.Hour(), "sent at %s", local)
@@ -196,11 +198,16 @@ func TestNoticeToTheUserCarriesAPinnedLink(t *testing.T) {
 	require.Len(t, msgs, 1)
 	require.Equal(t, env.emu.OpenID(testAppID, "u362"), msgs[0].ReceiveID)
 	require.Contains(t, msgs[0].Content, "/open-apis/authen/v1/authorize?")
+	require.NotNil(t, msgs[0].Card, "a card")
 
 	// Someone else cannot use the link: it is pinned to the user's open_id.
 	start := strings.Index(msgs[0].Content, "http")
 	link := msgs[0].Content[start:]
 	link = link[:strings.IndexAny(link, "\\\n \"")]
+	buttons := msgs[0].Card.Elements[len(msgs[0].Card.Elements)-1].Actions
+	require.Len(t, buttons, 1, "the user's card ends with one button")
+	require.Equal(t, link, buttons[0].URL, "the button opens the pinned link")
+	require.Equal(t, "primary", buttons[0].Type)
 	require.NoError(t, env.emu.AddUser(larkemu.User{UserID: "other"}))
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	r, err := client.Get(link)
@@ -334,7 +341,7 @@ func TestNoticeOfALevelAlreadyPassedIsNotSent(t *testing.T) {
 	require.Equal(t, []string{testAppID + "/late/expired"}, r.Notified)
 	msgs := env.emu.Messages()
 	require.Len(t, msgs, 1)
-	require.Contains(t, msgs[0].Content, "has ended")
+	require.Contains(t, msgs[0].Text, "飞书授权已失效", "brand feishu: Chinese by default")
 	require.True(t, env.storedGrant("late").notified(levelCritical), "the skipped notice counts as sent")
 }
 

@@ -301,7 +301,8 @@ func TestReauthLevelsAndNoticesSentOnce(t *testing.T) {
 	// retry of the failed notice is counted from the plugin's own log line (written by any sweep, with
 	// the attempts stored in the queued notice) rather than only from the test's sweep reports.
 	mustVault(t, rootToken, "write", ntMount+"/config", "notify_schedule=* * * * *")
-	wantNotices := map[string]string{"wang/warning": "(warning)", "li/critical": "(critical)", "zhao/expired": "has ended"}
+	// The notices are cards in Chinese (brand feishu, notify_locale left at its default).
+	wantNotices := map[string]string{"wang/warning": "飞书授权即将到期（预警）", "li/critical": "飞书授权即将到期（紧急）", "zhao/expired": "飞书授权已失效"}
 	badLabel := ntBadApp + "/bai/critical"
 	var sweeps []swSweepResult
 	scheduledRound := func(when string) {
@@ -349,17 +350,24 @@ func TestReauthLevelsAndNoticesSentOnce(t *testing.T) {
 	seen := map[string]int{}
 	for _, m := range msgs {
 		content, _ := m["content"].(string)
+		text, _ := m["text"].(string) // what the reader sees of the card
 		if m["receive_id"] != ntAdmin || m["receive_id_type"] != "open_id" || m["sender_type"] != "app" {
 			t.Errorf("notice went to %v (%v) as %v, want the admin %s as the app", m["receive_id"], m["receive_id_type"], m["sender_type"], ntAdmin)
 		}
+		if m["msg_type"] != "interactive" || m["card"] == nil {
+			t.Errorf("notice is not a card: %v %s", m["msg_type"], content)
+		}
 		for key, word := range wantNotices {
 			slot := strings.Split(key, "/")[0]
-			if strings.Contains(content, `(slot \"`+slot+`\")`) && strings.Contains(content, word) {
+			if strings.Contains(text, "**槽位：** "+slot+"\n") && strings.Contains(text, word) {
 				seen[key]++
+				if slot == "li" {
+					t.Logf("the critical notice as Lark received it (msg_type interactive):\n%s", content)
+				}
 			}
 		}
-		if !strings.Contains(content, "not an app_secret problem") || strings.Contains(content, "eyJ") || strings.Contains(content, `\"fine\"`) {
-			t.Errorf("unexpected notice: %s", content)
+		if !strings.Contains(text, "这不是 app_secret 的问题") || strings.Contains(content, "eyJ") || strings.Contains(text, "**槽位：** fine") {
+			t.Errorf("unexpected notice: %s", text)
 		}
 	}
 	for key := range wantNotices {

@@ -30,6 +30,7 @@ const (
 	KindCodeInvalid        ErrorKind = "code_invalid"         // the authorization code (or its PKCE/redirect binding) was refused
 	KindUserTokenInvalid   ErrorKind = "user_token_invalid"   // refresh the user token, or re-authorize if that fails too
 	KindTenantTokenInvalid ErrorKind = "tenant_token_invalid" // fetch a new tenant token
+	KindCardRefused        ErrorKind = "card_refused"         // Lark would not build the message card: send plain text instead
 
 	// Store apps (store_app.go).
 	KindAppTicketInvalid ErrorKind = "app_ticket_invalid" // no app_ticket, or Lark refused it: resend and wait for the event
@@ -101,6 +102,8 @@ func (e *Error) Error() string {
 		b.WriteString("Lark rejected the user access token (expired, revoked or not a user token)")
 	case KindTenantTokenInvalid:
 		b.WriteString("Lark rejected the tenant access token (expired or invalid)")
+	case KindCardRefused:
+		b.WriteString("Lark refused the message card")
 	case KindAppTicketInvalid:
 		b.WriteString("no app_ticket Lark accepts (missing, expired or replaced); ask Lark to resend it and wait for the app_ticket event")
 	case KindTenantKeyInvalid:

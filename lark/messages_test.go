@@ -133,3 +133,40 @@ func TestSendTextRequestShapeAndBadAnswers(t *testing.T) {
 	_, err = c.SendText(t.Context(), "t-abc", "ou_1", "hi", "u-3")
 	assert.Equal(t, KindTenantTokenInvalid, asError(t, err).Kind)
 }
+
+func TestSendCardAndItsRefusal(t *testing.T) {
+	emu, _, c := newEmu(t)
+	tenant, err := c.App(AppCredentials{AppID: emuApp, AppSecret: emuSecret}).TenantAccessToken(t.Context())
+	require.NoError(t, err)
+	openID := emu.OpenID(emuApp, larkemu.DefaultUserID)
+	card := []byte(`{"header":{"title":{"tag":"plain_text","content":"Grant ends & 续期"}},"elements":[{"tag":"div","text":{"tag":"lark_md","content":"**ends** soon"}}]}`)
+
+	id, err := c.SendCard(t.Context(), tenant.TenantAccessToken, openID, card, "card-1")
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(id, "om_"), id)
+	msgs := emu.Messages()
+	require.Len(t, msgs, 1)
+	assert.Equal(t, "interactive", msgs[0].MsgType)
+	assert.Equal(t, string(card), msgs[0].Content, "the card goes as written")
+	require.NotNil(t, msgs[0].Card)
+
+	// A card Lark cannot build, or a tenant that takes none: KindCardRefused, after one attempt.
+	require.NoError(t, emu.SetCardMode(larkemu.CardsRefuse))
+	before := emu.Calls(larkemu.EndpointMessages)
+	_, err = c.SendCard(t.Context(), tenant.TenantAccessToken, openID, card, "card-2")
+	e := asError(t, err)
+	assert.Equal(t, KindCardRefused, e.Kind, e.Error())
+	assert.Equal(t, 230099, e.Code)
+	assert.Equal(t, 1, emu.Calls(larkemu.EndpointMessages)-before, "a refused card is not retried")
+	// The same code on a text message is not a card refusal.
+	require.NoError(t, emu.InjectFailure(larkemu.Failure{Endpoint: larkemu.EndpointMessages, Mode: larkemu.FailError, Code: 230099}))
+	_, err = c.SendText(t.Context(), tenant.TenantAccessToken, openID, "hi", "text-1")
+	assert.False(t, IsKind(err, KindCardRefused), "%v", err)
+
+	// Checked before sending: not JSON, or over Lark's 30 KB.
+	_, err = c.SendCard(t.Context(), tenant.TenantAccessToken, openID, []byte("{"), "card-3")
+	assert.Equal(t, KindInvalidRequest, asError(t, err).Kind)
+	big := []byte(`{"elements":[{"tag":"markdown","content":"` + strings.Repeat("x", 31<<10) + `"}]}`)
+	_, err = c.SendCard(t.Context(), tenant.TenantAccessToken, openID, big, "card-4")
+	assert.Equal(t, KindCardRefused, asError(t, err).Kind)
+}

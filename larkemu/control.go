@@ -43,6 +43,7 @@ func (s *Server) controlRoutes() map[string]map[string]controlHandler {
 		"grants/revoke":   {http.MethodPost: s.ctlRevokeGrants},
 		"grants/expire":   {http.MethodPost: s.ctlExpireGrants},
 		"messages":        {http.MethodGet: s.ctlListMessages, http.MethodDelete: s.ctlClearMessages},
+		"card-mode":       {http.MethodGet: s.ctlGetCardMode, http.MethodPost: s.ctlSetCardMode},
 		"user-info-calls": {http.MethodGet: s.ctlListUserInfoCalls, http.MethodDelete: s.ctlClearUserInfoCalls},
 		"revoke-mode":     {http.MethodGet: s.ctlGetRevokeMode, http.MethodPost: s.ctlSetRevokeMode},
 		"devices":         {http.MethodGet: s.ctlListDevices},

@@ -17,7 +17,7 @@
 //	POST /oauth/v1/revoke                                 revoke a user token (§11)
 //	POST /oauth/v1/device_authorization                   device login: device and user codes (§14)
 //	GET  /open-apis/authen/v1/user_info                   user token only (§7)
-//	POST /open-apis/im/v1/messages?receive_id_type=…      send a message; recorded for tests (§8)
+//	POST /open-apis/im/v1/messages?receive_id_type=…      send a message; recorded for tests (§8); cards checked (§8a)
 //	POST /open-apis/auth/v3/app_ticket/resend             store apps: push a new app_ticket (§3)
 //	POST /open-apis/auth/v3/app_access_token              store apps: app token from the app_ticket (§3)
 //	POST /open-apis/auth/v3/tenant_access_token           store apps: tenant token per tenant_key (§3)
@@ -71,6 +71,10 @@
 //	GET    /_emulator/revoke-mode      → {"mode":"json"|"empty"}
 //	POST   /_emulator/revoke-mode      {"mode":"json"|"empty"}: a successful revoke answers {"code":0} or
 //	                                   HTTP 200 with an empty body                                      SetRevokeMode
+//	GET    /_emulator/card-mode        → {"mode":"accept"|"refuse","apps":{app_id:mode}}
+//	POST   /_emulator/card-mode        {"mode":"accept"|"refuse","app_id":optional}: refuse answers cards
+//	                                   (of app_id, or of every app) with 230099, as for a tenant that takes
+//	                                   no cards; text still goes through                SetCardMode, SetAppCardMode
 //	GET    /_emulator/devices          → {"devices":[DeviceInfo…]} (user codes, never device codes)       DeviceAuthorizations / Device
 //	POST   /_emulator/device/approve   {"user_code","user_id"?} → DeviceInfo; 404 unknown code,
 //	                                   409 expired or already decided                                    ApproveDevice

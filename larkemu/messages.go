@@ -13,18 +13,22 @@ import (
 
 // Message is a message the emulator accepted, recorded so tests can check what was sent.
 type Message struct {
-	MessageID     string    `json:"message_id"`
-	AppID         string    `json:"app_id"`
-	SenderType    string    `json:"sender_type"` // "app" for a tenant token, "user" for a user token
-	TenantKey     string    `json:"tenant_key"`  // the sender's tenant: a store app's tenant token names its own
-	ReceiveIDType string    `json:"receive_id_type"`
-	ReceiveID     string    `json:"receive_id"`
-	UserID        string    `json:"user_id,omitempty"` // the emulator user it reached; empty for chats
-	ChatID        string    `json:"chat_id"`
-	MsgType       string    `json:"msg_type"`
-	Content       string    `json:"content"`
-	UUID          string    `json:"uuid,omitempty"`
-	CreateTime    time.Time `json:"create_time"`
+	MessageID     string `json:"message_id"`
+	AppID         string `json:"app_id"`
+	SenderType    string `json:"sender_type"` // "app" for a tenant token, "user" for a user token
+	TenantKey     string `json:"tenant_key"`  // the sender's tenant: a store app's tenant token names its own
+	ReceiveIDType string `json:"receive_id_type"`
+	ReceiveID     string `json:"receive_id"`
+	UserID        string `json:"user_id,omitempty"` // the emulator user it reached; empty for chats
+	ChatID        string `json:"chat_id"`
+	MsgType       string `json:"msg_type"`
+	Content       string `json:"content"`
+	// Card is the decoded card of an interactive message; Text is what its reader sees: the text
+	// of a text message, or Card.Readable().
+	Card       *Card     `json:"card,omitempty"`
+	Text       string    `json:"text"`
+	UUID       string    `json:"uuid,omitempty"`
+	CreateTime time.Time `json:"create_time"`
 	// TokenSHA256 is the hex SHA-256 of the bearer token the message was sent with, so a test can
 	// tell which token a client used without the emulator handing tokens out.
 	TokenSHA256 string `json:"token_sha256"`
@@ -32,8 +36,10 @@ type Message struct {
 
 // messageState is guarded by Server.mu.
 type messageState struct {
-	sent  []Message
-	dedup map[string]dedupEntry // app_id + uuid → the first answer
+	cardMode     CardMode
+	appCardModes map[string]CardMode // per app, over cardMode
+	sent         []Message
+	dedup        map[string]dedupEntry // app_id + uuid → the first answer
 }
 
 type dedupEntry struct {
@@ -43,6 +49,8 @@ type dedupEntry struct {
 
 func (st *messageState) init() {
 	st.sent = nil
+	st.cardMode = CardsAccept
+	st.appCardModes = map[string]CardMode{}
 	st.dedup = make(map[string]dedupEntry)
 }
 
@@ -160,6 +168,24 @@ func (s *Server) sendMessage(req *request, tok string) (appID string, reply mess
 	if code := checkContent(*body.MsgType, *body.Content); code != 0 {
 		return sender.appID, reply, code
 	}
+	var card *Card
+	readable := ""
+	switch *body.MsgType {
+	case "interactive":
+		c, err := parseCard(*body.Content)
+		if err != nil {
+			s.logf("%s: %v", EndpointMessages, err)
+			return sender.appID, reply, msgCodeCardFailed
+		}
+		if s.cardsRefusedLocked(sender.appID) {
+			return sender.appID, reply, msgCodeCardFailed
+		}
+		card, readable = c, c.Readable()
+	case "text":
+		var t struct{ Text string }
+		_ = json.Unmarshal([]byte(*body.Content), &t) // checkContent made sure it decodes
+		readable = t.Text
+	}
 
 	var userID, chatID string
 	if idType == "chat_id" {
@@ -189,7 +215,7 @@ func (s *Server) sendMessage(req *request, tok string) (appID string, reply mess
 	m := Message{
 		MessageID: "om_" + randomHex(16), AppID: sender.appID, SenderType: sender.reply.SenderType, TenantKey: sender.reply.TenantKey,
 		ReceiveIDType: idType, ReceiveID: *body.ReceiveID, UserID: userID, ChatID: chatID,
-		MsgType: *body.MsgType, Content: *body.Content, UUID: body.UUID, CreateTime: now,
+		MsgType: *body.MsgType, Content: *body.Content, Card: card, Text: readable, UUID: body.UUID, CreateTime: now,
 		TokenSHA256: tokenSHA256(tok),
 	}
 	s.messages.sent = append(s.messages.sent, m)
@@ -278,10 +304,12 @@ func (s *Server) Messages() []Message {
 	return slices.Clone(s.messages.sent)
 }
 
-// ClearMessages forgets recorded messages and uuid history.
+// ClearMessages forgets recorded messages and uuid history (the card mode stays).
 func (s *Server) ClearMessages() {
 	s.mu.Lock()
+	mode, apps := s.messages.cardMode, s.messages.appCardModes
 	s.messages.init()
+	s.messages.cardMode, s.messages.appCardModes = mode, apps
 	s.mu.Unlock()
 }
 
