@@ -5,6 +5,7 @@ package larksecrets
 // spending its refresh token.
 
 import (
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -57,6 +58,34 @@ func TestUserTokenMinTTLRefreshesFirstOnceForConcurrentReaders(t *testing.T) {
 	require.Equal(t, calls+1, env.emu.Calls(larkemu.EndpointRefresh), "exactly one refresh for 200 readers")
 	require.Zero(t, env.emu.Calls(larkemu.EndpointRefreshReuse))
 	require.NotEqual(t, before.RefreshToken, env.onDisk("ada").RefreshToken)
+}
+
+// Across an expiry: the token has run out when 200 readers ask for an hour; one refresh serves all.
+func TestUserTokenMinTTLAcrossAnExpiry(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	env.grantUser("eve")
+	env.clock.Advance(2*time.Hour + time.Minute)
+	calls := env.emu.Calls(larkemu.EndpointRefresh)
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := env.readUserTokenMinTTL("eve", "1h")
+			if err == nil && (r == nil || r.Secret == nil || r.Secret.TTL < time.Hour) {
+				err = fmt.Errorf("reader %d got %v", i, r)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, calls+1, env.emu.Calls(larkemu.EndpointRefresh), "exactly one refresh")
+	require.Zero(t, env.emu.Calls(larkemu.EndpointRefreshReuse))
 }
 
 func TestUserTokenMinTTLRefusals(t *testing.T) {
