@@ -125,7 +125,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		},
 		// The framework tries each path's pattern in this order for every request, so the token
 		// reads, which are nearly all requests, come first.
-		Paths: framework.PathAppend(
+		Paths: refuseUnknownFields(framework.PathAppend(
 			pathAccessTokens(b),
 			pathUserTokens(b),
 			pathConfig(b),
@@ -140,7 +140,7 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 			pathSweep(b),
 			pathMetrics(b),
 			pathStatus(b),
-		),
+		)),
 		Secrets: []*framework.Secret{
 			secretAccessToken(kindApp),
 			secretAccessToken(kindTenant),
@@ -253,4 +253,30 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 func (b *backend) clean(ctx context.Context) {
 	b.devices.stopLoop()
 	b.refresher.stop(ctx, b.storage)
+}
+
+// refuseUnknownFields makes every operation of every path refuse a request that carries a field the
+// path does not declare (or a path parameter repeated differently in the body), before its handler
+// runs (fields.go, rejectUnknownFields): a typo can never leave a setting silently unchanged. The
+// OAuth callback and Lark's events read their raw input themselves.
+func refuseUnknownFields(paths []*framework.Path) []*framework.Path {
+	for _, p := range paths {
+		if p.Pattern == callbackPath+"$" || strings.HasPrefix(p.Pattern, "events/") {
+			continue
+		}
+		for _, h := range p.Operations {
+			op, ok := h.(*framework.PathOperation)
+			if !ok || op.Callback == nil {
+				continue
+			}
+			handler := op.Callback
+			op.Callback = func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+				if resp := rejectUnknownFields(req, d); resp != nil {
+					return resp, nil
+				}
+				return handler(ctx, req, d)
+			}
+		}
+	}
+	return paths
 }

@@ -3,6 +3,8 @@ package larksecrets
 import (
 	"context"
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,4 +152,39 @@ func TestPerformanceStandbyServesButDoesNotStore(t *testing.T) {
 	keys, err := env.storage.List(context.Background(), tokenStoragePrefix+testAppID+"/")
 	require.NoError(t, err)
 	require.Empty(t, keys, "a node that may not write stored a token")
+}
+
+// Every operation of every path refuses an undeclared field before its handler runs (the policy
+// lives where the paths are registered, refuseUnknownFields), so a new path cannot forget it. The
+// OAuth callback and Lark's events read their raw input themselves.
+func TestEveryOperationRefusesUnknownFields(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	group := regexp.MustCompile(`\(\?P<([a-z_]+)>[^)]*\)`)
+	sample := map[string]string{"app_id": testAppID, "user": "u1", "tenant_key": "t1"}
+	checked := 0
+	for _, p := range env.b.Paths {
+		if pattern := strings.TrimPrefix(p.Pattern, "^"); pattern == callbackPath+"$" || strings.HasPrefix(pattern, "events/") {
+			continue
+		}
+		path := group.ReplaceAllStringFunc(p.Pattern, func(m string) string {
+			if v, ok := sample[group.FindStringSubmatch(m)[1]]; ok {
+				return v
+			}
+			return "x"
+		})
+		path = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(path, "^"), "$"), "?"), "/")
+		require.NotNil(t, env.b.Route(path), "pattern %s gives no route for %s", p.Pattern, path)
+		for op := range p.Operations {
+			before := env.storageSnapshot()
+			resp, err := env.do(op, path, map[string]interface{}{"no_such_field": "x"})
+			require.NoError(t, err, "%s %s", op, path)
+			require.NotNil(t, resp, "%s %s", op, path)
+			require.True(t, resp.IsError(), "%s %s: %v", op, path, resp.Data)
+			require.Contains(t, resp.Error().Error(), "unknown field", "%s %s", op, path)
+			require.Equal(t, before, env.storageSnapshot(), "%s %s changed storage", op, path)
+			checked++
+		}
+	}
+	require.Greater(t, checked, 30)
 }

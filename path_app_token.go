@@ -93,9 +93,6 @@ func secretAccessToken(kind tokenKind) *framework.Secret {
 }
 
 func (b *backend) pathAccessTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData, kind tokenKind) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil

@@ -186,9 +186,6 @@ func (b *backend) appExists(ctx context.Context, req *logical.Request, d *framew
 }
 
 func (b *backend) pathAppsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	ids, err := b.apps.list(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -201,9 +198,6 @@ func (b *backend) pathAppsList(ctx context.Context, req *logical.Request, d *fra
 }
 
 func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
@@ -264,9 +258,6 @@ func validateSecret(secret string) error {
 }
 
 func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
@@ -420,9 +411,6 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 }
 
 func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil

@@ -93,9 +93,6 @@ func pathConfig(b *backend) []*framework.Path {
 }
 
 func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	cfg, err := b.config.get(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -117,9 +114,6 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	current, err := b.config.get(ctx, req.Storage)
 	if err != nil {
 		return nil, err

@@ -82,9 +82,6 @@ Use it for bots on servers without a public callback, command-line tools and AI 
 wherever the app has no redirect_uri.`
 
 func (b *backend) pathDeviceStart(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
@@ -132,9 +129,6 @@ func (b *backend) pathDeviceStart(ctx context.Context, req *logical.Request, d *
 }
 
 func (b *backend) pathDeviceRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
@@ -157,9 +151,6 @@ func (b *backend) pathDeviceRead(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) pathDeviceDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
@@ -174,9 +165,6 @@ func (b *backend) pathDeviceDelete(ctx context.Context, req *logical.Request, d 
 }
 
 func (b *backend) pathDeviceList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil

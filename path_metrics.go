@@ -35,9 +35,6 @@ their stride. The grants gauge counts grants this process has read or swept sinc
 }
 
 func (b *backend) pathMetricsRead(_ context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	accept := http.Header{}
 	for name, values := range req.Headers {
 		for _, v := range values {

@@ -141,9 +141,6 @@ refused with instructions. Use oauth/<app_id>/replace (administrators) to hand a
 to someone else.`
 
 func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *framework.FieldData, replace bool) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
@@ -324,9 +321,6 @@ func (b *backend) pathOAuthCallback(ctx context.Context, req *logical.Request, _
 }
 
 func (b *backend) pathOAuthExchange(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil

@@ -86,9 +86,6 @@ func (it reauthItem) info() map[string]interface{} {
 }
 
 func (b *backend) pathReauthRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	items, err := b.reauthItems(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -111,9 +108,6 @@ func (b *backend) pathReauthRead(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) pathReauthList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	items, err := b.reauthItems(ctx, req.Storage)
 	if err != nil {
 		return nil, err

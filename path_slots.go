@@ -60,9 +60,6 @@ func (b *backend) slotExists(ctx context.Context, req *logical.Request, d *frame
 }
 
 func (b *backend) pathSlotList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
@@ -81,9 +78,6 @@ func (b *backend) pathSlotList(ctx context.Context, req *logical.Request, d *fra
 }
 
 func (b *backend) pathSlotRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
@@ -108,9 +102,6 @@ func (b *backend) pathSlotRead(ctx context.Context, req *logical.Request, d *fra
 }
 
 func (b *backend) pathSlotWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
@@ -148,9 +139,6 @@ func (b *backend) pathSlotWrite(ctx context.Context, req *logical.Request, d *fr
 }
 
 func (b *backend) pathSlotDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil

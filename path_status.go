@@ -107,9 +107,6 @@ The path takes no parameters. Fields:
 }
 
 func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	m, err := b.status.mountStatus(ctx, req.Storage, remediesFor(req))
 	if err != nil {
 		return nil, err

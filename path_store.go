@@ -54,9 +54,6 @@ HTTP 400 naming the tenant.
 }
 
 func (b *backend) pathTenantTokenOfTenantRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID, tk := d.Get("app_id").(string), d.Get("tenant_key").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
@@ -132,9 +129,6 @@ cannot reach Vault, have the event receiver you already run forward each ticket:
 }
 
 func (b *backend) pathTenantsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
@@ -165,9 +159,6 @@ func (b *backend) storeApp(ctx context.Context, req *logical.Request, appID stri
 }
 
 func (b *backend) pathTicketWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	_, resp, err := b.storeApp(ctx, req, appID)
 	if resp != nil || err != nil {
@@ -187,9 +178,6 @@ func (b *backend) pathTicketWrite(ctx context.Context, req *logical.Request, d *
 }
 
 func (b *backend) pathTicketRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	_, resp, err := b.storeApp(ctx, req, appID)
 	if resp != nil || err != nil {

@@ -37,9 +37,6 @@ thresholds).`,
 }
 
 func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}

@@ -134,9 +134,6 @@ func grantIDFrom(d *framework.FieldData) (grantID, *logical.Response) {
 }
 
 func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
@@ -198,9 +195,6 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 }
 
 func (b *backend) pathUserTokenList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	appID := d.Get("app_id").(string)
 	if err := validateAppID(appID); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
@@ -261,9 +255,6 @@ func plausibleRefreshToken(t string) bool {
 }
 
 func (b *backend) pathUserTokenImport(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
@@ -327,9 +318,6 @@ func (b *backend) pathUserTokenImport(ctx context.Context, req *logical.Request,
 }
 
 func (b *backend) pathUserTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
-	}
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {
 		return errResp, nil
