@@ -23,17 +23,6 @@ import (
 	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
 )
 
-// ctxStorage fails a call whose context is done, as Vault's gRPC storage does for a plugin whose
-// request has ended; logical.InmemStorage ignores contexts.
-type ctxStorage struct{ logical.Storage }
-
-func (s ctxStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.Storage.Put(ctx, e)
-}
-
 // hookTransport lets a test step into each OAuth token request (code exchange and refresh) the
 // backend sends; forward sends it on to the emulator.
 type hookTransport struct {

@@ -3,7 +3,6 @@ package larksecrets
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,56 +12,6 @@ import (
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
 )
-
-// countingStorage counts the storage calls a backend makes, by operation.
-type countingStorage struct {
-	logical.Storage
-	mu    sync.Mutex
-	calls map[string]int
-}
-
-func (s *countingStorage) count(op string) {
-	s.mu.Lock()
-	if s.calls == nil {
-		s.calls = map[string]int{}
-	}
-	s.calls[op]++
-	s.mu.Unlock()
-}
-
-func (s *countingStorage) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
-	s.count("get")
-	if strings.HasPrefix(k, grantStoragePrefix) {
-		s.count("get:grant")
-	}
-	return s.Storage.Get(ctx, k)
-}
-
-func (s *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
-	s.count("put")
-	return s.Storage.Put(ctx, e)
-}
-
-func (s *countingStorage) List(ctx context.Context, p string) ([]string, error) {
-	s.count("list")
-	return s.Storage.List(ctx, p)
-}
-
-func (s *countingStorage) Delete(ctx context.Context, k string) error {
-	s.count("delete")
-	return s.Storage.Delete(ctx, k)
-}
-
-// grantGets returns the reads of grants since the last reset or grantGets, and resets the counts.
-func (s *countingStorage) grantGets() int { return s.reset()["get:grant"] }
-
-func (s *countingStorage) reset() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.calls
-	s.calls = nil
-	return c
-}
 
 // A user-token read with nothing due is served from memory: no storage call at all (issue 9).
 func TestUserTokenReadWithNothingDueMakesNoStorageCall(t *testing.T) {

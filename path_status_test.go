@@ -274,19 +274,6 @@ func TestStatusReasons(t *testing.T) {
 	}
 }
 
-// failListStorage fails every list under prefix.
-type failListStorage struct {
-	logical.Storage
-	prefix string
-}
-
-func (s *failListStorage) List(ctx context.Context, p string) ([]string, error) {
-	if strings.HasPrefix(p, s.prefix) {
-		return nil, errListBroke
-	}
-	return s.Storage.List(ctx, p)
-}
-
 var errListBroke = &listError{}
 
 type listError struct{}

@@ -256,24 +256,6 @@ func TestInterruptedRefreshThatNeverReachedLarkRecovers(t *testing.T) {
 	require.Equal(t, grantStateOK, g.State)
 }
 
-// flakyStorage fails every Put while failing is set, to check that a rotated refresh token is not
-// lost when Vault cannot store it.
-type flakyStorage struct {
-	logical.Storage
-	mu      sync.Mutex
-	failing bool
-}
-
-func (s *flakyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
-	s.mu.Lock()
-	failing := s.failing
-	s.mu.Unlock()
-	if failing && strings.HasPrefix(e.Key, grantStoragePrefix) {
-		return errors.New("storage unavailable")
-	}
-	return s.Storage.Put(ctx, e)
-}
-
 func TestRotatedTokenSurvivesAFailedStorageWrite(t *testing.T) {
 	env := newTestEnv(t)
 	flaky := &flakyStorage{Storage: env.storage}
@@ -307,25 +289,6 @@ func TestRotatedTokenSurvivesAFailedStorageWrite(t *testing.T) {
 	_, err = env.read("user-token/" + testAppID + "/frank")
 	require.NoError(t, err, "the stored refresh token must be the live one")
 	require.Zero(t, env.emu.Calls(larkemu.EndpointRefreshReuse))
-}
-
-// failAfterStorage lets okPuts grant writes through, then fails the rest.
-type failAfterStorage struct {
-	logical.Storage
-	mu     sync.Mutex
-	okPuts int
-}
-
-func (s *failAfterStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
-	if strings.HasPrefix(e.Key, grantStoragePrefix) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.okPuts == 0 {
-			return errors.New("storage unavailable")
-		}
-		s.okPuts--
-	}
-	return s.Storage.Put(ctx, e)
 }
 
 func TestStandbyServesValidTokensAndForwardsRefreshes(t *testing.T) {
