@@ -83,6 +83,17 @@ func (c *configEntry) fillDefaults() {
 }
 
 // failureGrace is FailureGrace with its default.
+// levelThresholds are the settings a grant's level depends on.
+type levelThresholds struct {
+	WarningDays, CriticalDays int
+	FailureGrace              time.Duration
+}
+
+// thresholds are the mount's level thresholds.
+func (c *configEntry) thresholds() levelThresholds {
+	return levelThresholds{WarningDays: c.WarningDays, CriticalDays: c.CriticalDays, FailureGrace: c.failureGrace()}
+}
+
 func (c *configEntry) failureGrace() time.Duration {
 	if c.FailureGrace == nil {
 		return defaultFailureGrace

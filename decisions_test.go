@@ -120,7 +120,7 @@ func TestGrantLevels(t *testing.T) {
 	}
 	for _, tt := range tests {
 		g := baseGrantWith(tt.change)
-		h := g.health(tt.at, 7, 3, grace)
+		h := g.health(tt.at, levelThresholds{WarningDays: 7, CriticalDays: 3, FailureGrace: grace})
 		require.Equal(t, tt.level, h.Level, tt.name)
 		require.Equal(t, tt.failing, h.Failing, tt.name)
 	}

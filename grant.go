@@ -297,28 +297,18 @@ func retryBackoff(n int) time.Duration {
 	return min(d, most)
 }
 
-// refreshDue: the access token is inside the refresh window, or an earlier refresh was interrupted
-// and must be resolved; never while a failure's backoff runs, never for an ended grant.
+// refreshDue: a reader must refresh before serving (grant_schedule.go says from when).
 func (g *grantEntry) refreshDue(now time.Time, window time.Duration) bool {
-	if g.needsReauth() || now.Before(g.NextAttemptAt) {
-		return false
-	}
-	return g.InFlight != nil || g.IdentityPending || !now.Before(g.AccessExpiresAt.Add(-window))
+	at := g.refreshAt(window)
+	return !at.IsZero() && !now.Before(at)
 }
 
-// keepaliveDue: refresh once about half of the refresh token's lifetime has passed, so the grant
-// lives to its 365-day end without anyone reading it. The point is a fraction of the lifetime Lark
-// reported (7 days in production, minutes in tests), jittered per grant so grants authorized
-// together do not all refresh in the same minute.
+// keepaliveDue: the sweep must refresh the grant nobody reads: about half of the refresh token's
+// lifetime has passed, so the grant lives to its 365-day end without anyone reading it
+// (grant_schedule.go says from when).
 func (g *grantEntry) keepaliveDue(now time.Time) bool {
-	if g.needsReauth() || g.RefreshToken == "" || now.Before(g.NextAttemptAt) {
-		return false
-	}
-	if g.InFlight != nil || g.IdentityPending {
-		return true
-	}
-	point, known := g.keepalivePoint()
-	return known && !now.Before(point)
+	at := g.keepaliveAt()
+	return !at.IsZero() && !now.Before(at)
 }
 
 // keepalivePoint is when keep-alive falls due by the refresh token's lifetime alone; known is false
@@ -342,42 +332,27 @@ func quietCapFor(id grantID) time.Duration {
 	return quietCap/2 + time.Duration(uint64(sum[0])<<8|uint64(sum[1]))*(quietCap/2)/65536
 }
 
-// quietUntil is the earliest time at which anything the sweep acts on can change for this grant
-// with the given thresholds: keep-alive falling due, the refresh token expiring, a failure streak
-// outlasting failure_grace, or the grant coming within warning_days of its end. Before then a pass
-// that reads the grant again would find the same: level ok, nothing to refresh. It returns now
-// (no quiet time) for a grant the sweep must look at on every pass.
+// quietUntil is how long the sweep may pass the grant by without reading it: until the next moment
+// scheduleOf names (keep-alive due, the level changing), capped per grant so every grant is still
+// read at least once an hour. It returns now (no quiet time) for a grant the sweep must look at on
+// every pass: one that needs re-authorization or has no refresh token, whose refresh was interrupted
+// or whose user is not yet known, that is not at level ok, or whose keep-alive is due.
 func (g *grantEntry) quietUntil(now time.Time, cfg *configEntry) time.Time {
+	th := cfg.thresholds()
 	if g.needsReauth() || g.RefreshToken == "" || g.InFlight != nil || g.IdentityPending ||
-		g.healthNow(now, cfg).Level != levelOK || g.keepaliveDue(now) {
+		g.health(now, th).Level != levelOK || g.keepaliveDue(now) {
 		return now
 	}
 	until := now.Add(quietCapFor(g.id()))
-	earliest := func(t time.Time) {
+	for _, t := range []time.Time{g.keepaliveAt(), g.levelChangeAfter(now, th)} {
 		if !t.IsZero() && t.Before(until) {
 			until = t
 		}
 	}
-	if point, known := g.keepalivePoint(); known {
-		earliest(laterOf(point, g.NextAttemptAt)) // keepaliveDue waits out a backoff too
-	}
-	warning := time.Duration(cfg.WarningDays) * 24 * time.Hour
-	earliest(g.RefreshExpiresAt)
-	if g.FailuresInRow > 0 && !g.RefreshExpiresAt.IsZero() {
-		// Once the streak outlasts the grace, the refresh token's expiry is the grant's deadline.
-		earliest(laterOf(g.FirstFailureAt.Add(cfg.failureGrace()), g.RefreshExpiresAt.Add(-warning)))
-	}
-	earliest(g.GrantExpiresAt.Add(-warning))
 	if until.Before(now) {
 		return now
 	}
 	return until
-}
-
-// levelThresholds names the settings quietUntil depends on: quiet times computed under other
-// settings are void.
-func (c *configEntry) levelThresholds() string {
-	return fmt.Sprintf("%d/%d/%s", c.WarningDays, c.CriticalDays, c.failureGrace())
 }
 
 // keepaliveFraction spreads grants over 45–55 % of the refresh token's life by a hash of their id.

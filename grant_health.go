@@ -39,7 +39,7 @@ func (h grantHealth) reauthRequired() bool {
 // failing, the refresh token's own expiry is what really ends the grant, but a short failure streak
 // is ordinary weather (a Lark hiccup) and must not page anyone: it counts only once it has lasted
 // failureGrace.
-func (g *grantEntry) health(now time.Time, warningDays, criticalDays int, failureGrace time.Duration) grantHealth {
+func (g *grantEntry) health(now time.Time, th levelThresholds) grantHealth {
 	if g.needsReauth() {
 		return grantHealth{Level: levelReauthRequired, Deadline: g.ReauthSince, Reason: g.ReauthReason}
 	}
@@ -51,7 +51,7 @@ func (g *grantEntry) health(now time.Time, warningDays, criticalDays int, failur
 		deadline, reason = g.AccessExpiresAt, "Lark issued no refresh token, so the grant ends with its access token"
 	case !g.RefreshExpiresAt.IsZero() && !now.Before(g.RefreshExpiresAt) && g.RefreshExpiresAt.Before(deadline):
 		deadline, reason = g.RefreshExpiresAt, "the refresh token expired before it could be renewed"
-	case g.FailuresInRow > 0 && now.Sub(g.FirstFailureAt) >= failureGrace &&
+	case g.FailuresInRow > 0 && now.Sub(g.FirstFailureAt) >= th.FailureGrace &&
 		!g.RefreshExpiresAt.IsZero() && g.RefreshExpiresAt.Before(deadline):
 		deadline = g.RefreshExpiresAt
 		reason = fmt.Sprintf("refreshes have failed since %s (%s) and the refresh token expires then", formatTime(g.FirstFailureAt), failureSummary(g))
@@ -62,9 +62,9 @@ func (g *grantEntry) health(now time.Time, warningDays, criticalDays int, failur
 	switch {
 	case left <= 0:
 		h.Level, h.DaysLeft = levelExpired, 0
-	case left <= time.Duration(criticalDays)*24*time.Hour:
+	case left <= time.Duration(th.CriticalDays)*24*time.Hour:
 		h.Level = levelCritical
-	case left <= time.Duration(warningDays)*24*time.Hour:
+	case left <= time.Duration(th.WarningDays)*24*time.Hour:
 		h.Level = levelWarning
 	default:
 		h.Level = levelOK
@@ -74,7 +74,7 @@ func (g *grantEntry) health(now time.Time, warningDays, criticalDays int, failur
 
 // healthNow is health with the mount's thresholds.
 func (g *grantEntry) healthNow(now time.Time, cfg *configEntry) grantHealth {
-	return g.health(now, cfg.WarningDays, cfg.CriticalDays, cfg.failureGrace())
+	return g.health(now, cfg.thresholds())
 }
 
 // warning is the response warning for a grant at warning level or worse; empty when ok.

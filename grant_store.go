@@ -96,14 +96,14 @@ func (gs *grantStore) peekSeen(ctx context.Context, s logical.Storage, id grantI
 
 // quiet reports whether the sweep may pass this grant by without reading it: it found nothing due
 // when it last read it, nothing has written the grant since, and the time it computed has not come.
-func (gs *grantStore) quiet(id grantID, now time.Time, thresholds string) bool {
+func (gs *grantStore) quiet(id grantID, now time.Time, thresholds levelThresholds) bool {
 	return gs.cache.quietAt(id, now, thresholds)
 }
 
 // rememberRead records what the sweep found in a grant it has just read (seen is the epoch
 // peekSeen returned): until when nothing is due for it (zero: look every time) and whose it is.
 // Any write or drop of the grant forgets it.
-func (gs *grantStore) rememberRead(id grantID, seen uint64, g *grantEntry, quietUntil time.Time, thresholds string) {
+func (gs *grantStore) rememberRead(id grantID, seen uint64, g *grantEntry, quietUntil time.Time, thresholds levelThresholds) {
 	sum := grantSummary{openID: idHash(g.OpenID), unionID: idHash(g.UnionID)}
 	if !quietUntil.IsZero() {
 		sum.quietUntil = quietUntil.UnixNano()
@@ -379,7 +379,7 @@ type grantCache struct {
 	// BENCHMARKS.md), so that a pass over 100,000 quiet grants, or a revocation event of one user
 	// among them, reads almost none of them from storage. Every put and drop forgets the entry.
 	summaries map[grantID]grantSummary
-	quietFor  string
+	quietFor  levelThresholds
 }
 
 // grantSummary is what the sweep last found in a grant.
@@ -391,7 +391,7 @@ type grantSummary struct {
 // neverEpoch is an epoch no grant ever has.
 const neverEpoch = ^uint64(0)
 
-func (c *grantCache) quietAt(id grantID, now time.Time, thresholds string) bool {
+func (c *grantCache) quietAt(id grantID, now time.Time, thresholds levelThresholds) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.quietFor != thresholds {
@@ -408,7 +408,7 @@ func (c *grantCache) summary(id grantID) (grantSummary, bool) {
 	return sum, ok
 }
 
-func (c *grantCache) setSummary(id grantID, seen uint64, sum grantSummary, thresholds string) {
+func (c *grantCache) setSummary(id grantID, seen uint64, sum grantSummary, thresholds levelThresholds) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epochLocked(id) != seen {

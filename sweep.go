@@ -179,7 +179,7 @@ func (sw *sweeper) visitGrants(ctx context.Context, s logical.Storage, cfg *conf
 		first++
 	}
 	last := cursor
-	thresholds := cfg.levelThresholds()
+	thresholds := cfg.thresholds()
 	for i := 0; i < len(ids); i++ {
 		if time.Now().After(deadline) {
 			r.BudgetExhausted = true
@@ -212,9 +212,9 @@ func lessGrantID(a, b grantID) bool {
 	return a.Slot < b.Slot
 }
 
-// visit looks at one grant. thresholds is cfg.levelThresholds(), computed once per run: at 100,000
+// visit looks at one grant. thresholds is cfg.thresholds(), taken once per run: at 100,000
 // grants a pass is mostly this function's first two lines.
-func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntry, thresholds string, id grantID, deadline time.Time, r *sweepReport) error {
+func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntry, thresholds levelThresholds, id grantID, deadline time.Time, r *sweepReport) error {
 	if sw.grants.quiet(id, sw.clock.Now(), thresholds) {
 		r.GrantsQuiet++
 		return nil

@@ -1,0 +1,107 @@
+package larksecrets
+
+import "time"
+
+// When is a grant next due? This file is the one answer. A reader, the sweep and the sweep's memory
+// of quiet grants all ask scheduleOf, so "when does anything about this grant change" is stated
+// once: refreshDue, keepaliveDue and quietUntil (grant.go) derive from it, and its level-change time
+// bounds how long the level grant_health.go computes stays the same.
+
+// alreadyDue stands for "due from the start": a time before any the plugin handles.
+var alreadyDue = time.Unix(1, 0).UTC()
+
+// grantSchedule is when each thing the plugin acts on falls due for a grant; a zero time: never.
+type grantSchedule struct {
+	// RefreshAt: from then a reader refreshes before serving (the access token is inside the refresh
+	// window, or an interrupted refresh or a pending identity check waits), a failure's backoff
+	// honoured.
+	RefreshAt time.Time
+	// KeepaliveAt: from then the sweep refreshes the grant nobody reads (about half of the refresh
+	// token's life after the last refresh), the backoff honoured.
+	KeepaliveAt time.Time
+	// LevelAt: the next moment after now at which the grant's level can change (ok → warning →
+	// critical → expired, or a refresh token that expires or whose failures outlast the grace).
+	LevelAt time.Time
+}
+
+// next is the earliest of the three; zero when nothing is ever due again.
+func (s grantSchedule) next() time.Time {
+	var out time.Time
+	for _, t := range []time.Time{s.RefreshAt, s.KeepaliveAt, s.LevelAt} {
+		if !t.IsZero() && (out.IsZero() || t.Before(out)) {
+			out = t
+		}
+	}
+	return out
+}
+
+// scheduleOf is a pure function of the grant, the mount's refresh window and level thresholds, and
+// the time.
+func scheduleOf(g *grantEntry, window time.Duration, th levelThresholds, now time.Time) grantSchedule {
+	if g.needsReauth() {
+		return grantSchedule{} // nothing refreshes it, and its level stays reauth_required
+	}
+	return grantSchedule{RefreshAt: g.refreshAt(window), KeepaliveAt: g.keepaliveAt(), LevelAt: g.levelChangeAfter(now, th)}
+}
+
+// refreshAt is scheduleOf's RefreshAt, alone: a read asks it on every call.
+func (g *grantEntry) refreshAt(window time.Duration) time.Time {
+	switch {
+	case g.needsReauth():
+		return time.Time{}
+	case g.InFlight != nil || g.IdentityPending || g.AccessExpiresAt.IsZero():
+		return laterOf(alreadyDue, g.NextAttemptAt)
+	}
+	return laterOf(g.AccessExpiresAt.Add(-window), g.NextAttemptAt)
+}
+
+// keepaliveAt is scheduleOf's KeepaliveAt, alone.
+func (g *grantEntry) keepaliveAt() time.Time {
+	if g.needsReauth() || g.RefreshToken == "" {
+		return time.Time{}
+	}
+	if g.InFlight != nil || g.IdentityPending {
+		return laterOf(alreadyDue, g.NextAttemptAt)
+	}
+	if point, known := g.keepalivePoint(); known {
+		return laterOf(point, g.NextAttemptAt)
+	}
+	return time.Time{}
+}
+
+// levelChangeAfter is the first moment after now at which health can give another level. health
+// picks a deadline — the 365-day end, the refresh token's expiry once it has passed or once failures
+// outlast the grace, the access token's expiry without a refresh token — and a level from how far the
+// deadline is; every moment where either can change is one of the points below, so the earliest of
+// them after now is where the level may next change (perhaps to the same level: never later).
+func (g *grantEntry) levelChangeAfter(now time.Time, th levelThresholds) time.Time {
+	warning := time.Duration(th.WarningDays) * 24 * time.Hour
+	critical := time.Duration(th.CriticalDays) * 24 * time.Hour
+	if g.needsReauth() {
+		return time.Time{}
+	}
+	var points []time.Time
+	deadlines := []time.Time{g.GrantExpiresAt}
+	if g.RefreshToken == "" {
+		deadlines = append(deadlines, g.AccessExpiresAt)
+	}
+	if !g.RefreshExpiresAt.IsZero() {
+		deadlines = append(deadlines, g.RefreshExpiresAt)
+		points = append(points, g.RefreshExpiresAt)
+		if g.FailuresInRow > 0 {
+			points = append(points, g.FirstFailureAt.Add(th.FailureGrace))
+		}
+	}
+	for _, d := range deadlines {
+		if !d.IsZero() {
+			points = append(points, d.Add(-warning), d.Add(-critical), d)
+		}
+	}
+	var next time.Time
+	for _, p := range points {
+		if p.After(now) && (next.IsZero() || p.Before(next)) {
+			next = p
+		}
+	}
+	return next
+}
