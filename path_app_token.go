@@ -11,21 +11,6 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// tokenKind names the two app-level tokens. The value is part of storage keys and secret types.
-type tokenKind string
-
-const (
-	kindApp    tokenKind = "app"
-	kindTenant tokenKind = "tenant"
-)
-
-var allTokenKinds = []tokenKind{kindApp, kindTenant}
-
-// larkName is Lark's own name of the token, used in responses so readers can tell them apart.
-func (k tokenKind) larkName() string { return string(k) + "_access_token" }
-
-func (k tokenKind) secretType() string { return "lark_" + string(k) + "_token" }
-
 const accessTokenHelp = `Reading returns the token, its real expiry and a non-renewable lease whose TTL is
 the token's remaining life minus the mount's lease_safety_margin. Vault Agent re-reads
 such a lease at about 90% of its TTL, so rendered files stay fresh by themselves.

@@ -26,6 +26,56 @@ const (
 	minRefetchInterval = time.Minute
 )
 
+// tokenKind names an app-level token. The value is part of storage keys and secret types.
+type tokenKind string
+
+const (
+	kindApp    tokenKind = "app"
+	kindTenant tokenKind = "tenant"
+)
+
+// tokenKinds is the table of app-level token kinds, in the order the sweep warms them: a new kind is
+// one entry here (and its Lark call in fetchEntry).
+var tokenKinds = []struct {
+	kind tokenKind
+	// larkName is Lark's own name of the token, used in responses so readers can tell them apart.
+	larkName string
+}{
+	{kindApp, "app_access_token"},
+	{kindTenant, "tenant_access_token"},
+}
+
+// allTokenKinds is the kinds of tokenKinds.
+var allTokenKinds = func() []tokenKind {
+	out := make([]tokenKind, 0, len(tokenKinds))
+	for _, k := range tokenKinds {
+		out = append(out, k.kind)
+	}
+	return out
+}()
+
+// known reports whether k is in tokenKinds.
+func (k tokenKind) known() bool {
+	for _, e := range tokenKinds {
+		if e.kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (k tokenKind) larkName() string {
+	for _, e := range tokenKinds {
+		if e.kind == k {
+			return e.larkName
+		}
+	}
+	return string(k) + "_access_token"
+}
+
+// secretType is the Vault secret type of the kind's leases.
+func (k tokenKind) secretType() string { return "lark_" + string(k) + "_token" }
+
 func tokenStorageKey(appID string, kind tokenKind) string {
 	return tokenRef{App: appID, Kind: kind}.storageKey()
 }
@@ -66,7 +116,7 @@ func parseTokenRef(key string) (tokenRef, bool) {
 		}
 		r.Tenant = parts[2]
 	}
-	return r, r.Kind == kindApp || r.Kind == kindTenant
+	return r, r.Kind.known()
 }
 
 // tokenEntry is a cached app or tenant token. RefreshAt is decided when the token is fetched, so
