@@ -42,7 +42,7 @@ var (
 // simFaultKinds are the faults the harness can inject; -sim.faults picks among them.
 var simFaultKinds = []string{
 	"lark_5xx", "lark_unreachable", "lark_timeout", "lark_answer_lost", "late_answer", "client_gives_up",
-	"storage_write", "crash", "crash_inflight", "reload", "reload_inflight", "user_revokes",
+	"storage_write", "crash", "crash_inflight", "reload", "reload_inflight", "user_revokes", "restore", "device_login",
 }
 
 // simDefaultSeeds run in make test. Chosen so the set covers every step kind and fault, and the
@@ -231,6 +231,12 @@ type simSlot struct {
 	// a reason. Which Lark grants a crash or a dropped answer explains is in sim.taintedGrants.
 	tainted bool
 	gen     int
+	// rb: the last restore handed this slot a refresh token Lark had already spent
+	// (sim_restore_test.go); explainedEnd: its grant ended "storage_rollback" as that restore
+	// explains; rbEndNoted: the harness counted that end in the app's rollback episode.
+	rb           *simRolledBack
+	explainedEnd bool
+	rbEndNoted   bool
 }
 
 // simOp is a request running in its own goroutine because Lark holds its answer.
@@ -311,6 +317,12 @@ type sim struct {
 	noticeCount   map[string]int // slot/gen/level → messages
 	noticeUUIDs   map[string]string
 
+	// restore (sim_restore_test.go) and device logins (sim_device_test.go)
+	snap          *simSnapshot
+	alertEpisodes []*simAlertEpisode
+	ambiguousStep int // the step at which a consumed Lark fault left a refresh's outcome unknown
+	devices       map[string]*simDevice
+
 	step  int
 	log   []string
 	stats *simStats
@@ -325,7 +337,7 @@ func newSim(t *testing.T, seed int64, faults map[string]bool) *sim {
 		system: &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 768 * time.Hour},
 		slots:  map[string]*simSlot{}, reuseSeen: map[string]int{}, taintedGrants: map[string]bool{},
 		heldEver: map[string]bool{}, minted: map[string]string{}, noticeCount: map[string]int{}, noticeUUIDs: map[string]string{},
-		stats: newSimStats(),
+		devices: map[string]*simDevice{}, stats: newSimStats(),
 	}
 	s.stats.Seeds = 1
 	s.lark = newSimLark(emu)
@@ -474,6 +486,13 @@ func (s *sim) next() {
 		add(2, "lark_timeout", "lark_timeout", func() { s.larkFault(simFaultTimeout, slot) })
 		add(2, "lark_answer_lost", "lark_answer_lost", func() { s.larkFault(simFaultLost, slot) })
 		add(3, "storage_write", "storage_write", func() { s.storageFault(slot) })
+		if s.snap == nil {
+			add(1, "snapshot", "restore", s.takeSnapshot)
+		} else {
+			add(2, "restore", "restore", s.restoreSnapshot)
+			add(1, "snapshot", "restore", s.takeSnapshot)
+		}
+		s.deviceChoices(add, slot)
 	}
 	total := 0
 	for _, c := range choices {
@@ -620,12 +639,18 @@ func (s *sim) importGrant(slot string, late bool) {
 	apply(r)
 }
 
+// newGrant forgets what the harness knew of the slot's previous grant's end.
+func (sl *simSlot) newGrant() {
+	sl.rb, sl.explainedEnd, sl.rbEndNoted = nil, false, false
+}
+
 // stored records the outcome of an import or a callback for slot.
 func (s *sim) stored(slot string, r simResult) {
 	sl := s.slots[slot]
 	if r.ok() {
 		sl.known, sl.deleted, sl.tainted = true, false, false
 		sl.gen++
+		sl.newGrant()
 		return
 	}
 	// A failure leaves the slot as it was, or holding the new grant (kept in memory when storage
@@ -633,6 +658,7 @@ func (s *sim) stored(slot string, r simResult) {
 	if _, listed := s.listed()[slot]; listed {
 		if !sl.known {
 			sl.gen++
+			sl.newGrant()
 		}
 		sl.known, sl.deleted = true, false
 	}
@@ -676,6 +702,7 @@ func (s *sim) deleteGrant(slot string) {
 		sl := s.slots[slot]
 		sl.known, sl.deleted, sl.tainted = false, true, false
 		sl.gen++
+		sl.newGrant()
 	}
 }
 
@@ -737,6 +764,7 @@ func (s *sim) larkFault(kind, slot string) {
 	}
 	if kind == "lark_5xx" && len(s.emu.PendingFailures()) == 0 {
 		s.stats.Faults["lark_5xx"]++
+		s.ambiguousStep = s.step
 	}
 	s.emu.ClearFailures()
 	// A dropped answer: the process never learned what Lark did, and its probe finds the token
@@ -745,6 +773,11 @@ func (s *sim) larkFault(kind, slot string) {
 		s.taintedGrants[g] = true
 	}
 	s.lark.mu.Lock()
+	if s.lark.faults[simFaultTimeout] > s.stats.Faults[simFaultTimeout] {
+		// Sent, no answer: Vault cannot tell whether Lark acted, and says "lost_answer" if its
+		// probe finds the token used.
+		s.ambiguousStep = s.step
+	}
 	s.stats.Faults[simFaultLost] = s.lark.faults[simFaultLost]
 	s.stats.Faults[simFaultUnreachable] = s.lark.faults[simFaultUnreachable]
 	s.stats.Faults[simFaultTimeout] = s.lark.faults[simFaultTimeout]
@@ -896,18 +929,28 @@ func (s *sim) listed() map[string]map[string]interface{} {
 		s.fail("list", "listing grants failed: %s", r)
 	}
 	out := map[string]map[string]interface{}{}
-	info, _ := r.resp.Data["key_info"].(map[string]interface{})
-	for k, v := range info {
-		m, _ := v.(map[string]interface{})
-		out[k] = m
+	// Every field per slot (key_info is narrowed to what fits a terminal).
+	switch full := r.resp.Data["grants"].(type) {
+	case map[string]map[string]interface{}:
+		for k, v := range full {
+			out[k] = v
+		}
+	case map[string]interface{}:
+		for k, v := range full {
+			m, _ := v.(map[string]interface{})
+			out[k] = m
+		}
+	default:
+		s.fail("list", "the list of grants carries no per-slot status (grants: %T)", r.resp.Data["grants"])
 	}
 	return out
 }
 
 type simStoredGrant struct {
-	RefreshToken string `json:"refresh_token"`
-	State        string `json:"state"`
-	ReauthEnd    string `json:"reauth_end"`
+	RefreshToken string          `json:"refresh_token"`
+	State        string          `json:"state"`
+	ReauthEnd    string          `json:"reauth_end"`
+	InFlight     json.RawMessage `json:"in_flight"`
 }
 
 func (s *sim) onDisk(slot string) *simStoredGrant {
@@ -960,6 +1003,11 @@ func (s *sim) check() {
 	if s.inflight != nil {
 		heldSlot = s.inflight.slot
 	}
+	reuse := map[string]int{}
+	for _, g := range grants {
+		reuse[g.GrantID] = g.ReuseAttempts
+	}
+	s.checkDevices(listed)
 
 	for _, name := range simSlots {
 		sl := s.slots[name]
@@ -989,12 +1037,30 @@ func (s *sim) check() {
 			s.fail("no grant lost silently", "slot %s was deleted but Vault lists it again", name)
 		}
 		s.held("no_grant_lost")
+		if sl.rb != nil && disk != nil && !dirty && owner != sl.rb.grant {
+			sl.rb = nil // the slot holds another grant now
+		}
+		rolledBack := s.checkRolledBack(name, info, isListed, reuse, heldSlot)
 		if !isListed {
 			continue
 		}
 		state, _ := info["state"].(string)
 		reauth, _ := info["reauth_required"].(bool)
-		if state == levelReauthRequired {
+		if end, _ := info["reauth_end"].(string); state == levelReauthRequired && end == string(endRolledBack) {
+			if !sl.rbEndNoted {
+				sl.rbEndNoted = true
+				s.noteRollbackEnd(name)
+			}
+		} else {
+			sl.rbEndNoted = false
+		}
+		if state == levelReauthRequired && sl.rb == nil && rolledBack {
+			sl.explainedEnd = true // the restore's rules checked this end just now
+		}
+		if state != levelReauthRequired {
+			sl.explainedEnd = false
+		}
+		if state == levelReauthRequired && !sl.explainedEnd {
 			reason, _ := info["reauth_reason"].(string)
 			end, _ := info["reauth_end"].(string)
 			if reason == "" {
@@ -1013,7 +1079,7 @@ func (s *sim) check() {
 			s.held("reauth_has_reason")
 		}
 		// (3) No grant reported ok whose refresh token Lark has spent.
-		if !reauth && disk != nil && !dirty && !s.taintedGrants[owner] && name != heldSlot && s.lark.isSpent(disk.RefreshToken) {
+		if !reauth && disk != nil && !dirty && !s.taintedGrants[owner] && name != heldSlot && !rolledBack && s.lark.isSpent(disk.RefreshToken) {
 			s.fail("no ok grant with a spent token", "slot %s is reported %s (level %v) but Lark has already exchanged its stored refresh token (grant %s)", name, state, info["level"], owner)
 		}
 		s.held("ok_means_unspent")
@@ -1021,7 +1087,7 @@ func (s *sim) check() {
 
 	// (1) No refresh token used twice at Lark unless a harness crash explains it.
 	for _, g := range grants {
-		if g.ReuseAttempts > s.reuseSeen[g.GrantID] {
+		if g.ReuseAttempts > s.reuseSeen[g.GrantID] && !s.rbPending(g.GrantID) {
 			if !s.taintedGrants[g.GrantID] {
 				s.fail("no refresh token used twice", "Lark saw a refresh token of grant %s (user %s) presented again (%d reuse attempts) without any crash of the harness",
 					g.GrantID, g.UserID, g.ReuseAttempts)
@@ -1047,6 +1113,10 @@ func (s *sim) check() {
 	// (4) Each notice level at most once per grant.
 	msgs := s.emu.Messages()
 	for _, m := range msgs[min(s.noticeSeen, len(msgs)):] {
+		if strings.Contains(m.Content, "Storage rollback suspected") {
+			s.checkAlert(m.Content, m.ReceiveID)
+			continue
+		}
 		which, ok := s.noticeUUIDs[m.UUID]
 		if !ok {
 			continue
