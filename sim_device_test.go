@@ -34,10 +34,17 @@ func (s *sim) deviceChoices(add func(int, string, string, func()), slot string) 
 	}
 	add(2, "device_start", "device_login", func() { s.deviceStart(slot) })
 	if len(s.undecidedDevices()) > 0 {
-		add(3, "device_decide", "device_login", s.deviceDecide)
+		// People act on a code within minutes, or never.
+		add(8, "device_decide", "device_login", s.deviceDecide)
 	}
 	if len(s.devices) > 0 {
-		add(3, "device_poll", "device_login", func() { s.devicePoll(false) })
+		w := 2
+		for _, d := range s.devices {
+			if d.decided != "" && d.finishedSeen == "" {
+				w = 8 // someone decided: the next poll tells
+			}
+		}
+		add(w, "device_poll", "device_login", func() { s.devicePoll(false) })
 		if s.faults["late_answer"] {
 			add(2, "device_poll_late", "device_login", func() { s.devicePoll(true) })
 		}

@@ -2,6 +2,7 @@ package larksecrets
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"time"
 
@@ -57,7 +58,13 @@ func (s *sim) takeSnapshot() {
 	snap := &simSnapshot{step: s.step, entries: s.store.snapshot(), slots: map[string]simSlot{}, notices: map[string]int{},
 		devices: map[string]*simDevice{}}
 	for name, sl := range s.slots {
-		snap.slots[name] = *sl
+		c := *sl
+		if s.store.isDirty(grantID{simAppID, name}.storageKey()) {
+			// Storage refused the slot's last write: the snapshot holds an older grant (or none)
+			// than the one Vault keeps in memory, and after its restore the slot may be gone.
+			c.tainted = true
+		}
+		snap.slots[name] = c
 	}
 	for k, v := range s.noticeCount {
 		snap.notices[k] = v
@@ -223,6 +230,12 @@ func (s *sim) checkAlert(content, to string) {
 	s.stats.Ops["rollback_alert"]++
 	if to != s.emu.OpenID(simAppID, simSlots[0]) {
 		s.fail("rollback alert", "the storage-rollback alert went to %s, not to the app's admin", to)
+	}
+	var body struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(content), &body); err == nil && body.Text != "" {
+		content = body.Text
 	}
 	m := simAlertFirstSeen.FindStringSubmatch(content)
 	if m == nil {

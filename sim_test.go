@@ -321,6 +321,7 @@ type sim struct {
 	snap          *simSnapshot
 	alertEpisodes []*simAlertEpisode
 	ambiguousStep int // the step at which a consumed Lark fault left a refresh's outcome unknown
+	okGrants      int // grants listed ok at the last check
 	devices       map[string]*simDevice
 
 	step  int
@@ -486,11 +487,13 @@ func (s *sim) next() {
 		add(2, "lark_timeout", "lark_timeout", func() { s.larkFault(simFaultTimeout, slot) })
 		add(2, "lark_answer_lost", "lark_answer_lost", func() { s.larkFault(simFaultLost, slot) })
 		add(3, "storage_write", "storage_write", func() { s.storageFault(slot) })
-		if s.snap == nil {
-			add(1, "snapshot", "restore", s.takeSnapshot)
-		} else {
+		// A snapshot, and some steps later (grants rotate meanwhile) its restore; a snapshot may
+		// be restored more than once.
+		if (s.snap == nil || s.step-s.snap.step > 40) && s.okGrants >= 2 {
+			add(2, "snapshot", "restore", s.takeSnapshot)
+		}
+		if s.snap != nil && s.step-s.snap.step >= 10 {
 			add(2, "restore", "restore", s.restoreSnapshot)
-			add(1, "snapshot", "restore", s.takeSnapshot)
 		}
 		s.deviceChoices(add, slot)
 	}
@@ -532,6 +535,9 @@ func (s *sim) startHeld(name, slot string, fn func(ctx context.Context, p *simPr
 		}
 		s.inflight = op
 		s.stats.Faults["late_answer"]++
+		if h.kind == "device poll" && h.grantID != "" {
+			s.stats.Faults["held_device_approval"]++
+		}
 		s.logf("%s: Lark acted on a %s and holds its answer", name, h)
 	case r := <-op.done:
 		cancel()
@@ -894,6 +900,11 @@ func (s *sim) crash() {
 		if h := s.lark.takeHeld(); h != nil {
 			if h.grantID != "" {
 				s.taintedGrants[h.grantID] = true
+				if h.kind == "device poll" {
+					// The device code is spent and Lark's grant dies with the answer: the login
+					// must never say approved, and the orphan grant at Lark is this crash's.
+					s.stats.Faults["crash_device_approval"]++
+				}
 			}
 			close(h.release)
 		}
@@ -1008,6 +1019,12 @@ func (s *sim) check() {
 		reuse[g.GrantID] = g.ReuseAttempts
 	}
 	s.checkDevices(listed)
+	s.okGrants = 0
+	for _, info := range listed {
+		if st, _ := info["state"].(string); st != levelReauthRequired {
+			s.okGrants++
+		}
+	}
 
 	for _, name := range simSlots {
 		sl := s.slots[name]
