@@ -253,12 +253,18 @@ func (s *sim) checkAlert(content, to string) {
 		if s.stats.Faults["storage_write"] == 0 && s.stats.Faults["crash"] == 0 {
 			s.fail("rollback alert", "a storage-rollback alert for an episode first seen %s, which the harness never saw begin", m[1])
 		}
+		var known []string
+		for _, e := range s.alertEpisodes {
+			known = append(known, formatTime(e.first))
+		}
+		s.logf("storage-rollback alert for an episode first seen %s; the harness's episodes began %v", m[1], known)
 		s.stats.Checks["rollback_alert_unmatched"]++
 		return
 	}
-	if len(ep.slots) < rollbackAlertAt {
+	if len(ep.slots) < 2 { // the spec's "two or more", not the plugin's constant
 		s.fail("rollback alert", "a storage-rollback alert for an episode in which only %d grant(s) ended so", len(ep.slots))
 	}
+	s.held("rollback_alert_two_or_more")
 	ep.alerts++
 	if ep.alerts > 1 {
 		s.fail("rollback alert once", "the storage-rollback alert of the episode first seen %s went out %d times", m[1], ep.alerts)
