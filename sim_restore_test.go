@@ -31,9 +31,9 @@ type simRolledBack struct {
 	base  int    // the grant's reuse attempts at Lark at the restore
 	// mark: the restored entry carries an in-flight mark, so "interrupted" is the right end.
 	mark bool
-	// taintBase: a crash or dropped answer already explained reuse of this grant at the restore;
-	// a taint added after the restore relaxes the checks, an older one does not.
-	taintBase bool
+	// taintBase: how many harness events (crash, dropped answer) explained reuse of this grant at
+	// the restore; one after the restore relaxes the checks, an older one does not.
+	taintBase int
 	step      int
 }
 
@@ -133,7 +133,7 @@ func (s *sim) restoreSnapshot() {
 		}
 		owner := s.lark.ownerOf(d.RefreshToken)
 		s.slots[name].rb = &simRolledBack{grant: owner, base: reuse[owner], mark: len(d.InFlight) > 0 && string(d.InFlight) != "null",
-			taintBase: s.taintedGrants[owner], step: s.step}
+			taintBase: s.taints[owner], step: s.step}
 		rolled = append(rolled, name+"="+owner)
 		s.stats.Faults["restored_spent_token"]++
 	}
@@ -144,7 +144,7 @@ func (s *sim) restoreSnapshot() {
 // rbPrecise says whether the restore's exact rules apply to slot sl: nothing the harness did after
 // the restore (a crash, a dropped answer) explains more.
 func (s *sim) rbPrecise(sl *simSlot) bool {
-	return sl.rb != nil && !sl.tainted && (s.taintedGrants[sl.rb.grant] == sl.rb.taintBase)
+	return sl.rb != nil && !sl.tainted && s.taints[sl.rb.grant] == sl.rb.taintBase
 }
 
 // rbPending says whether a slot still expects its one presentation of the spent token of grant g.

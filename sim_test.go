@@ -320,8 +320,9 @@ type sim struct {
 	// restore (sim_restore_test.go) and device logins (sim_device_test.go)
 	snap          *simSnapshot
 	alertEpisodes []*simAlertEpisode
-	ambiguousStep int // the step at which a consumed Lark fault left a refresh's outcome unknown
-	okGrants      int // grants listed ok at the last check
+	ambiguousStep int            // the step at which a consumed Lark fault left a refresh's outcome unknown
+	okGrants      int            // grants listed ok at the last check
+	taints        map[string]int // emulator grant → harness events (crash, dropped answer) explaining its reuse
 	devices       map[string]*simDevice
 
 	step  int
@@ -338,7 +339,7 @@ func newSim(t *testing.T, seed int64, faults map[string]bool) *sim {
 		system: &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 768 * time.Hour},
 		slots:  map[string]*simSlot{}, reuseSeen: map[string]int{}, taintedGrants: map[string]bool{},
 		heldEver: map[string]bool{}, minted: map[string]string{}, noticeCount: map[string]int{}, noticeUUIDs: map[string]string{},
-		devices: map[string]*simDevice{}, stats: newSimStats(),
+		devices: map[string]*simDevice{}, taints: map[string]int{}, stats: newSimStats(),
 	}
 	s.stats.Seeds = 1
 	s.lark = newSimLark(emu)
@@ -776,7 +777,7 @@ func (s *sim) larkFault(kind, slot string) {
 	// A dropped answer: the process never learned what Lark did, and its probe finds the token
 	// used; the grant must then end with that reason.
 	for _, g := range s.lark.takeLost() {
-		s.taintedGrants[g] = true
+		s.taint(g)
 	}
 	s.lark.mu.Lock()
 	if s.lark.faults[simFaultTimeout] > s.stats.Faults[simFaultTimeout] {
@@ -899,7 +900,7 @@ func (s *sim) crash() {
 		}
 		if h := s.lark.takeHeld(); h != nil {
 			if h.grantID != "" {
-				s.taintedGrants[h.grantID] = true
+				s.taint(h.grantID)
 				if h.kind == "device poll" {
 					// The device code is spent and Lark's grant dies with the answer: the login
 					// must never say approved, and the orphan grant at Lark is this crash's.
@@ -915,11 +916,17 @@ func (s *sim) crash() {
 	s.proc = s.startProc()
 }
 
+// taint records that a harness event (a crash, a dropped answer) explains reuse of grant g.
+func (s *sim) taint(g string) {
+	s.taintedGrants[g] = true
+	s.taints[g]++
+}
+
 // taintAllOf marks every emulator grant of the slot's user as explained by a crash.
 func (s *sim) taintAllOf(slot string) {
 	for _, g := range s.emu.Grants() {
 		if g.UserID == slot {
-			s.taintedGrants[g.GrantID] = true
+			s.taint(g.GrantID)
 		}
 	}
 }
