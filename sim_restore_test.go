@@ -43,10 +43,13 @@ type simAlertEpisode struct {
 	first  time.Time
 	slots  map[string]bool
 	alerts int
+	// disturbed: since the episode began, storage refused a write, a process crashed or a
+	// snapshot was restored, any of which can make the plugin's record of it miss a grant.
+	disturbed bool
 }
 
 func (e *simAlertEpisode) clone() *simAlertEpisode {
-	c := &simAlertEpisode{first: e.first, slots: map[string]bool{}, alerts: e.alerts}
+	c := &simAlertEpisode{first: e.first, slots: map[string]bool{}, alerts: e.alerts, disturbed: e.disturbed}
 	for k, v := range e.slots {
 		c.slots[k] = v
 	}
@@ -99,6 +102,7 @@ func (s *sim) restoreSnapshot() {
 	old.view.kill()
 	s.store.restore(snap.entries)
 	s.stats.Faults["restore"]++
+	s.disturbEpisode()
 
 	// The harness's model of storage goes back with it.
 	for name, saved := range snap.slots {
@@ -270,4 +274,34 @@ func (s *sim) checkAlert(content, to string) {
 		s.fail("rollback alert once", "the storage-rollback alert of the episode first seen %s went out %d times", m[1], ep.alerts)
 	}
 	s.held("rollback_alert_once")
+}
+
+// disturbEpisode notes a fault that may make the plugin's record of the current episode miss a grant.
+func (s *sim) disturbEpisode() {
+	if n := len(s.alertEpisodes); n > 0 {
+		s.alertEpisodes[n-1].disturbed = true
+	}
+}
+
+// alertLiveness ends a run: when the last episode has two or more grants ended by a storage
+// rollback, nothing disturbed it and no alert went out yet, the next notification time (at most
+// 12 hours on) must send it.
+func (s *sim) alertLiveness() {
+	n := len(s.alertEpisodes)
+	if n == 0 {
+		return
+	}
+	ep := s.alertEpisodes[n-1]
+	if len(ep.slots) < 2 || ep.alerts > 0 || ep.disturbed {
+		return
+	}
+	s.step++
+	s.logf("end: the episode first seen %s has %d grants ended by a storage rollback and no alert yet; 12 hours on, a sweep", formatTime(ep.first), len(ep.slots))
+	s.advance(12 * time.Hour)
+	s.sweep(false)
+	s.check()
+	if ep.alerts != 1 {
+		s.fail("rollback alert sent", "the episode first seen %s has %d grants ended by a storage rollback, but no alert went out at the next notification time", formatTime(ep.first), len(ep.slots))
+	}
+	s.held("rollback_alert_sent")
 }
