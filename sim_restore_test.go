@@ -3,7 +3,7 @@ package larksecrets
 import (
 	"context"
 	"encoding/json"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -225,7 +225,8 @@ func (s *sim) noteRollbackEnd(name string) {
 	ep.slots[name] = true
 }
 
-var simAlertFirstSeen = regexp.MustCompile(`first seen (\S+?)\.\n`)
+// simTimeRenderings are the ways an alert may write when its episode began.
+var simTimeRenderings = []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04"}
 
 // checkAlert: a storage-rollback alert goes to the app's admins only when two or more grants of an
 // episode ended so, and at most once per episode (as far as storage remembers: a restore brings
@@ -235,33 +236,37 @@ func (s *sim) checkAlert(content, to string) {
 	if to != s.emu.OpenID(simAppID, simSlots[0]) {
 		s.fail("rollback alert", "the storage-rollback alert went to %s, not to the app's admin", to)
 	}
+	text := content
 	var body struct {
 		Text string `json:"text"`
 	}
 	if err := json.Unmarshal([]byte(content), &body); err == nil && body.Text != "" {
-		content = body.Text
+		text = body.Text
 	}
-	m := simAlertFirstSeen.FindStringSubmatch(content)
-	if m == nil {
+	i := strings.Index(text, "first seen ")
+	if i < 0 {
 		s.fail("rollback alert", "the storage-rollback alert does not say when the episode began: %q", content)
 	}
+	seen := text[i+len("first seen "):]
 	var ep *simAlertEpisode
 	for _, e := range s.alertEpisodes {
-		if formatTime(e.first) == m[1] {
-			ep = e
+		for _, layout := range simTimeRenderings {
+			if ep == nil && strings.HasPrefix(seen, e.first.UTC().Format(layout)) {
+				ep = e
+			}
 		}
 	}
 	if ep == nil {
 		// The plugin's record began at another time than the harness saw: only a refused write
 		// or a crash can make the record miss a grant's end.
-		if s.stats.Faults["storage_write"] == 0 && s.stats.Faults["crash"] == 0 {
-			s.fail("rollback alert", "a storage-rollback alert for an episode first seen %s, which the harness never saw begin", m[1])
-		}
 		var known []string
 		for _, e := range s.alertEpisodes {
 			known = append(known, formatTime(e.first))
 		}
-		s.logf("storage-rollback alert for an episode first seen %s; the harness's episodes began %v", m[1], known)
+		s.logf("storage-rollback alert for an episode first seen %.25s; the harness's episodes began %v", seen, known)
+		if s.stats.Faults["storage_write"] == 0 && s.stats.Faults["crash"] == 0 {
+			s.fail("rollback alert", "a storage-rollback alert for an episode first seen %.25s, which the harness never saw begin", seen)
+		}
 		s.stats.Checks["rollback_alert_unmatched"]++
 		return
 	}
@@ -271,7 +276,7 @@ func (s *sim) checkAlert(content, to string) {
 	s.held("rollback_alert_two_or_more")
 	ep.alerts++
 	if ep.alerts > 1 {
-		s.fail("rollback alert once", "the storage-rollback alert of the episode first seen %s went out %d times", m[1], ep.alerts)
+		s.fail("rollback alert once", "the storage-rollback alert of the episode first seen %s went out %d times", formatTime(ep.first), ep.alerts)
 	}
 	s.held("rollback_alert_once")
 }
