@@ -136,6 +136,9 @@ func (s *sim) restoreSnapshot() {
 			continue
 		}
 		owner := s.lark.ownerOf(d.RefreshToken)
+		// Storage holds exactly this grant now; what becomes of it is invariant 7's to judge, whatever
+		// a crash before the snapshot left uncertain.
+		s.slots[name].tainted = false
 		s.slots[name].rb = &simRolledBack{grant: owner, base: reuse[owner], mark: len(d.InFlight) > 0 && string(d.InFlight) != "null",
 			taintBase: s.taints[owner], step: s.step}
 		rolled = append(rolled, name+"="+owner)
@@ -219,7 +222,8 @@ func (s *sim) noteRollbackEnd(name string) {
 		ep = s.alertEpisodes[n-1]
 	}
 	if ep == nil || now.Sub(ep.first) > rollbackEpisode {
-		ep = &simAlertEpisode{first: now, slots: map[string]bool{}}
+		// A fault earlier in this same step may already have cost the plugin's record this grant.
+		ep = &simAlertEpisode{first: now, slots: map[string]bool{}, disturbed: s.disturbedStep == s.step}
 		s.alertEpisodes = append(s.alertEpisodes, ep)
 	}
 	ep.slots[name] = true
@@ -283,6 +287,7 @@ func (s *sim) checkAlert(content, to string) {
 
 // disturbEpisode notes a fault that may make the plugin's record of the current episode miss a grant.
 func (s *sim) disturbEpisode() {
+	s.disturbedStep = s.step
 	if n := len(s.alertEpisodes); n > 0 {
 		s.alertEpisodes[n-1].disturbed = true
 	}

@@ -325,6 +325,7 @@ type sim struct {
 	alertEpisodes []*simAlertEpisode
 	ambiguousStep int            // the step at which a consumed Lark fault left a refresh's outcome unknown
 	okGrants      int            // grants listed ok at the last check
+	disturbedStep int            // the last step with a fault that may cost the rollback record a grant
 	taints        map[string]int // emulator grant → harness events (crash, dropped answer) explaining its reuse
 	devices       map[string]*simDevice
 
