@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"sync"
 
@@ -55,7 +56,7 @@ const (
 // simHeld is a token call whose answer the harness holds.
 type simHeld struct {
 	proc    *simProc
-	kind    string // "refresh" or "exchange"
+	kind    string // "refresh", "exchange" or "device poll"
 	grantID string // emulator grant the call acted on ("" if unknown)
 	release chan struct{}
 }
@@ -150,12 +151,17 @@ func (t *simTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var tb simTokenBody
 	isToken := req.URL.Path == larkemu.PathOAuthTokenV2 || req.URL.Path == larkemu.PathOAuthTokenV3
 	if isToken {
-		_ = json.Unmarshal(body, &tb)
+		if err := json.Unmarshal(body, &tb); err != nil {
+			// A device-code poll is a form (lark/device.go).
+			if form, ferr := url.ParseQuery(string(body)); ferr == nil {
+				tb.GrantType, tb.RefreshToken = form.Get("grant_type"), form.Get("refresh_token")
+			}
+		}
 	}
 	l := t.l
 	var fault string
 	hold := false
-	if isToken && (tb.GrantType == "refresh_token" || tb.GrantType == "authorization_code") {
+	if isToken && (tb.GrantType == "refresh_token" || tb.GrantType == "authorization_code" || tb.GrantType == larkemu.GrantTypeDeviceCode) {
 		l.mu.Lock()
 		fault, l.armedFault = l.armedFault, ""
 		if fault == "" {
@@ -205,7 +211,8 @@ func (t *simTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		l.mu.Unlock()
 		return nil, io.ErrUnexpectedEOF
 	case hold:
-		h := &simHeld{proc: t.p, kind: map[bool]string{true: "refresh", false: "exchange"}[tb.GrantType == "refresh_token"],
+		kind := map[string]string{"refresh_token": "refresh", "authorization_code": "exchange", larkemu.GrantTypeDeviceCode: "device poll"}[tb.GrantType]
+		h := &simHeld{proc: t.p, kind: kind,
 			grantID: grantID, release: make(chan struct{})}
 		l.mu.Lock()
 		l.held = h
@@ -242,7 +249,7 @@ func (l *simLark) learn(tb simTokenBody, answer []byte) string {
 			l.spent[tb.RefreshToken] = true
 			l.owner[a.RefreshToken] = grantID
 		}
-	case "authorization_code":
+	case "authorization_code", larkemu.GrantTypeDeviceCode:
 		for _, g := range l.emu.Grants() {
 			if !l.knownGrant[g.GrantID] {
 				l.knownGrant[g.GrantID] = true

@@ -133,3 +133,44 @@ func (v *simStorageView) Delete(ctx context.Context, key string) error {
 	}
 	return v.s.inner.Delete(ctx, key)
 }
+
+// snapshot copies every key of storage, as `vault operator raft snapshot save` would.
+func (s *simStorage) snapshot() map[string]*logical.StorageEntry {
+	ctx := context.Background()
+	keys, err := logical.CollectKeys(ctx, &s.inner)
+	if err != nil {
+		panic(err)
+	}
+	out := make(map[string]*logical.StorageEntry, len(keys))
+	for _, k := range keys {
+		e, err := s.inner.Get(ctx, k)
+		if err != nil || e == nil {
+			continue
+		}
+		out[k] = &logical.StorageEntry{Key: e.Key, Value: append([]byte(nil), e.Value...), SealWrap: e.SealWrap}
+	}
+	return out
+}
+
+// restore puts a snapshot back (`vault operator raft snapshot restore`): everything written since it
+// was taken is gone. No process holds a newer value afterwards, so nothing is dirty.
+func (s *simStorage) restore(snap map[string]*logical.StorageEntry) {
+	ctx := context.Background()
+	keys, err := logical.CollectKeys(ctx, &s.inner)
+	if err != nil {
+		panic(err)
+	}
+	for _, k := range keys {
+		if err := s.inner.Delete(ctx, k); err != nil {
+			panic(err)
+		}
+	}
+	for _, e := range snap {
+		if err := s.inner.Put(ctx, &logical.StorageEntry{Key: e.Key, Value: append([]byte(nil), e.Value...), SealWrap: e.SealWrap}); err != nil {
+			panic(err)
+		}
+	}
+	s.mu.Lock()
+	s.dirty = map[string]bool{}
+	s.mu.Unlock()
+}

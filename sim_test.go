@@ -42,12 +42,15 @@ var (
 // simFaultKinds are the faults the harness can inject; -sim.faults picks among them.
 var simFaultKinds = []string{
 	"lark_5xx", "lark_unreachable", "lark_timeout", "lark_answer_lost", "late_answer", "client_gives_up",
-	"storage_write", "crash", "crash_inflight", "reload", "reload_inflight", "user_revokes",
+	"storage_write", "crash", "crash_inflight", "reload", "reload_inflight", "user_revokes", "restore", "device_login",
 }
 
 // simDefaultSeeds run in make test. Chosen so the set covers every step kind and fault, and the
-// reload-in-flight window in several seeds; see docs/RELIABILITY.md for what they found.
-var simDefaultSeeds = []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}
+// reload-in-flight window in several seeds; 35, 37, 103 and 241 add storage-rollback alerts (35 an
+// alert the end of the run must send, 37 and 241 two episodes each; 103 and 241 fail if the alert
+// is not recorded as sent), 118 a crash while Lark holds a device-login poll answer that carries an
+// approval. See docs/RELIABILITY.md.
+var simDefaultSeeds = []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 35, 37, 103, 118, 241}
 
 const (
 	simAppID     = "cli_sim0000000001"
@@ -231,6 +234,12 @@ type simSlot struct {
 	// a reason. Which Lark grants a crash or a dropped answer explains is in sim.taintedGrants.
 	tainted bool
 	gen     int
+	// rb: the last restore handed this slot a refresh token Lark had already spent
+	// (sim_restore_test.go); explainedEnd: its grant ended "storage_rollback" as that restore
+	// explains; rbEndNoted: the harness counted that end in the app's rollback episode.
+	rb           *simRolledBack
+	explainedEnd bool
+	rbEndNoted   bool
 }
 
 // simOp is a request running in its own goroutine because Lark holds its answer.
@@ -311,6 +320,15 @@ type sim struct {
 	noticeCount   map[string]int // slot/gen/level → messages
 	noticeUUIDs   map[string]string
 
+	// restore (sim_restore_test.go) and device logins (sim_device_test.go)
+	snap          *simSnapshot
+	alertEpisodes []*simAlertEpisode
+	ambiguousStep int            // the step at which a consumed Lark fault left a refresh's outcome unknown
+	okGrants      int            // grants listed ok at the last check
+	disturbedStep int            // the last step with a fault that may cost the rollback record a grant
+	taints        map[string]int // emulator grant → harness events (crash, dropped answer) explaining its reuse
+	devices       map[string]*simDevice
+
 	step  int
 	log   []string
 	stats *simStats
@@ -325,7 +343,7 @@ func newSim(t *testing.T, seed int64, faults map[string]bool) *sim {
 		system: &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 768 * time.Hour},
 		slots:  map[string]*simSlot{}, reuseSeen: map[string]int{}, taintedGrants: map[string]bool{},
 		heldEver: map[string]bool{}, minted: map[string]string{}, noticeCount: map[string]int{}, noticeUUIDs: map[string]string{},
-		stats: newSimStats(),
+		devices: map[string]*simDevice{}, taints: map[string]int{}, stats: newSimStats(),
 	}
 	s.stats.Seeds = 1
 	s.lark = newSimLark(emu)
@@ -433,6 +451,7 @@ func (s *sim) run(steps int) {
 		s.release(op)
 		s.check()
 	}
+	s.alertLiveness()
 }
 
 func (s *sim) next() {
@@ -474,6 +493,15 @@ func (s *sim) next() {
 		add(2, "lark_timeout", "lark_timeout", func() { s.larkFault(simFaultTimeout, slot) })
 		add(2, "lark_answer_lost", "lark_answer_lost", func() { s.larkFault(simFaultLost, slot) })
 		add(3, "storage_write", "storage_write", func() { s.storageFault(slot) })
+		// A snapshot, and some steps later (grants rotate meanwhile) its restore; a snapshot may
+		// be restored more than once.
+		if (s.snap == nil || s.step-s.snap.step > 40) && s.okGrants >= 2 {
+			add(2, "snapshot", "restore", s.takeSnapshot)
+		}
+		if s.snap != nil && s.step-s.snap.step >= 10 {
+			add(2, "restore", "restore", s.restoreSnapshot)
+		}
+		s.deviceChoices(add, slot)
 	}
 	total := 0
 	for _, c := range choices {
@@ -513,6 +541,9 @@ func (s *sim) startHeld(name, slot string, fn func(ctx context.Context, p *simPr
 		}
 		s.inflight = op
 		s.stats.Faults["late_answer"]++
+		if h.kind == "device poll" && h.grantID != "" {
+			s.stats.Faults["held_device_approval"]++
+		}
 		s.logf("%s: Lark acted on a %s and holds its answer", name, h)
 	case r := <-op.done:
 		cancel()
@@ -620,12 +651,18 @@ func (s *sim) importGrant(slot string, late bool) {
 	apply(r)
 }
 
+// newGrant forgets what the harness knew of the slot's previous grant's end.
+func (sl *simSlot) newGrant() {
+	sl.rb, sl.explainedEnd, sl.rbEndNoted = nil, false, false
+}
+
 // stored records the outcome of an import or a callback for slot.
 func (s *sim) stored(slot string, r simResult) {
 	sl := s.slots[slot]
 	if r.ok() {
 		sl.known, sl.deleted, sl.tainted = true, false, false
 		sl.gen++
+		sl.newGrant()
 		return
 	}
 	// A failure leaves the slot as it was, or holding the new grant (kept in memory when storage
@@ -633,6 +670,7 @@ func (s *sim) stored(slot string, r simResult) {
 	if _, listed := s.listed()[slot]; listed {
 		if !sl.known {
 			sl.gen++
+			sl.newGrant()
 		}
 		sl.known, sl.deleted = true, false
 	}
@@ -676,6 +714,7 @@ func (s *sim) deleteGrant(slot string) {
 		sl := s.slots[slot]
 		sl.known, sl.deleted, sl.tainted = false, true, false
 		sl.gen++
+		sl.newGrant()
 	}
 }
 
@@ -737,14 +776,20 @@ func (s *sim) larkFault(kind, slot string) {
 	}
 	if kind == "lark_5xx" && len(s.emu.PendingFailures()) == 0 {
 		s.stats.Faults["lark_5xx"]++
+		s.ambiguousStep = s.step
 	}
 	s.emu.ClearFailures()
 	// A dropped answer: the process never learned what Lark did, and its probe finds the token
 	// used; the grant must then end with that reason.
 	for _, g := range s.lark.takeLost() {
-		s.taintedGrants[g] = true
+		s.taint(g)
 	}
 	s.lark.mu.Lock()
+	if s.lark.faults[simFaultTimeout] > s.stats.Faults[simFaultTimeout] {
+		// Sent, no answer: Vault cannot tell whether Lark acted, and says "lost_answer" if its
+		// probe finds the token used.
+		s.ambiguousStep = s.step
+	}
 	s.stats.Faults[simFaultLost] = s.lark.faults[simFaultLost]
 	s.stats.Faults[simFaultUnreachable] = s.lark.faults[simFaultUnreachable]
 	s.stats.Faults[simFaultTimeout] = s.lark.faults[simFaultTimeout]
@@ -769,6 +814,9 @@ func (s *sim) storageFault(slot string) {
 	}
 	s.store.setFailProb(0)
 	s.stats.Faults["storage_write"] += s.store.injectedFaults() - before
+	if s.store.injectedFaults() > before {
+		s.disturbEpisode()
+	}
 }
 
 // reload is Vault reloading the plugin: a request whose client still waits is waited for; then
@@ -844,6 +892,7 @@ func (s *sim) crash() {
 	old := s.proc
 	old.view.kill()
 	s.stats.Faults["crash"]++
+	s.disturbEpisode()
 	for _, name := range simSlots {
 		if s.store.isDirty(grantID{simAppID, name}.storageKey()) {
 			s.slots[name].tainted = true
@@ -860,7 +909,12 @@ func (s *sim) crash() {
 		}
 		if h := s.lark.takeHeld(); h != nil {
 			if h.grantID != "" {
-				s.taintedGrants[h.grantID] = true
+				s.taint(h.grantID)
+				if h.kind == "device poll" {
+					// The device code is spent and Lark's grant dies with the answer: the login
+					// must never say approved, and the orphan grant at Lark is this crash's.
+					s.stats.Faults["crash_device_approval"]++
+				}
 			}
 			close(h.release)
 		}
@@ -871,11 +925,17 @@ func (s *sim) crash() {
 	s.proc = s.startProc()
 }
 
+// taint records that a harness event (a crash, a dropped answer) explains reuse of grant g.
+func (s *sim) taint(g string) {
+	s.taintedGrants[g] = true
+	s.taints[g]++
+}
+
 // taintAllOf marks every emulator grant of the slot's user as explained by a crash.
 func (s *sim) taintAllOf(slot string) {
 	for _, g := range s.emu.Grants() {
 		if g.UserID == slot {
-			s.taintedGrants[g.GrantID] = true
+			s.taint(g.GrantID)
 		}
 	}
 }
@@ -896,18 +956,28 @@ func (s *sim) listed() map[string]map[string]interface{} {
 		s.fail("list", "listing grants failed: %s", r)
 	}
 	out := map[string]map[string]interface{}{}
-	info, _ := r.resp.Data["key_info"].(map[string]interface{})
-	for k, v := range info {
-		m, _ := v.(map[string]interface{})
-		out[k] = m
+	// Every field per slot (key_info is narrowed to what fits a terminal).
+	switch full := r.resp.Data["grants"].(type) {
+	case map[string]map[string]interface{}:
+		for k, v := range full {
+			out[k] = v
+		}
+	case map[string]interface{}:
+		for k, v := range full {
+			m, _ := v.(map[string]interface{})
+			out[k] = m
+		}
+	default:
+		s.fail("list", "the list of grants carries no per-slot status (grants: %T)", r.resp.Data["grants"])
 	}
 	return out
 }
 
 type simStoredGrant struct {
-	RefreshToken string `json:"refresh_token"`
-	State        string `json:"state"`
-	ReauthEnd    string `json:"reauth_end"`
+	RefreshToken string          `json:"refresh_token"`
+	State        string          `json:"state"`
+	ReauthEnd    string          `json:"reauth_end"`
+	InFlight     json.RawMessage `json:"in_flight"`
 }
 
 func (s *sim) onDisk(slot string) *simStoredGrant {
@@ -960,6 +1030,17 @@ func (s *sim) check() {
 	if s.inflight != nil {
 		heldSlot = s.inflight.slot
 	}
+	reuse := map[string]int{}
+	for _, g := range grants {
+		reuse[g.GrantID] = g.ReuseAttempts
+	}
+	s.checkDevices(listed)
+	s.okGrants = 0
+	for _, info := range listed {
+		if st, _ := info["state"].(string); st != levelReauthRequired {
+			s.okGrants++
+		}
+	}
 
 	for _, name := range simSlots {
 		sl := s.slots[name]
@@ -989,12 +1070,30 @@ func (s *sim) check() {
 			s.fail("no grant lost silently", "slot %s was deleted but Vault lists it again", name)
 		}
 		s.held("no_grant_lost")
+		if sl.rb != nil && disk != nil && !dirty && owner != sl.rb.grant {
+			sl.rb = nil // the slot holds another grant now
+		}
+		rolledBack := s.checkRolledBack(name, info, isListed, reuse, heldSlot)
 		if !isListed {
 			continue
 		}
 		state, _ := info["state"].(string)
 		reauth, _ := info["reauth_required"].(bool)
-		if state == levelReauthRequired {
+		if end, _ := info["reauth_end"].(string); state == levelReauthRequired && end == string(endRolledBack) {
+			if !sl.rbEndNoted {
+				sl.rbEndNoted = true
+				s.noteRollbackEnd(name)
+			}
+		} else {
+			sl.rbEndNoted = false
+		}
+		if state == levelReauthRequired && sl.rb == nil && rolledBack {
+			sl.explainedEnd = true // the restore's rules checked this end just now
+		}
+		if state != levelReauthRequired {
+			sl.explainedEnd = false
+		}
+		if state == levelReauthRequired && !sl.explainedEnd {
 			reason, _ := info["reauth_reason"].(string)
 			end, _ := info["reauth_end"].(string)
 			if reason == "" {
@@ -1013,7 +1112,7 @@ func (s *sim) check() {
 			s.held("reauth_has_reason")
 		}
 		// (3) No grant reported ok whose refresh token Lark has spent.
-		if !reauth && disk != nil && !dirty && !s.taintedGrants[owner] && name != heldSlot && s.lark.isSpent(disk.RefreshToken) {
+		if !reauth && disk != nil && !dirty && !s.taintedGrants[owner] && name != heldSlot && !rolledBack && s.lark.isSpent(disk.RefreshToken) {
 			s.fail("no ok grant with a spent token", "slot %s is reported %s (level %v) but Lark has already exchanged its stored refresh token (grant %s)", name, state, info["level"], owner)
 		}
 		s.held("ok_means_unspent")
@@ -1021,7 +1120,7 @@ func (s *sim) check() {
 
 	// (1) No refresh token used twice at Lark unless a harness crash explains it.
 	for _, g := range grants {
-		if g.ReuseAttempts > s.reuseSeen[g.GrantID] {
+		if g.ReuseAttempts > s.reuseSeen[g.GrantID] && !s.rbPending(g.GrantID) {
 			if !s.taintedGrants[g.GrantID] {
 				s.fail("no refresh token used twice", "Lark saw a refresh token of grant %s (user %s) presented again (%d reuse attempts) without any crash of the harness",
 					g.GrantID, g.UserID, g.ReuseAttempts)
@@ -1047,6 +1146,10 @@ func (s *sim) check() {
 	// (4) Each notice level at most once per grant.
 	msgs := s.emu.Messages()
 	for _, m := range msgs[min(s.noticeSeen, len(msgs)):] {
+		if strings.Contains(m.Content, "Storage rollback suspected") {
+			s.checkAlert(m.Content, m.ReceiveID)
+			continue
+		}
 		which, ok := s.noticeUUIDs[m.UUID]
 		if !ok {
 			continue
