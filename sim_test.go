@@ -358,6 +358,8 @@ func newSim(t *testing.T, seed int64, faults map[string]bool) *sim {
 	s.mustOK("apps/"+simAppID, map[string]interface{}{
 		"app_secret": simSecret, "base_url": simBaseURL, "accounts_base_url": simBaseURL,
 		"redirect_uri": simRedirect, "scopes": "auth:user.id:read", "notify_open_ids": emu.OpenID(simAppID, simSlots[0]),
+		// The checks read the notices' English words ("Storage rollback suspected").
+		"notify_locale": "en_us",
 	})
 	for _, name := range simSlots {
 		s.mustOK("slots/"+simAppID+"/"+name, map[string]interface{}{"open_id": emu.OpenID(simAppID, name)})
