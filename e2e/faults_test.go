@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -347,9 +348,16 @@ func TestLarkFaultsUserTokens(t *testing.T) {
 			w.fail(t, app, "refresh", f.mode, f.extra)
 		}
 		time.Sleep(2 * time.Second)
+		// The four run at once, each waiting out its own back-off before it recovers. Not as
+		// parallel subtests: those wait for a free slot of -parallel behind every other parallel
+		// test of the suite, and meanwhile the other grants of this test (whose tokens live
+		// 9m50s) would run out before "stale" reads them.
+		var wg sync.WaitGroup
+		defer wg.Wait()
 		for i, f := range faults {
-			t.Run(f.name, func(t *testing.T) {
-				t.Parallel() // each waits out its own back-off before it recovers
+			wg.Add(1)
+			go t.Run(f.name, func(t *testing.T) {
+				defer wg.Done()
 				app := fmt.Sprintf("cli_fuexpired%d", i)
 				path := "user-token/" + app + "/u"
 				before := w.calls(t, app, "refresh")
