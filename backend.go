@@ -93,7 +93,14 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 		generations: map[string]uint64{},
 		failing:     map[string]*fetchFailure{},
 	}
-	b.grants = newGrantStore(logger, b.metrics.setLevel)
+	b.grants = newGrantStore(logger, clk, func(ctx context.Context, s logical.Storage) (levelThresholds, error) {
+		cfg, err := b.config.get(ctx, s)
+		if err != nil {
+			return levelThresholds{}, err
+		}
+		return cfg.thresholds(), nil
+	})
+	b.metrics.grantLevels = b.grants.counts.total
 	b.states = &stateStore{clock: clk}
 	b.appStatus = newAppStatusStore(clk.Now, logger)
 	b.metrics.appProblems = b.appStatus.count
@@ -103,12 +110,13 @@ func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
 	b.refresher = &refresher{clock: clk, logger: logger, writable: func() bool { return b.WriteSafeReplicationState() },
 		config: b.config, sessions: b.sessions, grants: b.grants, slots: &b.slots, appStatus: b.appStatus,
 		rollbacks: b.rollbacks, metrics: b.metrics, events: b.sendEvent}
-	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, sessions: b.sessions,
+	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, apps: b.apps, sessions: b.sessions,
 		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresher: b.refresher,
 		seenEvents: b.seenEvents, limits: map[string]*rate.Limiter{}}
 	b.devices = newDeviceLogins(clk, logger, func() bool { return b.WriteSafeReplicationState() }, b.sessions, b.refresher, b.sweeper.limiter)
 	b.status = &statusService{clock: clk, started: clk.Now(), config: b.config, apps: b.apps, grants: b.grants, tokens: b.tokens,
-		problems: b.appStatus, contacts: b.contacts, metrics: b.metrics, history: &b.sweeper.history}
+		problems: b.appStatus, contacts: b.contacts, metrics: b.metrics, history: &b.sweeper.history,
+		sweepState: b.sweeper.loadState}
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -253,6 +261,10 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 func (b *backend) clean(ctx context.Context) {
 	b.devices.stopLoop()
 	b.refresher.stop(ctx, b.storage)
+	if b.storage != nil {
+		// Due entries storage refused earlier: after the process ends only the walk finds them.
+		b.grants.reindexUnindexed(context.WithoutCancel(ctx), b.storage)
+	}
 }
 
 // refuseUnknownFields makes every operation of every path refuse a request that carries a field the

@@ -181,24 +181,10 @@ func TestTimezoneMustBeAnIANAName(t *testing.T) {
 	env.mustWrite("config", map[string]interface{}{"notify_timezone": "Asia/Shanghai"})
 }
 
-func TestQuietCapIsSpread(t *testing.T) {
-	var early, late int
-	for i := 0; i < 1000; i++ {
-		c := quietCapFor(grantID{testAppID, fmt.Sprint(i)})
-		require.True(t, c >= quietCap/2 && c < quietCap, "%s", c)
-		if c < 3*quietCap/4 {
-			early++
-		} else {
-			late++
-		}
-	}
-	require.InDelta(t, 500, early, 100, "caps spread over 30-60 min (%d early, %d late)", early, late)
-}
-
-func TestQuietUntil(t *testing.T) {
+func TestSweepAt(t *testing.T) {
 	grace := time.Hour
 	cfg := &configEntry{WarningDays: 7, CriticalDays: 3, FailureGrace: &grace}
-	require.Equal(t, time.Hour, cfg.failureGrace())
+	th := cfg.thresholds()
 	frac := keepaliveFraction(grantID{testAppID, "s"})
 	point := t0.Add(time.Duration(float64(7*24*time.Hour) * frac)) // keep-alive of baseGrant falls due
 	warnFrom := func(end time.Time) time.Time { return end.Add(-7 * 24 * time.Hour) }
@@ -208,48 +194,56 @@ func TestQuietUntil(t *testing.T) {
 		at     time.Time
 		want   time.Time
 	}{
-		{"just refreshed: the cap", nil, t0, t0.Add(quietCapFor(grantID{testAppID, "s"}))},
-		{"keep-alive within the hour", nil, point.Add(-20 * time.Minute), point},
-		{"keep-alive due: look every time", nil, point, point},
+		{"just refreshed: the keep-alive point", nil, t0, point},
+		{"keep-alive due: already due", nil, point, point},
 		{"backing off past the keep-alive point", func(g *grantEntry) { g.NextAttemptAt = point.Add(10 * time.Minute) },
 			point.Add(time.Minute), point.Add(10 * time.Minute)},
 		{"failure streak about to outlast the grace", func(g *grantEntry) {
-			g.FailuresInRow, g.FirstFailureAt, g.NextAttemptAt = 1, t0.Add(-50*time.Minute), t0.Add(quietCap)
+			g.FailuresInRow, g.FirstFailureAt, g.NextAttemptAt = 1, t0.Add(-50*time.Minute), t0.Add(time.Hour)
 		}, t0, t0.Add(10 * time.Minute)},
 		{"failing past the grace, refresh token near its warning point", func(g *grantEntry) {
-			g.FailuresInRow, g.FirstFailureAt, g.NextAttemptAt = 2, t0.Add(-2*time.Hour), t0.Add(quietCap)
+			g.FailuresInRow, g.FirstFailureAt, g.NextAttemptAt = 2, t0.Add(-2*time.Hour), t0.Add(time.Hour)
 			g.LastRefreshAt, g.RefreshExpiresAt = time.Time{}, t0.Add(7*24*time.Hour+15*time.Minute)
 		}, t0, warnFrom(t0.Add(7*24*time.Hour + 15*time.Minute))},
-		{"healthy, refresh token within warning_days of expiry: keep-alive renews it", func(g *grantEntry) {
-			g.LastRefreshAt, g.RefreshExpiresAt = t0.Add(-time.Hour), t0.Add(6*24*time.Hour)
-		}, t0, t0.Add(quietCapFor(grantID{testAppID, "s"}))},
 		{"grant end near warning_days", func(g *grantEntry) { g.GrantExpiresAt = t0.Add(7*24*time.Hour + 25*time.Minute) },
 			t0, t0.Add(25 * time.Minute)},
-		{"at warning level: look every time", func(g *grantEntry) { g.GrantExpiresAt = t0.Add(6 * 24 * time.Hour) }, t0, t0},
-		{"needs re-authorization", func(g *grantEntry) { g.State = grantStateReauthRequired }, t0, t0},
-		{"no refresh token", func(g *grantEntry) { g.RefreshToken = "" }, t0, t0},
-		{"refresh interrupted", func(g *grantEntry) { g.InFlight = &refreshInFlight{} }, t0, t0},
-		{"identity not yet known", func(g *grantEntry) { g.IdentityPending = true }, t0, t0},
+		{"at warning level, notice not queued: at once", func(g *grantEntry) { g.GrantExpiresAt = t0.Add(6 * 24 * time.Hour) }, t0, alreadyDue},
+		{"at warning level, notice queued: the critical point", func(g *grantEntry) {
+			g.GrantExpiresAt, g.NoticeQueued = t0.Add(6*24*time.Hour), levelWarning
+		}, t0, t0.Add(3 * 24 * time.Hour)},
+		{"at warning level, notice sent: the critical point", func(g *grantEntry) {
+			g.GrantExpiresAt = t0.Add(6 * 24 * time.Hour)
+			g.markNotified(levelWarning, t0)
+		}, t0, t0.Add(3 * 24 * time.Hour)},
+		{"needs re-authorization, not told: at once", func(g *grantEntry) { g.State = grantStateReauthRequired }, t0, alreadyDue},
+		{"needs re-authorization, told: never", func(g *grantEntry) {
+			g.State = grantStateReauthRequired
+			g.markNotified(levelExpired, t0)
+		}, t0, time.Time{}},
+		{"refresh interrupted: at once", func(g *grantEntry) { g.InFlight = &refreshInFlight{} }, t0, alreadyDue},
+		{"identity not yet known: at once", func(g *grantEntry) { g.IdentityPending = true }, t0, alreadyDue},
 	}
 	for _, tt := range tests {
 		g := baseGrantWith(tt.change)
-		require.Equal(t, tt.want, g.quietUntil(tt.at, cfg), tt.name)
+		require.Equal(t, tt.want, sweepAt(g, th, tt.at), tt.name)
 	}
 }
 
-// Whatever the grant, nothing the sweep acts on changes before quietUntil: keep-alive is not due
-// and the level stays ok at every moment in between. This is what lets a pass skip the read.
-func TestQuietUntilNeverHidesAChange(t *testing.T) {
+// Whatever the grant, nothing the sweep acts on changes before sweepAt: keep-alive is not due, the
+// level stays what it is at every moment in between, and a level whose notice nobody queued is due
+// at once. This is what lets the due index name a grant only when it needs the sweep.
+func TestSweepAtNeverHidesAChange(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	grace := 2 * time.Hour
 	cfg := &configEntry{WarningDays: 7, CriticalDays: 3, FailureGrace: &grace}
+	th := cfg.thresholds()
 	around := func(spread time.Duration) time.Time {
 		if rng.Intn(8) == 0 {
 			return time.Time{}
 		}
 		return t0.Add(time.Duration(rng.Int63n(int64(2*spread))) - spread)
 	}
-	quiet := 0
+	later := 0
 	for i := 0; i < 20000; i++ {
 		g := baseGrant()
 		g.Slot = fmt.Sprintf("s%d", i)
@@ -260,18 +254,26 @@ func TestQuietUntilNeverHidesAChange(t *testing.T) {
 		if rng.Intn(3) == 0 {
 			g.FailuresInRow, g.FirstFailureAt = 1+rng.Intn(3), t0.Add(-time.Duration(rng.Int63n(int64(3*time.Hour))))
 		}
-		until := g.quietUntil(t0, cfg)
-		require.False(t, until.Before(t0))
-		require.LessOrEqual(t, until.Sub(t0), quietCap)
-		require.GreaterOrEqual(t, quietCapFor(g.id()), quietCap/2)
-		if !until.After(t0) {
+		if rng.Intn(2) == 0 {
+			g.NoticeQueued = noticeLevel(g.health(t0, th).Level)
+		}
+		level := g.health(t0, th).Level
+		at := sweepAt(g, th, t0)
+		if level != levelOK && g.NoticeQueued != noticeLevel(level) {
+			require.Equal(t, alreadyDue, at, "grant %d at %s with no notice queued", i, level)
 			continue
 		}
-		quiet++
-		for _, at := range []time.Time{t0, t0.Add(until.Sub(t0) / 2), until.Add(-time.Nanosecond), t0.Add(time.Duration(rng.Int63n(int64(until.Sub(t0)))))} {
-			require.False(t, g.keepaliveDue(at), "grant %d: keep-alive due at %s, quiet until %s", i, at, until)
-			require.Equal(t, levelOK, g.healthNow(at, cfg).Level, "grant %d: level changes at %s, quiet until %s", i, at, until)
+		if at.IsZero() {
+			at = t0.Add(400 * 24 * time.Hour) // never: check well past the grant's end
+		}
+		if !at.After(t0) {
+			continue
+		}
+		later++
+		for _, when := range []time.Time{t0, t0.Add(at.Sub(t0) / 2), at.Add(-time.Nanosecond), t0.Add(time.Duration(rng.Int63n(int64(at.Sub(t0)))))} {
+			require.False(t, g.keepaliveDue(when), "grant %d: keep-alive due at %s, next look at %s", i, when, at)
+			require.Equal(t, level, g.health(when, th).Level, "grant %d: level changes at %s, next look at %s", i, when, at)
 		}
 	}
-	require.Greater(t, quiet, 1000, "the generator must produce quiet grants for the check to mean anything")
+	require.Greater(t, later, 1000, "the generator must produce grants due later for the check to mean anything")
 }

@@ -111,6 +111,13 @@ type grantEntry struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitempty"`
 	// ChallengeURL is the link Lark asked the user to open (a security challenge), if any.
 	ChallengeURL string `json:"challenge_url,omitempty"`
+
+	// What the grant indexes hold for it (grant_index.go), written with it by grantTx.put: the time
+	// of its due entry (zero: none), the level it is counted at, and the notice level the sweep has
+	// queued for it (so a grant waiting for the notice schedule is not looked at again meanwhile).
+	DueAt        time.Time `json:"due_at,omitempty"`
+	Level        string    `json:"level,omitempty"`
+	NoticeQueued string    `json:"notice_queued,omitempty"`
 }
 
 type refreshInFlight struct {
@@ -319,40 +326,6 @@ func (g *grantEntry) keepalivePoint() (point time.Time, known bool) {
 	}
 	lifetime := g.RefreshExpiresAt.Sub(g.LastRefreshAt)
 	return g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id()))), true
-}
-
-// quietCap bounds how long the sweep trusts its memory that nothing is due for a grant, so every
-// grant is still read from storage at least once an hour.
-const quietCap = time.Hour
-
-// quietCapFor spreads the cap over 30–60 minutes by a hash of the grant's id, so grants first read
-// in the same pass (after a restart, say) are not all read again in one pass an hour later.
-func quietCapFor(id grantID) time.Duration {
-	sum := sha256.Sum256([]byte("quiet/" + id.String()))
-	return quietCap/2 + time.Duration(uint64(sum[0])<<8|uint64(sum[1]))*(quietCap/2)/65536
-}
-
-// quietUntil is how long the sweep may pass the grant by without reading it: until the next moment
-// scheduleOf names (keep-alive due, the level changing), capped per grant so every grant is still
-// read at least once an hour. It returns now (no quiet time) for a grant the sweep must look at on
-// every pass: one that needs re-authorization or has no refresh token, whose refresh was interrupted
-// or whose user is not yet known, that is not at level ok, or whose keep-alive is due.
-func (g *grantEntry) quietUntil(now time.Time, cfg *configEntry) time.Time {
-	th := cfg.thresholds()
-	if g.needsReauth() || g.RefreshToken == "" || g.InFlight != nil || g.IdentityPending ||
-		g.health(now, th).Level != levelOK || g.keepaliveDue(now) {
-		return now
-	}
-	until := now.Add(quietCapFor(g.id()))
-	for _, t := range []time.Time{g.keepaliveAt(), g.levelChangeAfter(now, th)} {
-		if !t.IsZero() && t.Before(until) {
-			until = t
-		}
-	}
-	if until.Before(now) {
-		return now
-	}
-	return until
 }
 
 // keepaliveFraction spreads grants over 45–55 % of the refresh token's life by a hash of their id.

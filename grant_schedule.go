@@ -2,10 +2,10 @@ package larksecrets
 
 import "time"
 
-// When is a grant next due? This file is the one answer. A reader, the sweep and the sweep's memory
-// of quiet grants all ask scheduleOf, so "when does anything about this grant change" is stated
-// once: refreshDue, keepaliveDue and quietUntil (grant.go) derive from it, and its level-change time
-// bounds how long the level grant_health.go computes stays the same.
+// When is a grant next due? This file is the one answer. A reader, the sweep and the due index all
+// ask scheduleOf, so "when does anything about this grant change" is stated once: refreshDue and
+// keepaliveDue (grant.go) and sweepAt, the time of the grant's due-index entry, derive from it, and
+// its level-change time bounds how long the level grant_health.go computes stays the same.
 
 // alreadyDue stands for "due from the start": a time before any the plugin handles.
 var alreadyDue = time.Unix(1, 0).UTC()
@@ -104,4 +104,18 @@ func (g *grantEntry) levelChangeAfter(now time.Time, th levelThresholds) time.Ti
 		}
 	}
 	return next
+}
+
+// sweepAt is when the sweep must next look at the grant, the time of its entry in the due index
+// (grant_index.go): keep-alive due or the level changing, whichever is first; at once when the
+// grant is at a level whose notice was neither sent nor queued; zero when nothing will ever be due
+// (a grant that needs re-authorization, its notice queued). Readers' refresh times are left out:
+// a reader refreshes for itself, and a grant nobody reads is kept alive by keep-alive.
+func sweepAt(g *grantEntry, th levelThresholds, now time.Time) time.Time {
+	if level := noticeLevel(g.health(now, th).Level); level != levelOK && !g.notified(level) && g.NoticeQueued != level {
+		return alreadyDue
+	}
+	s := scheduleOf(g, 0, th, now)
+	s.RefreshAt = time.Time{}
+	return s.next()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/clock"
 )
 
 const (
@@ -28,7 +29,11 @@ const (
 // else in the package touches the locks or the unsaved map.
 type grantStore struct {
 	logger func() hclog.Logger
-	levels func(id grantID, level string) // reports each grant's level to the metrics gauge
+	clock  clock.Clock
+	// thresholds are the mount's level thresholds, which a grant's level and due time depend on.
+	thresholds func(ctx context.Context, s logical.Storage) (levelThresholds, error)
+	// counts are the per-app level counts, kept with every write (grant_index.go).
+	counts *levelCounts
 
 	locks []*locksutil.LockEntry
 
@@ -37,6 +42,13 @@ type grantStore struct {
 	// produced but storage refused even after retries. It wins over storage everywhere, and every
 	// access of the grant tries to store it first.
 	unsaved map[grantID]*grantEntry
+	// unindexed holds grants stored without their due entry (storage refused it): the sweep looks
+	// at them first on every run and writes the entry again. After a restart the walk finds them.
+	unindexed map[grantID]bool
+	// lowestDue is the earliest due-index minute this process wrote since the sweep last asked
+	// (0: none): where the sweep starts if it is before where the sweep stands, as after the clock
+	// went back.
+	lowestDue int64
 
 	// cache holds what storage holds for recently read grants, so a read with nothing due costs no
 	// storage round trip (plugin → Vault → Raft). It stays coherent because every write of a grant
@@ -45,8 +57,9 @@ type grantStore struct {
 	cache grantCache
 }
 
-func newGrantStore(logger func() hclog.Logger, levels func(grantID, string)) *grantStore {
-	return &grantStore{logger: logger, levels: levels, locks: locksutil.CreateLocks(), unsaved: map[grantID]*grantEntry{},
+func newGrantStore(logger func() hclog.Logger, clk clock.Clock, thresholds func(context.Context, logical.Storage) (levelThresholds, error)) *grantStore {
+	return &grantStore{logger: logger, clock: clk, thresholds: thresholds, counts: newLevelCounts(logger),
+		locks: locksutil.CreateLocks(), unsaved: map[grantID]*grantEntry{}, unindexed: map[grantID]bool{},
 		cache: grantCache{limit: grantCacheLimit, entries: map[grantID]*grantEntry{}, epochs: map[grantID]uint64{}}}
 }
 
@@ -77,60 +90,6 @@ func (gs *grantStore) read(ctx context.Context, s logical.Storage, id grantID, f
 	}
 	gs.cache.fill(id, g, epoch)
 	return g, nil
-}
-
-// peekSeen is peek for the sweep: it also returns the epoch to hand back to rememberQuiet, which
-// a grant changed meanwhile makes void. A grant waiting in the unsaved map gets an epoch that never
-// matches: the sweep looks at it every time.
-func (gs *grantStore) peekSeen(ctx context.Context, s logical.Storage, id grantID) (*grantEntry, uint64, error) {
-	if g := gs.pending(id); g != nil {
-		return g, neverEpoch, nil
-	}
-	g, epoch, ok := gs.cache.lookup(id)
-	if ok {
-		return g, epoch, nil
-	}
-	g, err := gs.load(ctx, s, id)
-	return g, epoch, err
-}
-
-// quiet reports whether the sweep may pass this grant by without reading it: it found nothing due
-// when it last read it, nothing has written the grant since, and the time it computed has not come.
-func (gs *grantStore) quiet(id grantID, now time.Time, thresholds levelThresholds) bool {
-	return gs.cache.quietAt(id, now, thresholds)
-}
-
-// rememberRead records what the sweep found in a grant it has just read (seen is the epoch
-// peekSeen returned): until when nothing is due for it (zero: look every time) and whose it is.
-// Any write or drop of the grant forgets it.
-func (gs *grantStore) rememberRead(id grantID, seen uint64, g *grantEntry, quietUntil time.Time, thresholds levelThresholds) {
-	sum := grantSummary{openID: idHash(g.OpenID), unionID: idHash(g.UnionID)}
-	if !quietUntil.IsZero() {
-		sum.quietUntil = quietUntil.UnixNano()
-	}
-	gs.cache.setSummary(id, seen, sum, thresholds)
-}
-
-// mayBelongTo is false only when memory proves the grant is not the user's (by open_id or
-// union_id, as grantEntry.revokedBy matches): a revocation event then need not read it. A grant
-// memory knows nothing about may belong to anyone.
-func (gs *grantStore) mayBelongTo(id grantID, openID, unionID string) bool {
-	sum, ok := gs.cache.summary(id)
-	if !ok {
-		return true
-	}
-	return (openID != "" && sum.openID == idHash(openID)) || (unionID != "" && sum.unionID == idHash(unionID))
-}
-
-// idHash is FNV-1a of a Lark user id; 0 for none. Equal ids give equal hashes, so a hash that
-// differs proves the ids differ; a hash that matches is confirmed on the grant itself.
-func idHash(id string) uint64 {
-	if id == "" {
-		return 0
-	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(id))
-	return h.Sum64() | 1 // never 0
 }
 
 // invalidate drops a grant from memory after its key changed elsewhere.
@@ -219,6 +178,8 @@ type grantTx struct {
 	s   logical.Storage
 	id  grantID
 	g   *grantEntry // nil when the slot holds no grant
+	// stored is what the indexes hold for the grant as storage has it: what a write must move.
+	stored indexed
 }
 
 // withGrant runs fn with the grant locked and freshly read. A grant left unsaved by an earlier
@@ -228,17 +189,22 @@ func (gs *grantStore) withGrant(ctx context.Context, s logical.Storage, id grant
 	lock.Lock()
 	defer lock.Unlock()
 	tx := &grantTx{ctx: ctx, gs: gs, s: s, id: id}
-	if pending := gs.pending(id); pending != nil {
+	pending := gs.pending(id)
+	stored, err := gs.load(ctx, s, id)
+	switch {
+	case err != nil && pending == nil:
+		return err
+	case err != nil:
+		// What storage holds is unknown: index as if it held the pending grant (an entry left
+		// behind is dropped when found, a count left wrong is recounted by the walk).
+		stored = pending
+	}
+	tx.g, tx.stored = stored, indexedOf(stored)
+	if pending != nil {
 		tx.g = pending
 		if err := tx.save(); err == nil {
 			gs.logger().Info("stored a grant that an earlier write had failed to store", "grant", id.String())
 		}
-	} else {
-		g, err := gs.load(ctx, s, id)
-		if err != nil {
-			return err
-		}
-		tx.g = g
 	}
 	return fn(tx)
 }
@@ -259,12 +225,17 @@ func (tx *grantTx) saveMark() error { return tx.put(false) }
 func (tx *grantTx) put(keep bool) error {
 	g := tx.g
 	g.Version = grantEntryVersion
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), storeTimeout)
+	defer cancel()
+	// The in-flight mark is indexed too: a crash before the outcome is stored leaves the grant due
+	// at once, so the sweep settles the interrupted refresh.
+	next := tx.indexFor(ctx, g)
+	g.DueAt, g.Level = next.due, next.level
+	indexed := tx.addIndex(ctx, next)
 	entry, err := logical.StorageEntryJSON(tx.id.storageKey(), g)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), storeTimeout)
-	defer cancel()
 	var lastErr error
 	delay := 50 * time.Millisecond
 retry:
@@ -272,8 +243,16 @@ retry:
 		if lastErr = tx.s.Put(ctx, entry); lastErr == nil {
 			tx.gs.mu.Lock()
 			delete(tx.gs.unsaved, tx.id)
+			if indexed {
+				delete(tx.gs.unindexed, tx.id)
+			} else {
+				tx.gs.unindexed[tx.id] = true
+			}
 			tx.gs.mu.Unlock()
 			tx.gs.cache.put(tx.id, g.clone())
+			tx.dropIndex(ctx, tx.stored, next)
+			tx.gs.counts.move(ctx, tx.s, tx.id, tx.stored.level, next.level)
+			tx.stored = next
 			return nil
 		}
 		if errors.Is(lastErr, logical.ErrReadOnly) || attempt == storeAttempts {
@@ -287,7 +266,8 @@ retry:
 		}
 		delay *= 2
 	}
-	// Storage may or may not hold the write that failed: memory must not claim either.
+	// Storage may or may not hold the write that failed: memory must not claim either. The new index
+	// entries stay: an entry the grant does not name is dropped by whoever finds it.
 	tx.gs.cache.drop(tx.id)
 	if !keep {
 		return lastErr
@@ -300,13 +280,88 @@ retry:
 	return &notStoredError{id: tx.id, err: lastErr}
 }
 
+// indexFor is what the indexes must hold for g now: its due time (sweepAt, never before now), its
+// level and its user ids.
+func (tx *grantTx) indexFor(ctx context.Context, g *grantEntry) indexed {
+	now := tx.gs.clock.Now()
+	th, err := tx.gs.thresholds(ctx, tx.s)
+	if err != nil {
+		// The grant is stored all the same; the sweep looks at it at once and indexes it then.
+		tx.gs.logger().Warn("grant indexed as due now: the mount's settings could not be read", "grant", tx.id.String(), "error", err)
+		return indexed{due: now, level: tx.stored.level, openID: g.OpenID, unionID: g.UnionID}
+	}
+	next := indexed{due: sweepAt(g, th, now), level: g.health(now, th).Level, openID: g.OpenID, unionID: g.UnionID}
+	if !next.due.IsZero() && next.due.Before(now) {
+		next.due = now
+	}
+	if !next.due.IsZero() && !tx.stored.due.IsZero() && dueBucketOf(next.due) == dueBucketOf(tx.stored.due) {
+		next.due = tx.stored.due // the same entry
+	}
+	return next
+}
+
+// addIndex writes the entries next has that the stored grant's do not, before the grant itself, so
+// that no crash leaves a stored grant without them. false: storage refused one.
+func (tx *grantTx) addIndex(ctx context.Context, next indexed) bool {
+	var keys []string
+	if !next.due.IsZero() && (tx.stored.due.IsZero() || dueBucketOf(next.due) != dueBucketOf(tx.stored.due)) {
+		keys = append(keys, dueKey(next.due, tx.id))
+		tx.gs.mu.Lock()
+		if b := dueBucketOf(next.due); tx.gs.lowestDue == 0 || b < tx.gs.lowestDue {
+			tx.gs.lowestDue = b
+		}
+		tx.gs.mu.Unlock()
+	}
+	had := whoKeys(tx.id, tx.stored.openID, tx.stored.unionID)
+	for _, k := range whoKeys(tx.id, next.openID, next.unionID) {
+		if !containsString(had, k) {
+			keys = append(keys, k)
+		}
+	}
+	ok := true
+	for _, k := range keys {
+		if err := tx.s.Put(ctx, &logical.StorageEntry{Key: k, Value: indexEntryValue}); err != nil {
+			ok = false
+			tx.gs.logger().Warn("an index entry of a grant was not stored; the sweep writes it again", "grant", tx.id.String(), "error", err)
+		}
+	}
+	return ok
+}
+
+// dropIndex deletes, after the grant is stored, the entries from that next no longer has. One
+// that stays (storage refused the delete, or a crash came first) is dropped by whoever finds it.
+func (tx *grantTx) dropIndex(ctx context.Context, from, next indexed) {
+	var keys []string
+	if !from.due.IsZero() && (next.due.IsZero() || dueBucketOf(next.due) != dueBucketOf(from.due)) {
+		keys = append(keys, dueKey(from.due, tx.id))
+	}
+	keep := whoKeys(tx.id, next.openID, next.unionID)
+	for _, k := range whoKeys(tx.id, from.openID, from.unionID) {
+		if !containsString(keep, k) {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		if err := tx.s.Delete(ctx, k); err != nil {
+			tx.gs.logger().Debug("a stale index entry of a grant was not deleted; it is dropped when found", "grant", tx.id.String(), "error", err)
+		}
+	}
+}
+
+// reindex stores the grant with every index entry written again, present or not: the walk's
+// repair of an entry found missing.
+func (tx *grantTx) reindex() error {
+	tx.stored.due, tx.stored.openID, tx.stored.unionID = time.Time{}, "", ""
+	return tx.save()
+}
+
 // replace puts a new grant into the slot and stores it.
 func (tx *grantTx) replace(g *grantEntry) error {
 	tx.g = g
 	return tx.save()
 }
 
-// remove deletes the grant from storage and memory.
+// remove deletes the grant from storage and memory, and then its index entries.
 func (tx *grantTx) remove() error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), storeTimeout)
 	defer cancel()
@@ -320,9 +375,11 @@ func (tx *grantTx) remove() error {
 	}
 	tx.gs.mu.Lock()
 	delete(tx.gs.unsaved, tx.id)
+	delete(tx.gs.unindexed, tx.id)
 	tx.gs.mu.Unlock()
-	tx.g = nil
-	tx.gs.levels(tx.id, "")
+	tx.dropIndex(ctx, tx.stored, indexed{})
+	tx.gs.counts.move(ctx, tx.s, tx.id, tx.stored.level, "")
+	tx.g, tx.stored = nil, indexed{}
 	return nil
 }
 
@@ -372,54 +429,6 @@ type grantCache struct {
 	// out before the prune, so a reader that saw an older epoch is refused, never taken for one
 	// that saw "never written".
 	floor uint64
-
-	// summaries holds, for grants the sweep has read, what it found: until when nothing can fall
-	// due (grantEntry.quietUntil, under the thresholds in quietFor) and whose grant it is. It is
-	// not bounded by limit: one small entry per grant (about 300 B of resident memory measured,
-	// BENCHMARKS.md), so that a pass over 100,000 quiet grants, or a revocation event of one user
-	// among them, reads almost none of them from storage. Every put and drop forgets the entry.
-	summaries map[grantID]grantSummary
-	quietFor  levelThresholds
-}
-
-// grantSummary is what the sweep last found in a grant.
-type grantSummary struct {
-	quietUntil      int64  // Unix ns; 0: the sweep looks at the grant on every pass
-	openID, unionID uint64 // idHash of the grant's user ids
-}
-
-// neverEpoch is an epoch no grant ever has.
-const neverEpoch = ^uint64(0)
-
-func (c *grantCache) quietAt(id grantID, now time.Time, thresholds levelThresholds) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.quietFor != thresholds {
-		return false
-	}
-	sum, ok := c.summaries[id]
-	return ok && now.UnixNano() < sum.quietUntil
-}
-
-func (c *grantCache) summary(id grantID) (grantSummary, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	sum, ok := c.summaries[id]
-	return sum, ok
-}
-
-func (c *grantCache) setSummary(id grantID, seen uint64, sum grantSummary, thresholds levelThresholds) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.epochLocked(id) != seen {
-		return
-	}
-	if c.summaries == nil || c.quietFor != thresholds {
-		// Quiet times computed under other thresholds are void; the next pass reads every grant
-		// again and records them anew.
-		c.summaries, c.quietFor = map[grantID]grantSummary{}, thresholds
-	}
-	c.summaries[id] = sum
 }
 
 func (c *grantCache) lookup(id grantID) (*grantEntry, uint64, bool) {
@@ -462,7 +471,6 @@ func (c *grantCache) drop(id grantID) {
 func (c *grantCache) bumpLocked(id grantID) {
 	c.next++
 	c.epochs[id] = c.next
-	delete(c.summaries, id)
 }
 
 func (c *grantCache) insertLocked(id grantID, g *grantEntry) {
@@ -491,4 +499,102 @@ func (c *grantCache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)
+}
+
+// takeLowestDue returns the earliest due-index minute written since the last call (0: none).
+func (gs *grantStore) takeLowestDue() int64 {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	b := gs.lowestDue
+	gs.lowestDue = 0
+	return b
+}
+
+// reindexUnindexed writes again the due entries storage refused (each sweep, and Cleanup: after a
+// restart only the walk would find them).
+func (gs *grantStore) reindexUnindexed(ctx context.Context, s logical.Storage) {
+	for _, id := range gs.takeUnindexed() {
+		if err := gs.withGrant(ctx, s, id, func(tx *grantTx) error {
+			if tx.grant() == nil {
+				return nil
+			}
+			return tx.reindex()
+		}); err != nil {
+			gs.logger().Warn("a grant's due entry could not be written; the sweep's walk writes it", "grant", id.String(), "error", err)
+		}
+	}
+}
+
+// takeUnindexed returns the grants stored without their due entry, and forgets them: the sweep
+// writes their entries again (a failure puts them back).
+func (gs *grantStore) takeUnindexed() []grantID {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	out := make([]grantID, 0, len(gs.unindexed))
+	for id := range gs.unindexed {
+		out = append(out, id)
+	}
+	clear(gs.unindexed)
+	return out
+}
+
+// indexIntact reports whether the indexes hold what they should for the locked grant now: the due
+// entry and level its schedule gives, and every entry present in storage.
+func (tx *grantTx) indexIntact(ctx context.Context) (bool, error) {
+	g := tx.g
+	want := tx.indexFor(ctx, g)
+	if want.level != tx.stored.level || want.due.IsZero() != tx.stored.due.IsZero() ||
+		(!want.due.IsZero() && dueBucketOf(want.due) != dueBucketOf(tx.stored.due)) {
+		return false, nil
+	}
+	keys := whoKeys(tx.id, tx.stored.openID, tx.stored.unionID)
+	if tx.stored.openID != g.OpenID || tx.stored.unionID != g.UnionID {
+		return false, nil
+	}
+	if !tx.stored.due.IsZero() {
+		keys = append(keys, dueKey(tx.stored.due, tx.id))
+	}
+	for _, k := range keys {
+		e, err := tx.s.Get(ctx, k)
+		if err != nil {
+			return false, err
+		}
+		if e == nil {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// slotsOfUser returns the slots of an app that may hold a grant of the Lark user with these ids,
+// each to be confirmed on the grant itself: from the who index once built says it covers every
+// grant (a walk has gone over all of them), and every slot of the app before.
+func (gs *grantStore) slotsOfUser(ctx context.Context, s logical.Storage, appID, openID, unionID string,
+	built func(context.Context, logical.Storage) (bool, error)) ([]string, error) {
+	complete, err := built(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if !complete {
+		return gs.list(ctx, s, appID)
+	}
+	var slots []string
+	for _, u := range []string{openID, unionID} {
+		if u == "" {
+			continue
+		}
+		found, err := s.List(ctx, whoPrefix(appID, u))
+		if err != nil {
+			return nil, err
+		}
+		slots = append(slots, found...)
+	}
+	gs.mu.Lock()
+	for id, g := range gs.unsaved {
+		if id.App == appID && g.revokedBy(openID, unionID) {
+			slots = append(slots, id.Slot)
+		}
+	}
+	gs.mu.Unlock()
+	return dedupSorted(slots), nil
 }

@@ -33,7 +33,17 @@ func (e *testEnv) onDisk(slot string) *grantEntry {
 // arranging a situation) left it.
 func (e *testEnv) writeGrant(g *grantEntry) {
 	e.t.Helper()
+	require.NoError(e.t, e.b.grants.withGrant(context.Background(), e.storage, g.id(), func(tx *grantTx) error {
+		return tx.replace(g)
+	}))
+}
+
+// writeGrantRaw stores a grant as it is, past the grant store and its indexes, as a version before
+// the indexes (or a bug) would have left it.
+func (e *testEnv) writeGrantRaw(g *grantEntry) {
+	e.t.Helper()
 	entry, err := logical.StorageEntryJSON(g.id().storageKey(), g)
 	require.NoError(e.t, err)
 	require.NoError(e.t, e.storage.Put(context.Background(), entry))
+	e.b.grants.invalidate(g.id())
 }

@@ -3,7 +3,6 @@ package larksecrets
 import (
 	"bytes"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,8 +25,9 @@ type metrics struct {
 	sweeps        *prometheus.CounterVec // result
 	lastSweep     prometheus.Gauge
 
-	mu          sync.Mutex
-	grantLevels map[grantID]string // grant -> level, for the by-level gauge
+	// grantLevels is the mount's grants by level, from the persisted level counts (grant_index.go),
+	// read at scrape time (set by the backend).
+	grantLevels func() map[string]int
 
 	// appProblems counts apps whose setup Lark refuses (set by the backend, read at scrape time).
 	appProblems func() int
@@ -72,7 +72,6 @@ func newMetrics() *metrics {
 			Name: "lark_sweep_last_duration_seconds",
 			Help: "Duration of the last sweep.",
 		}),
-		grantLevels: map[grantID]string{},
 	}
 	for _, r := range sweepResults {
 		m.sweeps.WithLabelValues(r)
@@ -118,17 +117,6 @@ func (m *metrics) sweep(result string, took time.Duration) {
 	m.lastSweep.Set(took.Seconds())
 }
 
-// setLevel records a grant's level for the gauge; "" forgets a deleted grant.
-func (m *metrics) setLevel(id grantID, level string) {
-	m.mu.Lock()
-	if level == "" {
-		delete(m.grantLevels, id)
-	} else {
-		m.grantLevels[id] = level
-	}
-	m.mu.Unlock()
-}
-
 // expose gathers the mount's registry and encodes it in the given format with the library's
 // encoder.
 func (m *metrics) expose(format expfmt.Format) ([]byte, error) {
@@ -151,44 +139,27 @@ func (m *metrics) expose(format expfmt.Format) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// grantsByLevel counts the known grants per level; every level in gaugeLevels is present, zeros
+// grantsByLevel counts the grants per level; every level in gaugeLevels is present, zeros
 // included, so a level's series exists before the first grant reaches it.
 func (m *metrics) grantsByLevel() map[string]int {
 	byLevel := make(map[string]int, len(gaugeLevels))
 	for _, l := range gaugeLevels {
 		byLevel[l] = 0
 	}
-	m.mu.Lock()
-	for _, l := range m.grantLevels {
-		byLevel[l]++
+	if m.grantLevels != nil {
+		for l, n := range m.grantLevels() {
+			byLevel[l] += n
+		}
 	}
-	m.mu.Unlock()
 	return byLevel
 }
 
-// levelsByApp counts the known grants per app and level, from memory: the status path reads it
-// instead of every grant.
-func (m *metrics) levelsByApp() map[string]map[string]int {
-	out := map[string]map[string]int{}
-	m.mu.Lock()
-	for id, l := range m.grantLevels {
-		byLevel := out[id.App]
-		if byLevel == nil {
-			byLevel = map[string]int{}
-			out[id.App] = byLevel
-		}
-		byLevel[l]++
-	}
-	m.mu.Unlock()
-	return out
-}
-
-// grantLevelCollector computes the grants gauge from the level map at scrape time, so a deleted
+// grantLevelCollector computes the grants gauge from the level counts at scrape time, so a deleted
 // grant leaves it at once and no gauge is kept in step by hand.
 type grantLevelCollector struct{ m *metrics }
 
 var grantLevelsDesc = prometheus.NewDesc("lark_user_grants",
-	"User grants by level, as last seen by the sweep or a read.", []string{"level"}, nil)
+	"User grants by level, as counted when each grant was last written (the sweep writes a grant when its level changes).", []string{"level"}, nil)
 
 func (c grantLevelCollector) Describe(ch chan<- *prometheus.Desc) { ch <- grantLevelsDesc }
 

@@ -50,7 +50,6 @@ func (b *backend) reauthItems(ctx context.Context, s logical.Storage) ([]reauthI
 			continue
 		}
 		h := g.healthNow(now, cfg)
-		b.metrics.setLevel(id, h.Level)
 		if h.Level != levelOK {
 			items = append(items, reauthItem{g, h})
 		}

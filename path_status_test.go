@@ -201,21 +201,22 @@ func TestStatusReasons(t *testing.T) {
 	}, {
 		name: "sweep failed",
 		arrange: func(t *testing.T, env *testEnv) {
-			_, err := env.b.sweeper.run(context.Background(), &failListStorage{Storage: env.storage, prefix: grantStoragePrefix})
+			_, err := env.b.sweeper.run(context.Background(), &failGetStorage{Storage: env.storage, key: sweepStateKey})
 			require.Error(t, err)
 		},
-		want: "The last sweep, at 2026-11-27T09:00:00Z, failed: listing broke. Check Vault's storage and log",
+		want: "The last sweep, at 2026-11-27T09:00:00Z, failed: reading broke. Check Vault's storage and log",
 	}, {
-		name: "sweep does not cover every grant",
+		name: "building the indexes takes over an hour",
 		arrange: func(t *testing.T, env *testEnv) {
-			// Runs that each stop at their budget, for over an hour.
-			cfg := defaultConfig()
+			// Runs that each stop at their budget while the indexes are built, for over an hour.
+			cfg, start := defaultConfig(), env.clock.Now()
 			for i := 0; i <= 61; i++ {
-				env.b.sweeper.history.record(&sweepReport{StartedAt: env.clock.Now(), GrantsTotal: 100000, GrantsVisited: 10, BudgetExhausted: true}, cfg, nil, env.clock.Now())
+				env.b.sweeper.history.record(&sweepReport{StartedAt: env.clock.Now(), GrantsTotal: 100000, GrantsVisited: 10, BudgetExhausted: true,
+					Walk: walkState{Rebuild: true, CycleStart: start}}, cfg, nil, env.clock.Now())
 				env.clock.Advance(time.Minute)
 			}
 		},
-		want: "The sweep has not visited every grant since 2026-11-27T09:00:00Z: each run stops at sweep_budget (20s). Raise it (vault write lark/config sweep_budget=40s) or keepalive_rate.",
+		want: "The sweep has been building the grant indexes (reading every grant once) since 2026-11-27T09:00:00Z: each run stops at sweep_budget (20s). Raise it (vault write lark/config sweep_budget=40s) or keepalive_rate.",
 	}, {
 		name: "sweep run far over its budget",
 		arrange: func(t *testing.T, env *testEnv) {
@@ -399,9 +400,10 @@ func TestGrantsListFitsAHundredTwentyColumns(t *testing.T) {
 	require.LessOrEqual(t, width, 120)
 }
 
-// After a restart the levels are known only for the grants the sweep (or a read) has seen again;
-// the rest are counted as unclassified until the sweep's first full pass.
-func TestStatusAfterARestartCountsUnclassifiedGrants(t *testing.T) {
+// The level counts are kept in storage with every grant write, so a restart (or a new active node)
+// knows them at once. Grants stored past the indexes (by a version before them) are unclassified
+// until the sweep's first run has built the indexes.
+func TestStatusCountsLevelsAcrossARestart(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
 	for _, slot := range []string{"a", "b", "c"} {
@@ -413,13 +415,24 @@ func TestStatusAfterARestartCountsUnclassifiedGrants(t *testing.T) {
 	env.b = env.newBackend(nil) // a new process, as after a reload
 	resp := env.status()
 	require.Equal(t, 3, resp.Data["grants_total"])
-	require.Equal(t, 3, resp.Data["grants_unclassified"])
-	require.Equal(t, 0, resp.Data["grants_ok"])
-	require.Equal(t, false, resp.Data["grant_levels_complete"])
+	require.Equal(t, 0, resp.Data["grants_unclassified"])
+	require.Equal(t, 3, resp.Data["grants_ok"])
+	require.Equal(t, true, resp.Data["grant_levels_complete"])
 	require.Equal(t, 0, resp.Data["sweep_runs"])
 	require.Equal(t, true, resp.Data["healthy"], "a fresh start is not a problem by itself")
 
-	env.sweep()
+	// Grants a version before the indexes stored: not counted until the indexes are built.
+	env = newTestEnv(t)
+	env.addOAuthApp()
+	for _, slot := range []string{"a", "b", "c"} {
+		env.writeGrantRaw(env.okGrant(testAppID, slot))
+	}
+	resp = env.status()
+	require.Equal(t, 3, resp.Data["grants_unclassified"])
+	require.Equal(t, false, resp.Data["grant_levels_complete"])
+	r := env.sweep()
+	require.True(t, r.FullPass)
+	require.Equal(t, 3, r.RepairVisited)
 	resp = env.status()
 	require.Equal(t, 0, resp.Data["grants_unclassified"])
 	require.Equal(t, 3, resp.Data["grants_ok"])

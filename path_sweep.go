@@ -25,14 +25,18 @@ func pathSweep(b *backend) []*framework.Path {
 		HelpSynopsis: "Run the keep-alive sweep now.",
 		HelpDescription: `Vault runs the sweep about once a minute on the active node, unaudited. Writing here
 runs it at once, as an audited request, and returns what it refreshed, flagged and
-notified. It stops after sweep_budget and resumes from a stored cursor next time. The
-path takes no parameters.
+notified. It stops after sweep_budget and resumes where it stopped next time. The path
+takes no parameters.
 
-grants_visited counts the grants this run looked at; grants_quiet says how many of them
-it passed by from memory, without reading storage, because when it last read them it
-found nothing due and nothing has written them since (each is read again at least once
-an hour, and all of them after a restart, a leader change or a change of the level
-thresholds).`,
+The sweep reads only the grants that are due: each grant's next keep-alive, level change
+or unqueued notice is kept in a due index in storage, written with the grant.
+grants_due counts the grants whose time had come in this run (flagged lists those of
+them not at level ok); index_buckets the minutes of the index it listed; stale_entries
+index entries their grant no longer names, dropped. repair_visited counts the grants the
+walk checked: it goes through every grant slowly (a share every 15 minutes, all of them
+in about a day) and writes again any index entry or level count it finds wrong, and at
+full speed while the indexes are built (rebuilding: the first run of this version, or new
+level thresholds). grants_total is the mount's grants by the level counts.`,
 	}}
 }
 
@@ -67,7 +71,12 @@ func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, d *fra
 	resp.Data = map[string]interface{}{
 		"grants_total":         r.GrantsTotal,
 		"grants_visited":       r.GrantsVisited,
-		"grants_quiet":         r.GrantsQuiet,
+		"grants_due":           r.GrantsDue,
+		"index_buckets":        r.IndexBuckets,
+		"stale_entries":        r.StaleEntries,
+		"repair_visited":       r.RepairVisited,
+		"index_repaired":       r.IndexRepaired,
+		"rebuilding":           r.Rebuilding,
 		"full_pass":            r.FullPass,
 		"budget_exhausted":     r.BudgetExhausted,
 		"took_ms":              r.Took.Milliseconds(),

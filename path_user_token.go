@@ -182,7 +182,6 @@ func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d
 	// The grant's level travels with every read: the warning lands in the audit log in plain text,
 	// the numbers and booleans too.
 	h := g.healthNow(now, cfg)
-	b.metrics.setLevel(id, h.Level)
 	resp.Data["days_left"] = h.DaysLeft
 	resp.Data["reauth_required"] = h.reauthRequired()
 	if w := h.warning(id, r); w != "" {
@@ -306,7 +305,6 @@ func (b *backend) pathUserTokenImport(ctx context.Context, req *logical.Request,
 		return nil, r.httpError(id.App, err)
 	}
 	h := g.healthNow(b.clock.Now(), sess.cfg)
-	b.metrics.setLevel(id, h.Level)
 	resp := &logical.Response{Data: g.status(h)}
 	if w := h.warning(id, r); w != "" {
 		resp.AddWarning(w)

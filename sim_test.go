@@ -328,6 +328,9 @@ type sim struct {
 	disturbedStep int            // the last step with a fault that may cost the rollback record a grant
 	taints        map[string]int // emulator grant → harness events (crash, dropped answer) explaining its reuse
 	devices       map[string]*simDevice
+	// indexDisturbedAt is the time of the last fault that may leave an index entry or a level count
+	// wrong until the walk's next cycle (sim_index_test.go).
+	indexDisturbedAt time.Time
 
 	step  int
 	log   []string
@@ -1037,6 +1040,7 @@ func (s *sim) check() {
 		reuse[g.GrantID] = g.ReuseAttempts
 	}
 	s.checkDevices(listed)
+	s.checkIndex()
 	s.okGrants = 0
 	for _, info := range listed {
 		if st, _ := info["state"].(string); st != levelReauthRequired {

@@ -21,8 +21,8 @@ import (
 const (
 	// sweepStaleAfter: Vault runs the sweep about once a minute on the active node.
 	sweepStaleAfter = 5 * time.Minute
-	// cycleOverdueAfter: every grant should be visited well within an hour; the sweep re-reads even
-	// its quiet grants hourly.
+	// cycleOverdueAfter: building the grant indexes (a walk at full speed over every grant, within
+	// each run's budget) should take well under an hour.
 	cycleOverdueAfter = time.Hour
 	// The answer stays bounded however many apps and grants there are: apps in detail and reasons
 	// past these limits are counted, not listed.
@@ -62,13 +62,9 @@ type sweepHistory struct {
 	mu   sync.Mutex
 	runs int
 	last sweepRun
-	// A cycle is a run of sweeps that together visited every grant (one run, or several when each
-	// stops at its budget and the cursor carries on).
-	cycleStart    time.Time
-	cycleVisited  int
-	lastCycleAt   time.Time
-	lastCycleTook time.Duration
-	notices       *noticePass
+	// walk is where the walk over every grant stood after the last run (sweep_walk.go).
+	walk    walkState
+	notices *noticePass
 }
 
 func (h *sweepHistory) record(r *sweepReport, cfg *configEntry, err error, now time.Time) {
@@ -85,14 +81,7 @@ func (h *sweepHistory) record(r *sweepReport, cfg *configEntry, err error, now t
 		h.last.Err = err.Error()
 		return
 	}
-	if h.cycleStart.IsZero() {
-		h.cycleStart = r.StartedAt
-	}
-	h.cycleVisited += r.GrantsVisited
-	if h.cycleVisited >= r.GrantsTotal {
-		h.lastCycleAt, h.lastCycleTook = now, now.Sub(h.cycleStart)
-		h.cycleStart, h.cycleVisited = time.Time{}, 0
-	}
+	h.walk = r.Walk
 	if r.NoticePassRan {
 		h.notices = &noticePass{At: r.StartedAt, Sent: len(r.Notified), Failed: len(r.NotifyFailed),
 			LastError: r.NotifyLastError, Left: r.NoticesLeft}
@@ -101,8 +90,10 @@ func (h *sweepHistory) record(r *sweepReport, cfg *configEntry, err error, now t
 
 // sweepSnapshot is a copy of the history, taken under its lock.
 type sweepSnapshot struct {
-	Runs          int
-	Last          sweepRun
+	Runs int
+	Last sweepRun
+	// CycleStart: the indexes are being built since then (a walk at full speed). LastCycleAt and
+	// LastCycleTook: the walk's last completed cycle over every grant.
 	CycleStart    time.Time
 	LastCycleAt   time.Time
 	LastCycleTook time.Duration
@@ -112,7 +103,10 @@ type sweepSnapshot struct {
 func (h *sweepHistory) snapshot() sweepSnapshot {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := sweepSnapshot{Runs: h.runs, Last: h.last, CycleStart: h.cycleStart, LastCycleAt: h.lastCycleAt, LastCycleTook: h.lastCycleTook}
+	s := sweepSnapshot{Runs: h.runs, Last: h.last, LastCycleAt: h.walk.LastCycleAt, LastCycleTook: h.walk.LastCycleTook}
+	if h.walk.Rebuild {
+		s.CycleStart = h.walk.CycleStart
+	}
 	if h.notices != nil {
 		n := *h.notices
 		s.Notices = &n
@@ -200,6 +194,8 @@ type statusService struct {
 	contacts *larkContacts
 	metrics  *metrics
 	history  *sweepHistory
+	// sweepState reads where the sweep stands in storage: whether the level counts cover every grant.
+	sweepState func(context.Context, logical.Storage) (*sweepState, error)
 }
 
 // appHealth is one app's part of the status.
@@ -240,15 +236,17 @@ type mountStatus struct {
 	Timezone      string
 	Budget        time.Duration // sweep_budget as configured now
 	Unsaved       int
-	Reasons       []string // at most statusMaxReasons
-	ReasonsTotal  int
+	// LevelsComplete: the level counts cover every grant (the indexes are built, sweep_walk.go).
+	LevelsComplete bool
+	Reasons        []string // at most statusMaxReasons
+	ReasonsTotal   int
 }
 
 func (m *mountStatus) healthy() bool { return m.ReasonsTotal == 0 }
 
-// levelsComplete: every grant has had its level computed on this node (a full cycle of the sweep
-// since it started); before that, grants not yet seen count as unclassified.
-func (m *mountStatus) levelsComplete() bool { return !m.Sweep.LastCycleAt.IsZero() }
+// levelsComplete: the level counts cover every grant; before, grants not yet counted are
+// unclassified.
+func (m *mountStatus) levelsComplete() bool { return m.LevelsComplete }
 
 func (st *statusService) mountStatus(ctx context.Context, s logical.Storage, rem remedies) (*mountStatus, error) {
 	cfg, err := st.config.get(ctx, s)
@@ -260,6 +258,14 @@ func (st *statusService) mountStatus(ctx context.Context, s logical.Storage, rem
 		Schedule: cfg.NotifySchedule, Timezone: cfg.NotifyTimezone, Budget: cfg.SweepBudget, Unsaved: st.grants.unsavedCount()}
 	for _, l := range gaugeLevels {
 		m.Levels[l] = 0
+	}
+	idx, err := st.sweepState(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	m.LevelsComplete = idx.Version == sweepStateVersion && idx.Walk.Built && !idx.Walk.Rebuild
+	if err := st.grants.counts.load(ctx, s); err != nil {
+		return nil, err
 	}
 	ids, err := st.apps.list(ctx, s)
 	if err != nil {
@@ -318,7 +324,7 @@ func (st *statusService) mountStatus(ctx context.Context, s logical.Storage, rem
 
 // appsHealth looks at the given apps (those that still exist), in the given order.
 func (st *statusService) appsHealth(ctx context.Context, s logical.Storage, ids []string, rem remedies) ([]*appHealth, error) {
-	byApp := st.metrics.levelsByApp()
+	byApp := st.grants.counts.all()
 	out := make([]*appHealth, 0, len(ids))
 	for _, id := range ids {
 		a, err := st.appHealth(ctx, s, id, byApp[id], rem)
@@ -352,7 +358,7 @@ func (st *statusService) sweepReasons(m *mountStatus, cfg *configEntry, rem reme
 			sw.Last.Took.Round(time.Second), sw.Last.Budget, rem.mount))
 	}
 	if !sw.CycleStart.IsZero() && now.Sub(sw.CycleStart) > cycleOverdueAfter {
-		out = append(out, fmt.Sprintf("The sweep has not visited every grant since %s: each run stops at sweep_budget (%s). Raise it (vault write %sconfig sweep_budget=40s) or keepalive_rate.",
+		out = append(out, fmt.Sprintf("The sweep has been building the grant indexes (reading every grant once) since %s: each run stops at sweep_budget (%s). Raise it (vault write %sconfig sweep_budget=40s) or keepalive_rate.",
 			formatTime(sw.CycleStart), cfg.SweepBudget, rem.mount))
 	}
 	return out

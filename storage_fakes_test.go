@@ -122,3 +122,16 @@ func (s *failAfterStorage) Put(ctx context.Context, e *logical.StorageEntry) err
 	}
 	return s.Storage.Put(ctx, e)
 }
+
+// failGetStorage fails every Get of one key.
+type failGetStorage struct {
+	logical.Storage
+	key string
+}
+
+func (s *failGetStorage) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
+	if k == s.key {
+		return nil, errors.New("reading broke")
+	}
+	return s.Storage.Get(ctx, k)
+}

@@ -15,7 +15,12 @@ import (
 	"github.com/lark-vault/vault-plugin-secrets-lark/clock"
 )
 
-const sweepCursorKey = "sweep/cursor"
+// sweepStateKey holds where the sweep stands (sweepState). sweepCursorKey is where versions before
+// the due index kept their cursor; the first run of this version deletes it.
+const (
+	sweepStateKey  = "sweep/state"
+	sweepCursorKey = "sweep/cursor"
+)
 
 // Shares of sweep_budget. Visiting grants stops at its share so that the notification pass and the
 // dropping of expired authorization states always get time of their own, however many grants there
@@ -31,14 +36,25 @@ const (
 // sweepReport is what one sweep did; the sweep path returns it, because Vault does not audit the
 // periodic run and these findings must be visible somewhere audited.
 type sweepReport struct {
-	StartedAt     time.Time
-	Took          time.Duration
-	GrantsTotal   int
+	StartedAt time.Time
+	Took      time.Duration
+	// GrantsTotal is the mount's grants as the level counts have them.
+	GrantsTotal int
+	// GrantsVisited is GrantsDue and RepairVisited together: every grant this run read.
 	GrantsVisited int
-	// GrantsQuiet of the visited grants were passed by from memory: nothing could have changed for
-	// them since the sweep last read them (grantEntry.quietUntil).
-	GrantsQuiet        int
-	FullPass           bool // every grant was visited in this run
+	// GrantsDue is the grants the due index named whose time had come; IndexBuckets the minutes of
+	// the index listed; StaleEntries the entries found that their grant no longer names (dropped).
+	GrantsDue    int
+	IndexBuckets int
+	StaleEntries int
+	// RepairVisited is the grants the walk read (sweep_walk.go), IndexRepaired those whose index
+	// entries or recorded level it had to write again; Rebuilding: the walk runs at full speed
+	// because the indexes are being built.
+	RepairVisited      int
+	IndexRepaired      int
+	Rebuilding         bool
+	Walk               walkState
+	FullPass           bool // every grant that was due has been looked at
 	BudgetExhausted    bool
 	Refreshed          []string
 	RefreshFailed      []string
@@ -68,6 +84,7 @@ type sweeper struct {
 	logger   func() hclog.Logger
 	config   *configStore
 	grants   *grantStore
+	apps     *appStore
 	sessions *sessions
 	tokens   *tokenService
 	states   *stateStore
@@ -150,7 +167,7 @@ func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, er
 		result = "budget_exhausted"
 	}
 	sw.metrics.sweep(result, r.Took)
-	sw.logger().Debug("sweep done", "grants", r.GrantsTotal, "visited", r.GrantsVisited, "quiet", r.GrantsQuiet, "refreshed", len(r.Refreshed),
+	sw.logger().Debug("sweep done", "grants", r.GrantsTotal, "due", r.GrantsDue, "walked", r.RepairVisited, "refreshed", len(r.Refreshed),
 		"failed", len(r.RefreshFailed), "flagged", len(r.Flagged), "notified", len(r.Notified), "took", r.Took)
 	return r, nil
 }
@@ -162,89 +179,140 @@ func laterOf(a, b time.Time) time.Time {
 	return b
 }
 
+// visitGrants looks at the grants that need it: those stored without their due entry, those the
+// due index names up to now (sweepAt), and the walk's share (sweep_walk.go). What the budget leaves
+// waits for the next run: the due index keeps its place in storage.
 func (sw *sweeper) visitGrants(ctx context.Context, s logical.Storage, cfg *configEntry, deadline time.Time, r *sweepReport) error {
-	ids, err := sw.grants.listAll(ctx, s)
+	st, err := sw.loadState(ctx, s)
 	if err != nil {
 		return err
 	}
-	r.GrantsTotal = len(ids)
-	var cursor grantID
-	if e, err := s.Get(ctx, sweepCursorKey); err != nil {
-		return err
-	} else if e != nil {
-		cursor, _ = parseGrantID(string(e.Value))
+	th := cfg.thresholds()
+	now := sw.clock.Now()
+	if st.Version != sweepStateVersion || st.Thresholds != th {
+		sw.startRebuild(ctx, s, st, th, now)
 	}
-	first := sort.Search(len(ids), func(i int) bool { return !lessGrantID(ids[i], cursor) })
-	if first < len(ids) && ids[first] == cursor {
-		first++
+	if err := sw.grants.counts.load(ctx, s); err != nil {
+		sw.logger().Warn("sweep: reading the level counts", "error", err)
 	}
-	last := cursor
-	thresholds := cfg.thresholds()
-	for i := 0; i < len(ids); i++ {
-		if time.Now().After(deadline) {
-			r.BudgetExhausted = true
-			break
+	sw.grants.counts.flush(ctx, s)
+	sw.grants.reindexUnindexed(ctx, s)
+	r.FullPass = sw.visitDue(ctx, s, cfg, th, st, deadline, r)
+	if r.FullPass {
+		sw.walk(ctx, s, th, st, deadline, r)
+	}
+	r.Walk, r.Rebuilding = st.Walk, st.Walk.Rebuild
+	r.GrantsVisited = r.GrantsDue + r.RepairVisited
+	for _, n := range sw.grants.counts.total() {
+		r.GrantsTotal += n
+	}
+	return sw.storeState(ctx, s, st)
+}
+
+// visitDue goes through the due index from the first minute not yet drained to now. It reports
+// whether it got to the end.
+func (sw *sweeper) visitDue(ctx context.Context, s logical.Storage, cfg *configEntry, th levelThresholds, st *sweepState, deadline time.Time, r *sweepReport) bool {
+	nowBucket := dueBucketOf(sw.clock.Now())
+	start := st.DueBucket
+	switch {
+	case start == 0:
+		start = nowBucket - dueFirstLookback
+	case start > nowBucket:
+		start = nowBucket // the clock went back (another node's): look from now
+	}
+	if lowest := sw.grants.takeLowestDue(); lowest != 0 && lowest < start {
+		start = lowest // written while the clock was behind where the sweep stood
+	}
+	for b := start; b <= nowBucket; b++ {
+		st.DueBucket = b
+		apps, err := s.List(ctx, dueBucketKey(b))
+		if err != nil {
+			sw.logger().Warn("sweep: listing the due index", "error", err)
+			return false
 		}
-		id := ids[(first+i)%len(ids)]
-		if err := sw.visit(ctx, s, cfg, thresholds, id, deadline, r); err != nil {
-			if errors.Is(err, errBudget) || errors.Is(err, errStopping) {
-				r.BudgetExhausted = true
-				break
+		r.IndexBuckets++
+		for _, app := range apps {
+			slots, err := s.List(ctx, dueBucketKey(b)+app)
+			if err != nil {
+				sw.logger().Warn("sweep: listing the due index", "error", err)
+				return false
 			}
-			sw.logger().Warn("sweep: grant not processed", "grant", id.String(), "error", err)
+			for _, slot := range slots {
+				if time.Now().After(deadline) {
+					r.BudgetExhausted = true
+					return false
+				}
+				id := grantID{strings.TrimSuffix(app, "/"), slot}
+				if err := sw.visitDueEntry(ctx, s, cfg, th, id, b, deadline, r); err != nil {
+					if errors.Is(err, errBudget) || errors.Is(err, errStopping) {
+						r.BudgetExhausted = true
+						return false
+					}
+					sw.logger().Warn("sweep: grant not processed", "grant", id.String(), "error", err)
+				}
+			}
 		}
-		r.GrantsVisited++
-		last = id
 	}
-	r.FullPass = r.GrantsVisited == len(ids)
-	if last != cursor {
-		if err := s.Put(ctx, &logical.StorageEntry{Key: sweepCursorKey, Value: []byte(last.String())}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return true
 }
 
-func lessGrantID(a, b grantID) bool {
-	if a.App != b.App {
-		return a.App < b.App
-	}
-	return a.Slot < b.Slot
-}
+// dueFirstLookback is how many minutes of the due index the first run on a mount looks back.
+const dueFirstLookback = 24 * 60
 
-// visit looks at one grant. thresholds is cfg.thresholds(), taken once per run: at 100,000
-// grants a pass is mostly this function's first two lines.
-func (sw *sweeper) visit(ctx context.Context, s logical.Storage, cfg *configEntry, thresholds levelThresholds, id grantID, deadline time.Time, r *sweepReport) error {
-	if sw.grants.quiet(id, sw.clock.Now(), thresholds) {
-		r.GrantsQuiet++
+// visitDueEntry looks at one entry of the due index: a grant whose time has come is settled, an
+// entry its grant no longer names is dropped, and one due later this minute is left for the next run.
+func (sw *sweeper) visitDueEntry(ctx context.Context, s logical.Storage, cfg *configEntry, th levelThresholds, id grantID, bucket int64, deadline time.Time, r *sweepReport) error {
+	g, err := sw.grants.peek(ctx, s, id)
+	if err != nil {
+		return err
+	}
+	if g == nil || g.DueAt.IsZero() || dueBucketOf(g.DueAt) != bucket {
+		r.StaleEntries++
+		return sw.dropStale(ctx, s, id, bucket)
+	}
+	if g.DueAt.After(sw.clock.Now()) {
 		return nil
 	}
-	g, seen, err := sw.grants.peekSeen(ctx, s, id)
-	if err != nil || g == nil {
-		return err
-	}
+	r.GrantsDue++
+	return sw.settle(ctx, s, cfg, th, id, g, deadline, r)
+}
+
+// dropStale deletes a due entry its grant does not name, checked again under the grant's lock so a
+// write that has just named it is not undone.
+func (sw *sweeper) dropStale(ctx context.Context, s logical.Storage, id grantID, bucket int64) error {
+	return sw.grants.withGrant(ctx, s, id, func(tx *grantTx) error {
+		if g := tx.grant(); g != nil && !g.DueAt.IsZero() && dueBucketOf(g.DueAt) == bucket {
+			return nil
+		}
+		return s.Delete(ctx, dueBucketKey(bucket)+id.App+"/"+id.Slot)
+	})
+}
+
+// settle does what is due for one grant: keep-alive, the notice of a new level, and its next due
+// entry and recorded level, stored with it.
+func (sw *sweeper) settle(ctx context.Context, s logical.Storage, cfg *configEntry, th levelThresholds, id grantID, g *grantEntry, deadline time.Time, r *sweepReport) error {
 	if g.keepaliveDue(sw.clock.Now()) {
 		if err := sw.keepAlive(ctx, s, cfg, id, deadline, r); err != nil {
 			return err
 		}
-		if g, seen, err = sw.grants.peekSeen(ctx, s, id); err != nil || g == nil {
-			return err
+	}
+	return sw.grants.withGrant(ctx, s, id, func(tx *grantTx) error {
+		g := tx.grant()
+		if g == nil {
+			return nil
 		}
-	}
-	now := sw.clock.Now()
-	h := g.healthNow(now, cfg)
-	sw.metrics.setLevel(id, h.Level)
-	var quietUntil time.Time
-	if until := g.quietUntil(now, cfg); h.Level == levelOK && until.After(now) {
-		quietUntil = until
-	}
-	sw.grants.rememberRead(id, seen, g, quietUntil, thresholds)
-	if h.Level == levelOK {
-		return nil
-	}
-	queued, err := sw.notifier.queue(ctx, s, g, h)
-	r.Flagged = append(r.Flagged, flaggedGrant{ID: id, Health: h, Notified: !queued && g.notified(noticeLevel(h.Level))})
-	return err
+		h := g.health(sw.clock.Now(), th)
+		if h.Level != levelOK {
+			queued, err := sw.notifier.queue(ctx, s, g, h)
+			r.Flagged = append(r.Flagged, flaggedGrant{ID: id, Health: h, Notified: !queued && g.notified(noticeLevel(h.Level))})
+			if err != nil {
+				sw.logger().Warn("sweep: queueing a notice; tried again next run", "grant", id.String(), "error", err)
+			} else {
+				g.NoticeQueued = noticeLevel(h.Level)
+			}
+		}
+		return tx.save()
+	})
 }
 
 // keepAlive refreshes a grant nobody read, paced by the app's keepalive_rate. A refresh is started

@@ -345,81 +345,127 @@ func TestNoticeOfALevelAlreadyPassedIsNotSent(t *testing.T) {
 	require.True(t, env.storedGrant("late").notified(levelCritical), "the skipped notice counts as sent")
 }
 
-// A pass reads from storage only the grants that may have changed since the sweep last read them:
-// the others are passed by from memory. A write through the grant store, Invalidate, the end of a
-// grant's quiet time, new level thresholds and a restart each make it read again.
-func TestSweepReadsOnlyGrantsThatMayHaveChanged(t *testing.T) {
+// readKeys records which grants a backend reads from storage.
+type readKeys struct {
+	logical.Storage
+	mu   sync.Mutex
+	read map[string]int
+}
+
+func (s *readKeys) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
+	if strings.HasPrefix(k, grantStoragePrefix) {
+		s.mu.Lock()
+		s.read[strings.TrimPrefix(k, grantStoragePrefix+testAppID+"/")]++
+		s.mu.Unlock()
+	}
+	return s.Storage.Get(ctx, k)
+}
+
+func (s *readKeys) take() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.read
+	s.read = map[string]int{}
+	return r
+}
+
+// A sweep reads from storage only the grants whose time has come by the due index, including the
+// first after a restart (or on a new active node): with 10,000 grants, the 50 that just reached
+// their warning point and nothing else. New level thresholds make one walk read every grant; an
+// index entry lost (here deleted by hand) hides its grant for at most one step of the walk.
+func TestSweepReadsOnlyDueGrants(t *testing.T) {
 	env := newTestEnv(t)
-	gets := &countingStorage{Storage: env.storage}
-	env.storage = gets
+	reads := &readKeys{Storage: env.storage, read: map[string]int{}}
+	env.storage = reads
 	env.addOAuthApp()
+	env.sweep() // the indexes of an empty mount are built at once
 	now := env.clock.Now()
-	fresh := func(slot string) *grantEntry {
-		return &grantEntry{AppID: testAppID, Slot: slot, State: grantStateOK, AccessToken: "x", AccessExpiresAt: now.Add(2 * time.Hour),
-			RefreshToken: "unused", LastRefreshAt: now, RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
-			AuthorizedAt: now, GrantExpiresAt: now.Add(grantMaxAge)}
-	}
-	const n = 40
+	const n, soon, later = 10000, 50, 30
+	var dueSoon, dueLater []string
 	for i := 0; i < n; i++ {
-		env.writeGrant(fresh(fmt.Sprintf("q%02d", i)))
+		g := env.okGrant(testAppID, fmt.Sprintf("g%05d", i))
+		switch {
+		case i%200 == 7 && len(dueSoon) < soon:
+			// Its warning point (7 days before its end) comes a day and i/200 minutes from now.
+			g.GrantExpiresAt = now.Add(8*24*time.Hour + time.Duration(len(dueSoon))*time.Minute)
+			dueSoon = append(dueSoon, g.Slot)
+		case i%200 == 11 && len(dueLater) < later:
+			g.GrantExpiresAt = now.Add(8*24*time.Hour + 12*time.Hour) // within 9 days only after a day
+			dueLater = append(dueLater, g.Slot)
+		}
+		env.writeGrant(g)
 	}
-	pass := func(wantQuiet, wantReads int, why string) *sweepReport {
-		t.Helper()
-		gets.grantGets()
-		r := env.sweep()
-		require.True(t, r.FullPass, why)
-		require.Equal(t, wantQuiet, r.GrantsQuiet, "quiet grants: %s", why)
-		require.Equal(t, wantReads, gets.grantGets(), "grants read from storage: %s", why)
-		return r
-	}
-	pass(0, n, "first pass")
-	pass(n, 0, "nothing changed")
-
-	// Another node changes a grant (it is now 5 days from its end): Invalidate makes the sweep read it.
-	changed := fresh("q07")
-	changed.GrantExpiresAt = env.clock.Now().Add(5 * 24 * time.Hour)
-	env.writeGrant(changed)
-	env.b.invalidate(context.Background(), changed.id().storageKey())
-	r := pass(n-1, 1, "after Invalidate")
-	require.Len(t, r.Flagged, 1)
-	require.Equal(t, changed.id(), r.Flagged[0].ID)
-	pass(n-1, 1, "a flagged grant is read on every pass")
-
-	// A write through the grant store: a new grant by OAuth. The store keeps what it wrote in
-	// memory, so the sweep looks at it without a storage read, and it is not quiet yet.
-	env.grantUser("new")
-	pass(n-1, 1, "after a new grant")
-	pass(n, 1, "the new grant is quiet too")
-
-	// A change through the grant store forgets what the sweep knew: the grant is looked at again
-	// (from memory, where the store put it) and found 5 days from its end.
-	newID := grantID{testAppID, "new"}
-	require.NoError(t, env.b.grants.withGrant(context.Background(), env.storage, newID, func(tx *grantTx) error {
-		tx.grant().GrantExpiresAt = env.clock.Now().Add(5 * 24 * time.Hour)
-		return tx.save()
-	}))
-	r = pass(n-1, 1, "after a change through the store")
-	require.Len(t, r.Flagged, 2)
-	require.NoError(t, env.b.grants.withGrant(context.Background(), env.storage, newID, func(tx *grantTx) error {
-		tx.grant().GrantExpiresAt = env.clock.Now().Add(300 * 24 * time.Hour)
-		return tx.save()
-	}))
-	pass(n-1, 1, "changed back")
-	pass(n, 1, "quiet again")
-
-	// Quiet times end (at most an hour): every quiet grant is read again (the one the store holds
-	// in memory, from there).
-	env.clock.Advance(quietCap)
-	pass(0, n, "after an hour")
-	pass(n, 1, "quiet again")
-
-	// New thresholds: what was quiet under the old ones is looked at again.
-	env.mustWrite("config", map[string]interface{}{"warning_days": 6})
-	r = pass(0, n, "after warning_days changed")
-	require.Len(t, r.Flagged, 1, "the grant 5 days from its end is still within warning_days 6")
-	pass(n, 1, "quiet under the new thresholds")
-
-	// A restart (or a new active node) starts with nothing in memory.
+	require.Len(t, dueSoon, soon)
+	require.Len(t, dueLater, later)
 	env.b = env.newBackend(nil)
-	pass(0, n+1, "after a restart")
+	reads.take()
+	r := env.sweep()
+	require.Zero(t, r.GrantsDue)
+	require.Empty(t, reads.take(), "nothing is due: no grant is read")
+	require.Equal(t, n, r.GrantsTotal, "the level counts know every grant without reading one")
+
+	// A day and an hour later the first group is past its warning point; keep-alive is 3 days off.
+	env.clock.Advance(25 * time.Hour)
+	env.b = env.newBackend(nil) // the first pass after a restart, with nothing in memory
+	reads.take()
+	r = env.sweep()
+	require.Equal(t, soon, r.GrantsDue)
+	require.Len(t, r.Flagged, soon)
+	// Besides them, the walk's step (due every 15 minutes, wherever it runs) reads its share: on
+	// this small mount its minimum, the first 200 grants.
+	read := reads.take()
+	require.Equal(t, repairMinStep, r.RepairVisited)
+	for i := 0; i < repairMinStep; i++ {
+		slot := fmt.Sprintf("g%05d", i)
+		require.Contains(t, read, slot)
+		if !containsString(dueSoon, slot) {
+			delete(read, slot)
+		}
+	}
+	require.ElementsMatch(t, dueSoon, mapKeys(read), "only the due grants are read")
+	r = env.sweep()
+	require.Zero(t, r.GrantsDue, "their notices are queued: nothing is due until the critical point")
+	require.Empty(t, reads.take())
+
+	// warning_days 9: every due time and level was computed with 7, so the next run walks every
+	// grant; the second group is within 9 days of its end and is flagged by the run after.
+	env.mustWrite("config", map[string]interface{}{"warning_days": 9})
+	r = env.sweep()
+	require.True(t, r.Rebuilding || r.RepairVisited == n)
+	for r.Rebuilding {
+		r = env.sweep()
+	}
+	require.Len(t, reads.take(), n, "new thresholds: every grant is read once")
+	r = env.sweep()
+	require.Len(t, r.Flagged, later)
+	require.Equal(t, later, r.GrantsDue)
+	reads.take()
+
+	// An index entry is lost: its grant's warning point passes unseen until the walk's next step
+	// finds the grant, then the run after flags it.
+	lost := grantID{testAppID, "g00003"}
+	require.NoError(t, env.b.grants.withGrant(context.Background(), env.storage, lost, func(tx *grantTx) error {
+		tx.grant().GrantExpiresAt = env.clock.Now().Add(9*24*time.Hour + 5*time.Minute)
+		return tx.save()
+	}))
+	stored := env.storedGrant("g00003")
+	require.NoError(t, env.storage.Delete(context.Background(), dueKey(stored.DueAt, lost)))
+	env.clock.Advance(6 * time.Minute)
+	r = env.sweep()
+	require.Empty(t, r.Flagged, "the grant is hidden while its entry is missing")
+	env.clock.Advance(repairStepEvery)
+	r = env.sweep()
+	require.Equal(t, 1, r.IndexRepaired, "the walk finds the grant without its entry")
+	require.Equal(t, repairMinStep, r.RepairVisited, "a step of the walk: the first 200 grants of its new cycle")
+	r = env.sweep()
+	require.Len(t, r.Flagged, 1)
+	require.Equal(t, lost, r.Flagged[0].ID)
+}
+
+func mapKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -154,7 +154,7 @@ func (b *backend) receiveRevocation(ctx context.Context, s logical.Storage, sess
 		// Only user_id: grants do not record it, so there is nothing to match.
 		return eventOutcome{result: eventIgnored}, nil
 	}
-	slots, err := b.grants.list(ctx, s, appID)
+	slots, err := b.grants.slotsOfUser(ctx, s, appID, rev.OpenID, rev.UnionID, b.sweeper.indexBuilt)
 	if err != nil {
 		return eventOutcome{result: eventFailed}, err
 	}
@@ -165,9 +165,6 @@ func (b *backend) receiveRevocation(ctx context.Context, s logical.Storage, sess
 	matched := 0
 	for _, slot := range slots {
 		id := grantID{appID, slot}
-		if !b.grants.mayBelongTo(id, rev.OpenID, rev.UnionID) {
-			continue // the sweep read this grant and nothing has changed it since: another user's
-		}
 		g, err := b.grants.peek(ctx, s, id)
 		if err != nil {
 			return eventOutcome{result: eventFailed}, err
@@ -210,7 +207,6 @@ func (b *backend) receiveRevocation(ctx context.Context, s logical.Storage, sess
 // Vault's event bus, the log, and the notice queue (sent on the notify schedule).
 func (b *backend) grantRevoked(ctx context.Context, s logical.Storage, sess *appSession, id grantID, g *grantEntry) {
 	h := g.healthNow(b.clock.Now(), sess.cfg)
-	b.metrics.setLevel(id, h.Level)
 	b.sendEvent(ctx, "lark/reauth-required", id, "revocation_event")
 	b.Logger().Warn("Lark revoked a user grant; it needs re-authorization", "grant", id.String(), "reason", g.ReauthReason)
 	if _, err := b.notifier.queue(ctx, s, g, h); err != nil {
