@@ -122,16 +122,18 @@ func BenchmarkRevocationEventLookup(b *testing.B) {
 			}
 		}
 	}
-	b.Run("before-sweep", func(b *testing.B) {
+	// Before the sweep's first run the who index is not known to cover every grant (as after an
+	// upgrade from a version without it): every grant of the app is read.
+	b.Run("index-not-built", func(b *testing.B) {
 		env.b = env.newBackend(nil)
 		run(b)
 	})
-	b.Run("after-sweep", func(b *testing.B) {
+	b.Run("who-index", func(b *testing.B) {
 		env.b = env.newBackend(nil)
 		env.mustWrite("config", map[string]interface{}{"sweep_budget": 60})
-		if r := env.sweep(); !r.FullPass {
-			b.Fatal("the sweep did not read every grant")
+		for r := env.sweep(); r.Rebuilding; r = env.sweep() {
 		}
+		env.b = env.newBackend(nil) // nothing in memory: the index is in storage
 		run(b)
 	})
 }

@@ -216,13 +216,18 @@ func (tx *grantTx) grant() *grantEntry { return tx.g }
 // must be stored even if the request that caused it is gone. If storage still refuses, the grant is
 // kept in memory (every later access tries again, and Clean does at shutdown) and a
 // *notStoredError says so.
-func (tx *grantTx) save() error { return tx.put(true) }
+func (tx *grantTx) save() error { return tx.put(true, storeAttempts) }
 
 // saveMark stores a state that only prepares a call to Lark (the in-flight mark). If storage refuses
 // it, the call is not made, so nothing needs keeping in memory.
-func (tx *grantTx) saveMark() error { return tx.put(false) }
+func (tx *grantTx) saveMark() error { return tx.put(false, storeAttempts) }
 
-func (tx *grantTx) put(keep bool) error {
+// saveSchedule stores what the sweep derived (the due entry, the recorded level, the notice it
+// queued) for a grant whose tokens are unchanged: one attempt, and nothing kept in memory if it
+// fails, since the grant stays due where it was and the next run tries again.
+func (tx *grantTx) saveSchedule() error { return tx.put(false, 1) }
+
+func (tx *grantTx) put(keep bool, attempts int) error {
 	g := tx.g
 	g.Version = grantEntryVersion
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), storeTimeout)
@@ -239,7 +244,7 @@ func (tx *grantTx) put(keep bool) error {
 	var lastErr error
 	delay := 50 * time.Millisecond
 retry:
-	for attempt := 1; attempt <= storeAttempts; attempt++ {
+	for attempt := 1; attempt <= attempts; attempt++ {
 		if lastErr = tx.s.Put(ctx, entry); lastErr == nil {
 			tx.gs.mu.Lock()
 			delete(tx.gs.unsaved, tx.id)
@@ -255,7 +260,7 @@ retry:
 			tx.stored = next
 			return nil
 		}
-		if errors.Is(lastErr, logical.ErrReadOnly) || attempt == storeAttempts {
+		if errors.Is(lastErr, logical.ErrReadOnly) || attempt == attempts {
 			break // a node that lost the right to write will not regain it by retrying
 		}
 		tx.gs.logger().Warn("storing grant failed; retrying", "grant", tx.id.String(), "attempt", attempt, "error", lastErr)
@@ -352,7 +357,7 @@ func (tx *grantTx) dropIndex(ctx context.Context, from, next indexed) {
 // repair of an entry found missing.
 func (tx *grantTx) reindex() error {
 	tx.stored.due, tx.stored.openID, tx.stored.unionID = time.Time{}, "", ""
-	return tx.save()
+	return tx.saveSchedule()
 }
 
 // replace puts a new grant into the slot and stores it.

@@ -3,8 +3,64 @@ package larksecrets
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
+
+	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
 )
+
+// crashMidWrite makes the process die at one of its next few storage writes, during one request,
+// between two writes that belong together (a grant and its index entries, a grant and the counts).
+func (s *sim) crashMidWrite(slot string) {
+	n := 1 + s.rng.Intn(6)
+	died := s.stats.Faults["crash_midwrite"]
+	s.midwriteBefore = map[string]larkemu.GrantInfo{}
+	for _, g := range s.emu.Grants() {
+		s.midwriteBefore[g.GrantID] = g
+	}
+	defer func() { s.midwriteBefore = nil }()
+	s.proc.view.dieAt(n)
+	s.logf("process %d will die at its write number %d from now", s.proc.id, n)
+	switch s.rng.Intn(4) {
+	case 0:
+		s.sweep(false)
+	case 1:
+		s.importGrant(slot, false)
+	case 2:
+		s.authorize(slot, false)
+	default:
+		s.read(slot, false)
+	}
+	s.reviveIfDead()
+	if s.stats.Faults["crash_midwrite"] == died {
+		s.proc.view.dieAt(0)
+		s.logf("process %d made fewer writes and lives on", s.proc.id)
+	}
+}
+
+// reviveIfDead replaces a process that died in the middle of a request (crashMidWrite) before the
+// harness asks anything of it.
+func (s *sim) reviveIfDead() bool {
+	if s.proc.view.alive() {
+		return false
+	}
+	s.stats.Faults["crash_midwrite"]++
+	s.countsFaultAt = s.clk.Now()
+	// Whatever Lark did for the request (a refresh, a new grant) may have an answer only the dead
+	// process knew: its reuse, or its grant left at Lark, is this crash's.
+	for _, g := range s.emu.Grants() {
+		if was, ok := s.midwriteBefore[g.GrantID]; !ok || was.Refreshes != g.Refreshes || was.Status != g.Status {
+			s.taint(g.GrantID)
+			if sl := s.slots[g.UserID]; sl != nil {
+				sl.tainted = true
+			}
+			s.logf("process %d died at a write: Lark's %s (user %s) changed during its request", s.proc.id, g.GrantID, g.UserID)
+		}
+	}
+	s.logf("process %d died at a write", s.proc.id)
+	s.crash()
+	return true
+}
 
 // The grant indexes in the simulation (grant_index.go, sweep_walk.go). After every step:
 //
@@ -12,13 +68,25 @@ import (
 //     not yet drained past, and that time is never later than the grant needs the sweep;
 //   - the level counts equal the levels the stored grants record.
 //
-// A write storage refused, a crash or a reload may leave an entry or a count missing or wrong: that
-// is excused only until the walk has completed a cycle after the fault, and never while the
-// grant is in the process's own list of grants to index again.
+// A due entry whose write storage refused may stay missing, and the counts after a refused counts
+// write or a death in the middle of a request may stay wrong, each only until the walk has completed
+// a cycle after the failure; nothing else excuses them. A death at a due entry's write is not
+// excused: the write order (entry first, then the grant) must make it harmless, so a grant written
+// before its due entry, with the process dying in between, breaks the first check.
 func (s *sim) checkIndex() {
 	ctx := context.Background()
 	raw := s.store.raw()
 	now := s.clk.Now()
+	for _, key := range s.store.takeFailed() {
+		if rest, ok := strings.CutPrefix(key, dueIndexPrefix); ok {
+			if _, id, ok := parseDueKey(rest); ok {
+				s.indexFaultAt[id] = now
+			}
+		}
+		if strings.HasPrefix(key, levelCountsPrefix) {
+			s.countsFaultAt = now
+		}
+	}
 	cfg, err := s.proc.b.config.get(ctx, raw)
 	if err != nil {
 		s.t.Fatal(err)
@@ -35,7 +103,6 @@ func (s *sim) checkIndex() {
 	if st.Version != sweepStateVersion || st.Walk.Rebuild || st.Thresholds != th {
 		return // being built: the walk reads every grant
 	}
-	excused := !st.Walk.LastCycleAt.After(s.indexDisturbedAt)
 	s.proc.b.grants.mu.Lock()
 	pendingIndex := map[grantID]bool{}
 	for id := range s.proc.b.grants.unindexed {
@@ -61,7 +128,7 @@ func (s *sim) checkIndex() {
 		if g.Level != "" {
 			counted[g.Level]++
 		}
-		if excused || pendingIndex[id] || s.store.isDirty(id.storageKey()) {
+		if !st.Walk.LastCycleAt.After(s.indexFaultAt[id]) || pendingIndex[id] || s.store.isDirty(id.storageKey()) {
 			continue
 		}
 		want := sweepAt(&g, th, now)
@@ -86,7 +153,7 @@ func (s *sim) checkIndex() {
 		}
 		s.held("grant_indexed")
 	}
-	if excused {
+	if !st.Walk.LastCycleAt.After(s.countsFaultAt) {
 		return
 	}
 	var counts map[string]int

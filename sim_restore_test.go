@@ -288,7 +288,6 @@ func (s *sim) checkAlert(content, to string) {
 // disturbEpisode notes a fault that may make the plugin's record of the current episode miss a grant.
 func (s *sim) disturbEpisode() {
 	s.disturbedStep = s.step
-	s.indexDisturbedAt = s.clk.Now()
 	if n := len(s.alertEpisodes); n > 0 {
 		s.alertEpisodes[n-1].disturbed = true
 	}

@@ -28,6 +28,18 @@ type simStorage struct {
 	dirty map[string]bool
 	// injected counts the write failures injected (not those of dead processes).
 	injected int
+	// failed lists the keys whose write storage refused since the harness last took them
+	// (sim_index_test.go).
+	failed []string
+}
+
+// takeFailed returns the keys whose write failed since the last call.
+func (s *simStorage) takeFailed() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.failed
+	s.failed = nil
+	return out
 }
 
 var errSimStorageFault = errors.New("simulated storage failure: the write was refused")
@@ -68,6 +80,38 @@ type simStorageView struct {
 	s    *simStorage
 	mu   sync.Mutex
 	dead bool
+	// writesLeft > 0: the process dies at that many writes from now, before the last one reaches
+	// storage (a crash between two writes of one request). 0: no such death is planned.
+	writesLeft int
+}
+
+// dieAt plans the process's death at its n-th write from now.
+func (v *simStorageView) dieAt(n int) {
+	v.mu.Lock()
+	v.writesLeft = n
+	v.mu.Unlock()
+}
+
+// write reports whether a write may go ahead: false when the process is gone or dies right now.
+func (v *simStorageView) write(key string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.dead {
+		return false
+	}
+	if v.writesLeft > 0 {
+		v.writesLeft--
+		if v.writesLeft == 0 {
+			v.dead = true
+			// Not in failed: a write order that never hides a grant survives a death at any write,
+			// so nothing a death leaves behind is excused (sim_index_test.go).
+			v.s.mu.Lock()
+			v.s.dirty[key] = true
+			v.s.mu.Unlock()
+			return false
+		}
+	}
+	return true
 }
 
 // kill cuts the process off: nothing it does reaches storage any more.
@@ -98,7 +142,7 @@ func (v *simStorageView) Get(ctx context.Context, key string) (*logical.StorageE
 }
 
 func (v *simStorageView) Put(ctx context.Context, e *logical.StorageEntry) error {
-	if !v.alive() {
+	if !v.write(e.Key) {
 		return errSimProcessGone
 	}
 	v.s.mu.Lock()
@@ -106,6 +150,7 @@ func (v *simStorageView) Put(ctx context.Context, e *logical.StorageEntry) error
 	if fail {
 		v.s.injected++
 		v.s.dirty[e.Key] = true
+		v.s.failed = append(v.s.failed, e.Key)
 	} else {
 		delete(v.s.dirty, e.Key)
 	}
@@ -117,13 +162,14 @@ func (v *simStorageView) Put(ctx context.Context, e *logical.StorageEntry) error
 }
 
 func (v *simStorageView) Delete(ctx context.Context, key string) error {
-	if !v.alive() {
+	if !v.write(key) {
 		return errSimProcessGone
 	}
 	v.s.mu.Lock()
 	fail := v.s.failProb > 0 && v.s.rng.Float64() < v.s.failProb
 	if fail {
 		v.s.injected++
+		v.s.failed = append(v.s.failed, key)
 	} else {
 		delete(v.s.dirty, key)
 	}

@@ -189,6 +189,13 @@ func (sw *sweeper) visitGrants(ctx context.Context, s logical.Storage, cfg *conf
 	}
 	th := cfg.thresholds()
 	now := sw.clock.Now()
+	if old, err := s.Get(ctx, sweepCursorKey); err != nil {
+		return err
+	} else if old != nil {
+		// A version before the indexes swept this mount (a downgrade, then this upgrade again): it
+		// wrote grants without their entries, so the indexes are built anew.
+		st.Version = 0
+	}
 	if st.Version != sweepStateVersion || st.Thresholds != th {
 		sw.startRebuild(ctx, s, st, th, now)
 	}
@@ -311,7 +318,7 @@ func (sw *sweeper) settle(ctx context.Context, s logical.Storage, cfg *configEnt
 				g.NoticeQueued = noticeLevel(h.Level)
 			}
 		}
-		return tx.save()
+		return tx.saveSchedule()
 	})
 }
 

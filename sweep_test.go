@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lark-vault/vault-plugin-secrets-lark/lark/larkevent"
 	"github.com/lark-vault/vault-plugin-secrets-lark/larkemu"
 )
 
@@ -468,4 +469,64 @@ func mapKeys(m map[string]int) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// A revocation event reads only the grants of the user it names, found through the who index in
+// storage, also right after a restart; before the indexes are built it reads every grant of the app.
+func TestRevocationEventFindsTheUserThroughTheWhoIndex(t *testing.T) {
+	env := newTestEnv(t)
+	reads := &readKeys{Storage: env.storage, read: map[string]int{}}
+	env.storage = reads
+	env.addOAuthApp()
+	now := env.clock.Now()
+	const n = 1000
+	for i := 0; i < n; i++ {
+		g := env.okGrant(testAppID, fmt.Sprintf("s%04d", i))
+		g.OpenID, g.UnionID = fmt.Sprintf("ou_%032d", i), fmt.Sprintf("on_%032d", i)
+		g.AuthorizedAt = now.Add(-time.Hour)
+		env.writeGrant(g)
+	}
+	ctx := context.Background()
+	revoke := func(openID, unionID string) eventOutcome {
+		sess, err := env.b.sessions.open(ctx, env.storage, testAppID)
+		require.NoError(t, err)
+		out, err := env.b.receiveRevocation(ctx, env.storage, sess, &larkevent.Event{Type: larkevent.TypeUserTokenRevoked, CreatedAt: now,
+			TokenRevoked: &larkevent.UserTokenRevoked{OpenID: openID, UnionID: unionID, RefreshTokenRevoked: true}})
+		require.NoError(t, err)
+		return out
+	}
+	env.b = env.newBackend(nil) // nothing in memory
+	reads.take()
+	require.Equal(t, eventIgnored, revoke("ou_nobody", "").result)
+	require.Len(t, reads.take(), n, "indexes not built yet: every grant of the app is read")
+
+	env.sweep() // builds the indexes
+	env.b = env.newBackend(nil)
+	reads.take()
+	require.Equal(t, eventIgnored, revoke("ou_nobody", "").result)
+	require.Empty(t, reads.take(), "nobody's grant: none is read")
+	require.Equal(t, eventAccepted, revoke("", fmt.Sprintf("on_%032d", 500)).result)
+	require.Equal(t, []string{"s0500"}, mapKeys(reads.take()), "only the user's grant is read (found by union_id)")
+	require.True(t, env.storedGrant("s0500").needsReauth())
+	require.False(t, env.storedGrant("s0501").needsReauth())
+}
+
+// A version before the indexes that swept the mount after this one (a downgrade, then this upgrade
+// again) leaves its cursor: the next run builds the indexes anew, reading every grant.
+func TestAnOlderVersionsSweepRebuildsTheIndexes(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	env.sweep()
+	for i := 0; i < 5; i++ {
+		env.writeGrant(env.okGrant(testAppID, fmt.Sprintf("s%d", i)))
+	}
+	require.Zero(t, env.sweep().RepairVisited)
+	// The old version stored a grant without its index entries, and its cursor.
+	env.writeGrantRaw(env.okGrant(testAppID, "old"))
+	require.NoError(t, env.storage.Put(context.Background(), &logical.StorageEntry{Key: sweepCursorKey, Value: []byte(testAppID + "/s3")}))
+	r := env.sweep()
+	require.Equal(t, 6, r.RepairVisited)
+	require.Equal(t, 6, r.GrantsTotal)
+	require.Equal(t, 1, r.IndexRepaired, "only the grant the old version wrote lacked its entries")
+	require.Empty(t, env.storedKeys(sweepCursorKey))
 }
