@@ -159,6 +159,9 @@ func TestCallbackWhileStoppingDoesNotUseUpTheLink(t *testing.T) {
 	require.NotNil(t, env.onDisk("u"))
 }
 
+// A grant whose rotated tokens storage refuses until the stop is revoked at Lark by the stop
+// (refresher.stop): nobody could use it again, and Lark must not keep a live token Vault forgot.
+// Checked: with the revoke in refresher.stop removed, this test fails.
 func TestCleanupRevokesAGrantItCannotStore(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
