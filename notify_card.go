@@ -293,42 +293,39 @@ func grantView(app *appEntry, g *grantEntry, no *notice, r remedies, toUser bool
 	return v
 }
 
-// setupView is the notice to the admins about an app whose setup Lark refuses.
-func setupView(app *appEntry, no *notice, esc escaper) *noticeView {
+// appView is an app-wide notice to the admins, about the app rather than one grant: a setup Lark
+// refuses (levelAppSetup), or a suspected storage rollback (levelRollback, rollback.go), which also
+// names its grants and the commands that list and renew them. Both carry the same facts.
+func appView(app *appEntry, no *notice, r remedies, loc *time.Location, esc escaper) *noticeView {
 	w := wordsFor(app.notifyLocale())
-	reason := esc(no.Reason, 300)
-	return &noticeView{
-		color: noticeColor(levelAppSetup, ""), title: w.titleSetup,
-		headline: fmt.Sprintf(w.setupHeadline, app.AppID, reason),
-		facts:    []noticeFact{{w.app, app.AppID}, {w.level, w.levelName(levelAppSetup)}, {w.detailsLabel, reason}},
-		meaning:  w.setupMeans, todo: w.setupTodo,
+	rollback := no.Level == levelRollback
+	level, title, headline, meaning, maxReason := levelAppSetup, w.titleSetup, w.setupHeadline, w.setupMeans, 300
+	if rollback {
+		level, title, headline, meaning, maxReason = levelRollback, w.titleRollback, w.rollbackHeadline, w.rollbackMeans, 600
 	}
-}
-
-// rollbackView is the storage-rollback alert to the admins (rollback.go).
-func rollbackView(app *appEntry, no *notice, r remedies, loc *time.Location, esc escaper) *noticeView {
-	w := wordsFor(app.notifyLocale())
-	reason := esc(no.Reason, 600)
-	if f := no.Rollback; f != nil {
+	reason := esc(no.Reason, maxReason)
+	if f := no.Rollback; f != nil && rollback {
 		list := strings.Join(f.Slots, w.listSep)
 		if f.Count > len(f.Slots) {
 			list += fmt.Sprintf(w.rollbackMore, f.Count-len(f.Slots))
 		}
-		reason = esc(fmt.Sprintf(w.rollbackSummary, f.Count, list, f.FirstAt.In(loc).Format(w.timeLayout)), 600)
+		reason = esc(fmt.Sprintf(w.rollbackSummary, f.Count, list, f.FirstAt.In(loc).Format(w.timeLayout)), maxReason)
 	}
-	cmd := renewCommand(r, app, grantID{app.AppID, "<slot>"})
-	if app.RedirectURI != "" {
-		cmd = fmt.Sprintf("vault write %soauth/%s/authorize user=<slot>", r.mount, app.AppID)
+	v := &noticeView{
+		color: noticeColor(level, ""), title: title,
+		headline: fmt.Sprintf(headline, app.AppID, reason),
+		facts:    []noticeFact{{w.app, app.AppID}, {w.level, w.levelName(level)}, {w.detailsLabel, reason}},
+		meaning:  meaning, todo: w.setupTodo,
 	}
-	return &noticeView{
-		color: noticeColor(levelRollback, ""), title: w.titleRollback,
-		headline: fmt.Sprintf(w.rollbackHeadline, app.AppID, reason),
-		facts:    []noticeFact{{w.app, app.AppID}, {w.level, w.levelName(levelRollback)}, {w.detailsLabel, reason}},
-		meaning:  w.rollbackMeans,
-		todo:     fmt.Sprintf(w.rollbackTodo, r.mount, cmd),
-		cardTodo: w.rollbackCardTodo,
-		commands: []string{"vault list -detailed " + r.mount + "reauth", cmd},
+	if rollback {
+		cmd := renewCommand(r, app, grantID{app.AppID, "<slot>"})
+		if app.RedirectURI != "" {
+			cmd = fmt.Sprintf("vault write %soauth/%s/authorize user=<slot>", r.mount, app.AppID)
+		}
+		v.todo, v.cardTodo = fmt.Sprintf(w.rollbackTodo, r.mount, cmd), w.rollbackCardTodo
+		v.commands = []string{"vault list -detailed " + r.mount + "reauth", cmd}
 	}
+	return v
 }
 
 // text renders the view as a plain text message: the headline, what it means, what to do (with the
