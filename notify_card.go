@@ -244,53 +244,58 @@ func grantView(app *appEntry, g *grantEntry, no *notice, r remedies, toUser bool
 	}
 	v.facts = append(v.facts, noticeFact{w.detailsLabel, reason})
 
+	// The user reads about "your authorization"; the admins read whose it is, and get the command.
+	rw, subject := w.forAdmins(), []any{who, g.Slot, app.AppID}
 	if toUser {
-		if no.Level == levelExpired {
-			v.headline = fmt.Sprintf(w.userEnded, app.AppID, g.Slot, reason)
-			v.meaning = w.userMeansEnded
-		} else {
-			v.headline = fmt.Sprintf(w.userEnds, app.AppID, g.Slot, deadline, level, reason)
-			v.meaning = w.userMeansEnds
-			if no.Failing != "" {
-				v.meaning = w.userMeansFailing
-			}
-		}
-		switch {
-		case no.Failing == lark.MeaningAppSetup:
-			v.todo = w.userTodoSetup
-		case no.Failing == lark.MeaningUserAction:
-			v.todo = w.userTodoChallenge
-		case no.Failing != "":
-			v.todo = w.userTodoTransient
-		case link != "":
-			v.todo, v.link, v.button, v.cardTodo = w.userTodoLink, link, w.userButton, w.userTodoLinkCard
-		default:
-			v.todo = w.userTodoNoLink
-		}
-		return v
+		rw, subject = w.forUser(), []any{app.AppID, g.Slot}
 	}
-
 	if no.Level == levelExpired {
-		v.headline = fmt.Sprintf(w.adminEnded, who, g.Slot, app.AppID, reason)
-		v.meaning = w.adminMeansEnded
+		v.headline = fmt.Sprintf(rw.ended, append(subject, reason)...)
+		v.meaning = rw.meansEnded
 	} else {
-		v.headline = fmt.Sprintf(w.adminEnds, who, g.Slot, app.AppID, deadline, level, reason)
-		v.meaning = w.adminMeansEnds
+		v.headline = fmt.Sprintf(rw.ends, append(subject, deadline, level, reason)...)
+		v.meaning = rw.meansEnds
 		if no.Failing != "" {
-			v.meaning = w.adminMeansFailing
+			v.meaning = rw.meansFailing
 		}
 	}
 	switch {
 	case no.Failing == lark.MeaningAppSetup:
-		v.todo = w.adminTodoSetup
+		v.todo = rw.todoSetup
 	case no.Failing == lark.MeaningUserAction:
-		v.todo = w.adminTodoChallenge
+		v.todo = rw.todoChallenge
 	case no.Failing != "":
-		v.todo, v.command = w.adminTodoTransient, cmd
-	default:
+		v.todo = rw.todoTransient
+		if !toUser {
+			v.command = cmd
+		}
+	case !toUser:
 		v.todo, v.command, v.footer = w.adminTodoDefault, cmd, w.adminFooter
+	case link != "":
+		v.todo, v.link, v.button, v.cardTodo = w.userTodoLink, link, w.userButton, w.userTodoLinkCard
+	default:
+		v.todo = w.userTodoNoLink
 	}
 	return v
+}
+
+// readerWords are the texts of a grant's notice that differ only by its reader. ended takes the
+// subject and the reason; ends the subject, deadline, level and reason (the subject: who, slot and
+// app for the admins; app and slot for the user).
+type readerWords struct {
+	ended, ends                             string
+	meansEnded, meansFailing, meansEnds     string
+	todoSetup, todoChallenge, todoTransient string
+}
+
+func (w *noticeWords) forAdmins() readerWords {
+	return readerWords{w.adminEnded, w.adminEnds, w.adminMeansEnded, w.adminMeansFailing, w.adminMeansEnds,
+		w.adminTodoSetup, w.adminTodoChallenge, w.adminTodoTransient}
+}
+
+func (w *noticeWords) forUser() readerWords {
+	return readerWords{w.userEnded, w.userEnds, w.userMeansEnded, w.userMeansFailing, w.userMeansEnds,
+		w.userTodoSetup, w.userTodoChallenge, w.userTodoTransient}
 }
 
 // appView is an app-wide notice to the admins, about the app rather than one grant: a setup Lark
