@@ -197,6 +197,9 @@ func TestCleanupWaitsForADeviceLoginPollInFlight(t *testing.T) {
 	code := env.startDevice("box", "dora")["user_code"].(string)
 	require.NoError(t, env.emu.ApproveDevice(code, "dora"))
 	env.clock.Advance(5 * time.Second)
+	// Storing the login's new state takes a while: Cleanup must wait for that write too, not only
+	// for Lark's answer and the grant.
+	env.storage = slowPutStorage{Storage: env.storage, prefix: devicePrefix, delay: 500 * time.Millisecond}
 
 	held := holdNextAnswer(hooks)
 	polled := make(chan int, 1)
