@@ -342,10 +342,16 @@ func (d *deviceLogins) pollOne(ctx context.Context, s logical.Storage, id grantI
 	if lim := d.limiter(id.App, sess.cfg.KeepaliveRate); lim != nil && !lim.AllowN(d.clock.Now(), 1) {
 		return false // the app's Lark budget is spent for this second; the next round polls
 	}
-	res, err := d.refresher.pollDevice(ctx, s, sess, dl)
-	if errors.Is(err, errStopping) {
-		return false // the next plugin polls
+	// The answer that carries an approval spends the device code: the poll is a call of the
+	// refresher, admitted and tracked until the grant and the login's new state are both stored,
+	// so a stop waits for the whole outcome (a login left pending would be polled again by the
+	// next plugin with a spent code, and end as "failed" although its grant is stored).
+	end, err := d.refresher.calls.begin("device login poll", id, exchangeBudget(sess.cfg))
+	if err != nil {
+		return false // stopping: the next plugin polls
 	}
+	defer end()
+	res, err := d.refresher.pollDevice(ctx, s, sess, dl)
 	now = d.clock.Now()
 	dl.Polls++
 	switch {
@@ -424,16 +430,11 @@ type deviceResult struct {
 }
 
 // pollDevice polls Lark once for a device login. The answer that carries an approval spends the
-// device code, so the poll is a call of the refresher: admitted, tracked, and waited for at stop. An
-// approval goes through the grant intake: the slot admission policy decides, and what is not kept is
-// revoked at Lark.
+// device code, so the caller (pollOne) has admitted the poll as a call of the refresher, tracked
+// until the login's new state is stored and waited for at stop. An approval goes through the grant
+// intake: the slot admission policy decides, and what is not kept is revoked at Lark.
 func (rf *refresher) pollDevice(ctx context.Context, s logical.Storage, sess *appSession, dl *deviceLogin) (*deviceResult, error) {
 	id := dl.id()
-	end, err := rf.calls.begin("device login poll", id, exchangeBudget(sess.cfg))
-	if err != nil {
-		return nil, err
-	}
-	defer end()
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exchangeBudget(sess.cfg))
 	defer cancel()
 	poll, err := sess.lark.PollDeviceToken(callCtx, dl.DeviceCode, dl.interval())

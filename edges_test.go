@@ -24,19 +24,25 @@ import (
 )
 
 // hookTransport lets a test step into each OAuth token request (code exchange and refresh) the
-// backend sends; forward sends it on to the emulator.
+// backend sends; forward sends it on to the emulator. path is the token path hooked: the v3 one when
+// empty; larkemu.PathOAuthTokenV2 for device-login polls, which always go to v2 on the open host.
 type hookTransport struct {
 	next http.RoundTripper
 	mu   sync.Mutex
 	hook func(n int, forward func() (*http.Response, error)) (*http.Response, error)
 	n    int
+	path string
 }
 
 func (h *hookTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	h.mu.Lock()
 	hook := h.hook
 	n := h.n
-	if hook != nil && strings.HasSuffix(req.URL.Path, larkemu.PathOAuthTokenV3) {
+	path := h.path
+	if path == "" {
+		path = larkemu.PathOAuthTokenV3
+	}
+	if hook != nil && strings.HasSuffix(req.URL.Path, path) {
 		h.n++
 	} else {
 		hook = nil
@@ -57,6 +63,13 @@ func (h *hookTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (h *hookTransport) set(hook func(n int, forward func() (*http.Response, error)) (*http.Response, error)) {
 	h.mu.Lock()
 	h.hook, h.n = hook, 0
+	h.mu.Unlock()
+}
+
+// hookPath makes the hook step into requests to path instead (larkemu.PathOAuthTokenV2: device polls).
+func (h *hookTransport) hookPath(path string) {
+	h.mu.Lock()
+	h.path = path
 	h.mu.Unlock()
 }
 

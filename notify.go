@@ -367,10 +367,7 @@ func (n *notifier) grantMessages(ctx context.Context, s logical.Storage, sess *a
 // rollback (rollback.go).
 func (n *notifier) appMessages(sess *appSession, no *notice) []outgoing {
 	app, r, loc := sess.app, n.remedies(), noticeLocation(sess.cfg)
-	view := func(esc escaper) *noticeView { return setupView(app, no, esc) }
-	if no.Level == levelRollback {
-		view = func(esc escaper) *noticeView { return rollbackView(app, no, r, loc, esc) }
-	}
+	view := func(esc escaper) *noticeView { return appView(app, no, r, loc, esc) }
 	out := make([]outgoing, 0, len(app.NotifyOpenIDs))
 	for _, to := range app.NotifyOpenIDs {
 		out = append(out, render(to, app.NotifyTenantKey, app.notifyLocale(), view))

@@ -244,91 +244,93 @@ func grantView(app *appEntry, g *grantEntry, no *notice, r remedies, toUser bool
 	}
 	v.facts = append(v.facts, noticeFact{w.detailsLabel, reason})
 
+	// The user reads about "your authorization"; the admins read whose it is, and get the command.
+	rw, subject := w.forAdmins(), []any{who, g.Slot, app.AppID}
 	if toUser {
-		if no.Level == levelExpired {
-			v.headline = fmt.Sprintf(w.userEnded, app.AppID, g.Slot, reason)
-			v.meaning = w.userMeansEnded
-		} else {
-			v.headline = fmt.Sprintf(w.userEnds, app.AppID, g.Slot, deadline, level, reason)
-			v.meaning = w.userMeansEnds
-			if no.Failing != "" {
-				v.meaning = w.userMeansFailing
-			}
-		}
-		switch {
-		case no.Failing == lark.MeaningAppSetup:
-			v.todo = w.userTodoSetup
-		case no.Failing == lark.MeaningUserAction:
-			v.todo = w.userTodoChallenge
-		case no.Failing != "":
-			v.todo = w.userTodoTransient
-		case link != "":
-			v.todo, v.link, v.button, v.cardTodo = w.userTodoLink, link, w.userButton, w.userTodoLinkCard
-		default:
-			v.todo = w.userTodoNoLink
-		}
-		return v
+		rw, subject = w.forUser(), []any{app.AppID, g.Slot}
 	}
-
 	if no.Level == levelExpired {
-		v.headline = fmt.Sprintf(w.adminEnded, who, g.Slot, app.AppID, reason)
-		v.meaning = w.adminMeansEnded
+		v.headline = fmt.Sprintf(rw.ended, append(subject, reason)...)
+		v.meaning = rw.meansEnded
 	} else {
-		v.headline = fmt.Sprintf(w.adminEnds, who, g.Slot, app.AppID, deadline, level, reason)
-		v.meaning = w.adminMeansEnds
+		v.headline = fmt.Sprintf(rw.ends, append(subject, deadline, level, reason)...)
+		v.meaning = rw.meansEnds
 		if no.Failing != "" {
-			v.meaning = w.adminMeansFailing
+			v.meaning = rw.meansFailing
 		}
 	}
 	switch {
 	case no.Failing == lark.MeaningAppSetup:
-		v.todo = w.adminTodoSetup
+		v.todo = rw.todoSetup
 	case no.Failing == lark.MeaningUserAction:
-		v.todo = w.adminTodoChallenge
+		v.todo = rw.todoChallenge
 	case no.Failing != "":
-		v.todo, v.command = w.adminTodoTransient, cmd
-	default:
+		v.todo = rw.todoTransient
+		if !toUser {
+			v.command = cmd
+		}
+	case !toUser:
 		v.todo, v.command, v.footer = w.adminTodoDefault, cmd, w.adminFooter
+	case link != "":
+		v.todo, v.link, v.button, v.cardTodo = w.userTodoLink, link, w.userButton, w.userTodoLinkCard
+	default:
+		v.todo = w.userTodoNoLink
 	}
 	return v
 }
 
-// setupView is the notice to the admins about an app whose setup Lark refuses.
-func setupView(app *appEntry, no *notice, esc escaper) *noticeView {
-	w := wordsFor(app.notifyLocale())
-	reason := esc(no.Reason, 300)
-	return &noticeView{
-		color: noticeColor(levelAppSetup, ""), title: w.titleSetup,
-		headline: fmt.Sprintf(w.setupHeadline, app.AppID, reason),
-		facts:    []noticeFact{{w.app, app.AppID}, {w.level, w.levelName(levelAppSetup)}, {w.detailsLabel, reason}},
-		meaning:  w.setupMeans, todo: w.setupTodo,
-	}
+// readerWords are the texts of a grant's notice that differ only by its reader. ended takes the
+// subject and the reason; ends the subject, deadline, level and reason (the subject: who, slot and
+// app for the admins; app and slot for the user).
+type readerWords struct {
+	ended, ends                             string
+	meansEnded, meansFailing, meansEnds     string
+	todoSetup, todoChallenge, todoTransient string
 }
 
-// rollbackView is the storage-rollback alert to the admins (rollback.go).
-func rollbackView(app *appEntry, no *notice, r remedies, loc *time.Location, esc escaper) *noticeView {
+func (w *noticeWords) forAdmins() readerWords {
+	return readerWords{w.adminEnded, w.adminEnds, w.adminMeansEnded, w.adminMeansFailing, w.adminMeansEnds,
+		w.adminTodoSetup, w.adminTodoChallenge, w.adminTodoTransient}
+}
+
+func (w *noticeWords) forUser() readerWords {
+	return readerWords{w.userEnded, w.userEnds, w.userMeansEnded, w.userMeansFailing, w.userMeansEnds,
+		w.userTodoSetup, w.userTodoChallenge, w.userTodoTransient}
+}
+
+// appView is an app-wide notice to the admins, about the app rather than one grant: a setup Lark
+// refuses (levelAppSetup), or a suspected storage rollback (levelRollback, rollback.go), which also
+// names its grants and the commands that list and renew them. Both carry the same facts.
+func appView(app *appEntry, no *notice, r remedies, loc *time.Location, esc escaper) *noticeView {
 	w := wordsFor(app.notifyLocale())
-	reason := esc(no.Reason, 600)
-	if f := no.Rollback; f != nil {
+	rollback := no.Level == levelRollback
+	level, title, headline, meaning, maxReason := levelAppSetup, w.titleSetup, w.setupHeadline, w.setupMeans, 300
+	if rollback {
+		level, title, headline, meaning, maxReason = levelRollback, w.titleRollback, w.rollbackHeadline, w.rollbackMeans, 600
+	}
+	reason := esc(no.Reason, maxReason)
+	if f := no.Rollback; f != nil && rollback {
 		list := strings.Join(f.Slots, w.listSep)
 		if f.Count > len(f.Slots) {
 			list += fmt.Sprintf(w.rollbackMore, f.Count-len(f.Slots))
 		}
-		reason = esc(fmt.Sprintf(w.rollbackSummary, f.Count, list, f.FirstAt.In(loc).Format(w.timeLayout)), 600)
+		reason = esc(fmt.Sprintf(w.rollbackSummary, f.Count, list, f.FirstAt.In(loc).Format(w.timeLayout)), maxReason)
 	}
-	cmd := renewCommand(r, app, grantID{app.AppID, "<slot>"})
-	if app.RedirectURI != "" {
-		cmd = fmt.Sprintf("vault write %soauth/%s/authorize user=<slot>", r.mount, app.AppID)
+	v := &noticeView{
+		color: noticeColor(level, ""), title: title,
+		headline: fmt.Sprintf(headline, app.AppID, reason),
+		facts:    []noticeFact{{w.app, app.AppID}, {w.level, w.levelName(level)}, {w.detailsLabel, reason}},
+		meaning:  meaning, todo: w.setupTodo,
 	}
-	return &noticeView{
-		color: noticeColor(levelRollback, ""), title: w.titleRollback,
-		headline: fmt.Sprintf(w.rollbackHeadline, app.AppID, reason),
-		facts:    []noticeFact{{w.app, app.AppID}, {w.level, w.levelName(levelRollback)}, {w.detailsLabel, reason}},
-		meaning:  w.rollbackMeans,
-		todo:     fmt.Sprintf(w.rollbackTodo, r.mount, cmd),
-		cardTodo: w.rollbackCardTodo,
-		commands: []string{"vault list -detailed " + r.mount + "reauth", cmd},
+	if rollback {
+		cmd := renewCommand(r, app, grantID{app.AppID, "<slot>"})
+		if app.RedirectURI != "" {
+			cmd = fmt.Sprintf("vault write %soauth/%s/authorize user=<slot>", r.mount, app.AppID)
+		}
+		v.todo, v.cardTodo = fmt.Sprintf(w.rollbackTodo, r.mount, cmd), w.rollbackCardTodo
+		v.commands = []string{"vault list -detailed " + r.mount + "reauth", cmd}
 	}
+	return v
 }
 
 // text renders the view as a plain text message: the headline, what it means, what to do (with the

@@ -159,6 +159,9 @@ func TestCallbackWhileStoppingDoesNotUseUpTheLink(t *testing.T) {
 	require.NotNil(t, env.onDisk("u"))
 }
 
+// A grant whose rotated tokens storage refuses until the stop is revoked at Lark by the stop
+// (refresher.stop): nobody could use it again, and Lark must not keep a live token Vault forgot.
+// Checked: with the revoke in refresher.stop removed, this test fails.
 func TestCleanupRevokesAGrantItCannotStore(t *testing.T) {
 	env := newTestEnv(t)
 	env.addOAuthApp()
@@ -180,4 +183,69 @@ func TestCleanupRevokesAGrantItCannotStore(t *testing.T) {
 		}
 	}
 	require.True(t, revoked, "a grant whose rotated refresh token cannot be stored is revoked at Lark")
+}
+
+// A device-login poll whose answer carries the approval spends the device code at Lark: Cleanup
+// waits for it as for a refresh, so the grant Lark issued is stored before the process may end.
+// The poll here comes from Vault's periodic call (the fallback to the device loop), so the only
+// thing that can hold Cleanup is the call tracker, not the loop's own stop.
+func TestCleanupWaitsForADeviceLoginPollInFlight(t *testing.T) {
+	env, hooks := newHookedEnv(t)
+	env.addOAuthApp()
+	env.b.devices.stopLoop() // the poll below is the periodic call's
+	hooks.hookPath(larkemu.PathOAuthTokenV2)
+	code := env.startDevice("box", "dora")["user_code"].(string)
+	require.NoError(t, env.emu.ApproveDevice(code, "dora"))
+	env.clock.Advance(5 * time.Second)
+	// Storing the login's new state takes a while: Cleanup must wait for that write too, not only
+	// for Lark's answer and the grant.
+	env.storage = slowPutStorage{Storage: env.storage, prefix: devicePrefix, delay: 500 * time.Millisecond}
+
+	held := holdNextAnswer(hooks)
+	polled := make(chan int, 1)
+	go func() { polled <- env.pollDevices() }()
+	<-held.reached // Lark has redeemed the device code; its answer is on the way
+
+	// Cleanup runs concurrently; when it returns, look at storage at once, as the next process would.
+	id := grantID{testAppID, "box"}
+	type atStop struct {
+		grant  *logical.StorageEntry
+		status string
+	}
+	seen := make(chan atStop, 1)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		env.b.Cleanup(context.Background())
+		var st atStop
+		st.grant, _ = env.storage.Get(context.Background(), id.storageKey())
+		if dl, err := env.b.devices.load(context.Background(), env.storage, id); err == nil && dl != nil {
+			st.status = dl.Status
+		}
+		seen <- st
+	}()
+	requireStillStopping(t, stopped)
+	close(held.release)
+	requireStopped(t, stopped)
+	st := <-seen
+	require.NotNil(t, st.grant, "the grant Lark issued for the device code is stored before Cleanup returns")
+	require.Equal(t, deviceStatusApproved, st.status, "the login's outcome is stored before Cleanup returns")
+	require.Equal(t, 1, <-polled)
+
+	// The next plugin process has the grant and it works; the device code was spent once at Lark and
+	// is never presented again.
+	hooks.set(nil)
+	env.b = env.newBackend(&http.Client{Transport: hooks})
+	env.b.devices.stopLoop()
+	g := env.onDisk("box")
+	require.Equal(t, env.emu.OpenID(testAppID, "dora"), g.OpenID)
+	_, err := env.read("user-token/" + testAppID + "/box")
+	require.NoError(t, err)
+	env.clock.Advance(time.Minute)
+	require.Zero(t, env.pollDevices())
+	info, ok := env.emu.Device(code)
+	require.True(t, ok)
+	require.Equal(t, larkemu.DeviceUsed, info.Status)
+	require.Equal(t, 1, info.Polls, "one poll at Lark: the one that redeemed the device code")
+	require.Equal(t, 1, env.emu.Calls(larkemu.EndpointDeviceToken))
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -134,4 +135,19 @@ func (s *failGetStorage) Get(ctx context.Context, k string) (*logical.StorageEnt
 		return nil, errors.New("reading broke")
 	}
 	return s.Storage.Get(ctx, k)
+}
+
+// slowPutStorage takes delay over every write of a key under prefix: storage that is slow to store
+// one kind of entry, so a test can see whether anything waited for that write.
+type slowPutStorage struct {
+	logical.Storage
+	prefix string
+	delay  time.Duration
+}
+
+func (s slowPutStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if strings.HasPrefix(e.Key, s.prefix) {
+		time.Sleep(s.delay)
+	}
+	return s.Storage.Put(ctx, e)
 }

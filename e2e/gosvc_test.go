@@ -13,10 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -60,28 +58,6 @@ func goServiceBin(t *testing.T) string {
 	return goServiceBuild.bin
 }
 
-// startGoService runs the service with extra environment until the test ends; its output goes
-// to logFile, which is checked for every secret the run has seen.
-func startGoService(t *testing.T, logFile string, extraEnv []string) {
-	t.Helper()
-	f, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(goServiceBin(t))
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), extraEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		_ = f.Close()
-		t.Fatalf("starting examples/go-service: %v", err)
-	}
-	t.Cleanup(func() {
-		stopAndScan(t, cmd, logFile)
-		_ = f.Close()
-	})
-}
-
 // emuCounter is one counter of an app at the emulator.
 func emuCounter(t *testing.T, emuURL, app, name string) float64 {
 	t.Helper()
@@ -117,50 +93,12 @@ func emuGrantOf(t *testing.T, emuURL, app string) map[string]any {
 func TestGoServiceThroughTokenRotation(t *testing.T) {
 	t.Parallel()
 	bin := goServiceBin(t)
-	emuURL := startOwnEmulator(t, "-app-token-ttl", goServiceTokenTTL.String(), "-reuse-window", goServiceReuseWindow.String(),
-		"-user-token-ttl", goServiceTokenTTL.String())
-	enableAuth(t, "approle", "approle")
-	s := setUpAgentMount(t, emuURL, "gosvc", "cli_gosvc", "lease")
-
-	const receiver = "ou_gosvc_oncall"
-	emuControl(t, emuURL, http.MethodPost, "/_emulator/users",
-		map[string]any{"user_id": "gosvc_oncall", "name": "On-call", "open_id": receiver, "sign_in": false})
-
-	startAgent(t, filepath.Join(s.configDir, "agent.hcl"), filepath.Join(filepath.Dir(s.configDir), "agent.log"))
-	tenantFile := filepath.Join(s.outDir, "tenant-token")
-	userFile := filepath.Join(s.outDir, "user-token")
-	if _, err := waitForFile(tenantFile, time.Minute); err != nil {
-		t.Fatalf("Vault Agent did not render the tenant token: %v", err)
-	}
-	if _, err := waitForFile(userFile, time.Minute); err != nil {
-		t.Fatalf("Vault Agent did not render the user token: %v", err)
-	}
-
-	// The service, configured as examples/go-service/README.md says: the app id, Lark's address,
-	// the files of examples/agent. No app secret anywhere in its environment.
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	svcLog := filepath.Join(filepath.Dir(s.configDir), "go-service.log")
-	startGoService(t, svcLog, []string{
-		"LARK_APP_ID=" + s.app,
-		"LARK_BASE_URL=" + emuURL,
-		"LARK_TENANT_TOKEN_FILE=" + tenantFile,
-		"LARK_USER_TOKEN_FILE=" + userFile,
-		"LARK_RECEIVE_ID=" + receiver,
-		"SERVICE_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-	})
+	svc := startTokenFileService(t, "gosvc", "cli_gosvc", []string{"-app-token-ttl", goServiceTokenTTL.String(),
+		"-reuse-window", goServiceReuseWindow.String(), "-user-token-ttl", goServiceTokenTTL.String()},
+		exec.Command(bin), "examples/go-service", "SERVICE_LISTEN")
+	s, emuURL, receiver := svc.agentSetup, svc.emuURL, svc.receiver
+	tenantFile, userFile, svcURL, svcLog := svc.tenantFile, svc.userFile, svc.url, svc.log
 	t.Logf("examples/go-service (%s) listening at %s", bin, svcURL)
-	waitFor(t, 30*time.Second, "the service to listen", func() bool {
-		resp, err := env.httpClient.Get(svcURL + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
 
 	// send has the service send text and returns the message id and the tenant token in the
 	// file just before and just after (Agent may rotate in between; the message must carry one).

@@ -8,7 +8,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,10 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -29,48 +25,10 @@ import (
 // token within about half a minute of the first.
 const mcpUserTokenTTL = 90 * time.Second
 
-var mcpDeps struct {
-	once sync.Once
-	err  error
-}
-
-// requireMCP checks Node (lark-mcp needs 20 or newer) and npm and installs examples/mcp's
-// dependencies once per run, as `make mcp` does.
+// requireMCP checks Node and npm and installs examples/mcp's dependencies (lark-mcp).
 func requireMCP(t *testing.T) (node, dir string) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: examples/mcp and its e2e test need Node.js 20 or newer and npm (Debian: apt-get install nodejs npm)")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("npm is not installed: examples/mcp's dependencies are installed with `npm ci` (Debian: apt-get install npm)")
-	}
-	out, err := exec.Command(node, "--version").Output()
-	if err != nil {
-		t.Fatalf("node --version: %v", err)
-	}
-	major, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(strings.TrimSpace(string(out)), ".", 2)[0], "v"))
-	if major < 20 {
-		t.Fatalf("node %s is too old: @larksuiteoapi/lark-mcp needs Node.js 20 or newer", strings.TrimSpace(string(out)))
-	}
-	dir = filepath.Join(repoRoot(t), "examples", "mcp")
-	mcpDeps.once.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil {
-			return // make mcp installed them
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			mcpDeps.err = fmt.Errorf("npm ci in examples/mcp: %v\n%s", err, out)
-		}
-	})
-	if mcpDeps.err != nil {
-		t.Fatal(mcpDeps.err)
-	}
-	return node, dir
+	return requireNodeExample(t, "mcp", 20, "@larksuiteoapi/lark-mcp")
 }
 
 // mcpClient speaks MCP's stdio transport to a server process: one JSON-RPC message per line.
@@ -84,14 +42,7 @@ type mcpClient struct {
 
 func startMCPServer(t *testing.T, node, script, logFile string, extraEnv []string) *mcpClient {
 	t.Helper()
-	f, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(node, script)
-	cmd.Env = append(os.Environ(), extraEnv...)
-	cmd.Stderr = f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -100,10 +51,7 @@ func startMCPServer(t *testing.T, node, script, logFile string, extraEnv []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		_ = f.Close()
-		t.Fatalf("starting the MCP server: %v", err)
-	}
+	startService(t, cmd, "the MCP server", logFile, extraEnv, func() { _ = stdin.Close() })
 	c := &mcpClient{t: t, cmd: cmd, stdin: stdin, lines: make(chan map[string]any, 16)}
 	go func() {
 		defer close(c.lines)
@@ -118,11 +66,6 @@ func startMCPServer(t *testing.T, node, script, logFile string, extraEnv []strin
 			c.lines <- msg
 		}
 	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		stopAndScan(t, cmd, logFile)
-		_ = f.Close()
-	})
 	return c
 }
 
@@ -193,9 +136,8 @@ func emulatorUserInfoCalls(t *testing.T, emuURL string) []userInfoCall {
 func TestMCPServerThroughUserTokenRotation(t *testing.T) {
 	t.Parallel()
 	node, mcpDir := requireMCP(t)
-	emuURL := startOwnEmulator(t, "-user-token-ttl", mcpUserTokenTTL.String())
-	enableAuth(t, "approle", "approle")
-	s := setUpAgentMount(t, emuURL, "mcp", "cli_mcpagent", "lease")
+	a := startExampleAgent(t, "mcp", "cli_mcpagent", "-user-token-ttl", mcpUserTokenTTL.String())
+	s, emuURL, root := a.agentSetup, a.emuURL, a.root
 
 	// The AI agent's Lark user holds the slot svc-ai-agent (the team policy grants svc-*).
 	refresh := mintUserGrant(t, emuURL, s.app, "ai_agent_user", "AI Agent")
@@ -207,15 +149,8 @@ func TestMCPServerThroughUserTokenRotation(t *testing.T) {
 		"/run/lark", s.outDir,
 		`"lark/`, `"`+s.mount+`/`,
 		"cli_a1b2c3d4e5f6a7b8", s.app)
-	root := filepath.Dir(s.configDir)
-	startAgent(t, filepath.Join(s.configDir, "mcp", "agent.hcl"), filepath.Join(root, "agent-mcp.log"))
+	a.runAgent(t, filepath.Join(s.configDir, "mcp", "agent.hcl"), "agent-mcp.log", filepath.Join("mcp", "user-token"))
 	tokenFile := filepath.Join(s.outDir, "mcp", "user-token")
-	first, err := waitForFile(tokenFile, time.Minute)
-	if err != nil {
-		t.Fatalf("Vault Agent did not render the user token: %v", err)
-	}
-	first = strings.TrimSpace(first)
-	remember(first, "user token rendered by Vault Agent")
 	renderedAt := time.Now()
 
 	// The server as examples/mcp/mcp.json starts it, with the emulator for Lark and only the
@@ -285,16 +220,7 @@ func TestMCPServerThroughUserTokenRotation(t *testing.T) {
 	}
 	p1, call1, tokens1 := profile("before the rotation")
 
-	var rotated string
-	waitFor(t, 3*time.Minute, "Vault Agent to render a new user token", func() bool {
-		tok := readTrimmed(tokenFile)
-		if tok != "" && !containsString(tokens1, tok) {
-			rotated = tok
-			return true
-		}
-		return false
-	})
-	remember(rotated, "user token rendered by Vault Agent")
+	waitForNewToken(t, 3*time.Minute, tokenFile, "user token", tokens1)
 	t.Logf("Vault Agent rendered a new user token %s after the first", time.Since(renderedAt).Round(time.Second))
 	p2, call2, tokens2 := profile("after the rotation")
 	if p1["open_id"] != p2["open_id"] {

@@ -19,79 +19,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// nodeBotDeps installs the example's dependencies (the SDK, from the npm registry, exactly as
-// package-lock.json pins them) once per test run; `make test-e2e` has usually done so already.
-var nodeBotDeps struct {
-	once sync.Once
-	err  error
-}
-
-// requireNodeBot checks Node and npm and installs the example's dependencies. Without Node or npm
-// the test fails: the example is part of what this repository ships.
+// requireNodeBot checks Node and npm and installs examples/node-bot's dependencies (the SDK).
 func requireNodeBot(t *testing.T) (node, dir string) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: examples/node-bot and its e2e test need Node.js 18 or newer and npm (Debian: apt-get install nodejs npm)")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("npm is not installed: examples/node-bot's dependencies are installed with `npm ci` (Debian: apt-get install npm)")
-	}
-	out, err := exec.Command(node, "--version").Output()
-	if err != nil {
-		t.Fatalf("node --version: %v", err)
-	}
-	major, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(strings.TrimSpace(string(out)), ".", 2)[0], "v"))
-	if major < 18 {
-		t.Fatalf("node %s is too old: examples/node-bot needs Node.js 18 or newer", strings.TrimSpace(string(out)))
-	}
-	dir = filepath.Join(repoRoot(t), "examples", "node-bot")
-	nodeBotDeps.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		// No install scripts: the SDK needs no build step, and a test should not run code from
-		// the registry beyond the packages it uses.
-		cmd := exec.CommandContext(ctx, npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			nodeBotDeps.err = fmt.Errorf("npm ci in examples/node-bot: %v\n%s", err, out)
-		}
-	})
-	if nodeBotDeps.err != nil {
-		t.Fatal(nodeBotDeps.err)
-	}
-	return node, dir
-}
-
-// startNode runs a Node script with extra environment until the test ends; its output goes to
-// logFile, which is checked for every secret the run has seen.
-func startNode(t *testing.T, logFile, node string, extraEnv []string, args ...string) {
-	t.Helper()
-	f, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(node, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), extraEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		_ = f.Close()
-		t.Fatalf("starting node %v: %v", args, err)
-	}
-	t.Cleanup(func() {
-		stopAndScan(t, cmd, logFile)
-		_ = f.Close()
-	})
+	return requireNodeExample(t, "node-bot", 18, "examples/node-bot")
 }
 
 // botCall makes one request to the bot and returns the status and decoded JSON answer.
@@ -144,52 +80,11 @@ func emulatorMessages(t *testing.T, emuURL string) map[string]map[string]any {
 func TestNodeBotThroughTokenRotation(t *testing.T) {
 	t.Parallel()
 	node, botDir := requireNodeBot(t)
-	emuURL := startOwnEmulator(t, "-app-token-ttl", agentTokenTTL.String(), "-reuse-window", agentReuseWindow.String(),
-		"-user-token-ttl", agentTokenTTL.String())
-	enableAuth(t, "approle", "approle")
-	s := setUpAgentMount(t, emuURL, "nodebot", "cli_nodebot", "lease")
-
-	const receiver = "ou_nodebot_oncall"
-	emuControl(t, emuURL, http.MethodPost, "/_emulator/users",
-		map[string]any{"user_id": "nodebot_oncall", "name": "On-call", "open_id": receiver, "sign_in": false})
-
-	startAgent(t, filepath.Join(s.configDir, "agent.hcl"), filepath.Join(filepath.Dir(s.configDir), "agent.log"))
-	tenantFile := filepath.Join(s.outDir, "tenant-token")
-	userFile := filepath.Join(s.outDir, "user-token")
-	first, err := waitForFile(tenantFile, time.Minute)
-	if err != nil {
-		t.Fatalf("Vault Agent did not render the tenant token: %v", err)
-	}
-	remember(first, "tenant token rendered by Vault Agent")
-	if _, err := waitForFile(userFile, time.Minute); err != nil {
-		t.Fatalf("Vault Agent did not render the user token: %v", err)
-	}
-	remember(readTrimmed(userFile), "user token rendered by Vault Agent")
-
-	// The bot, configured as examples/node-bot/README.md says: the app id, Lark's address, the
-	// files of examples/agent. No app secret anywhere in its environment.
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	botURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	botLog := filepath.Join(filepath.Dir(s.configDir), "node-bot.log")
-	startNode(t, botLog, node, []string{
-		"LARK_APP_ID=" + s.app,
-		"LARK_BASE_URL=" + emuURL,
-		"LARK_TENANT_TOKEN_FILE=" + tenantFile,
-		"LARK_USER_TOKEN_FILE=" + userFile,
-		"LARK_RECEIVE_ID=" + receiver,
-		"BOT_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-	}, filepath.Join(botDir, "bot.js"))
-	waitFor(t, 30*time.Second, "the bot to listen", func() bool {
-		resp, err := env.httpClient.Get(botURL + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	svc := startTokenFileService(t, "nodebot", "cli_nodebot", []string{"-app-token-ttl", agentTokenTTL.String(),
+		"-reuse-window", agentReuseWindow.String(), "-user-token-ttl", agentTokenTTL.String()},
+		exec.Command(node, filepath.Join(botDir, "bot.js")), "examples/node-bot", "BOT_LISTEN")
+	s, emuURL, receiver := svc.agentSetup, svc.emuURL, svc.receiver
+	tenantFile, botURL, botLog := svc.tenantFile, svc.url, svc.log
 
 	// send has the bot send text and returns the message id and the token in the file just
 	// before and just after (Agent may rotate in between; the message must carry one of them).
@@ -213,16 +108,7 @@ func TestNodeBotThroughTokenRotation(t *testing.T) {
 
 	// Wait for Agent to put a new tenant token into the file (the mount fetches a new one when the
 	// cached token has 70 s left, Agent re-reads at 75 % of the lease).
-	var rotated string
-	waitFor(t, 4*time.Minute, "Vault Agent to render a new tenant token", func() bool {
-		tok := readTrimmed(tenantFile)
-		if tok != "" && !containsString(tokens1, tok) {
-			rotated = tok
-			return true
-		}
-		return false
-	})
-	remember(rotated, "tenant token rendered by Vault Agent")
+	waitForNewToken(t, 4*time.Minute, tenantFile, "tenant token", tokens1)
 	t.Logf("Vault Agent rendered a new tenant token %s after the first message", time.Since(sendTime).Round(time.Second))
 	id2, tokens2 := send("after the rotation")
 
