@@ -201,14 +201,6 @@ func (n *notifier) send(ctx context.Context, s logical.Storage, cfg *configEntry
 	return putJSON(ctx, s, notifyStateKey, &st)
 }
 
-func putJSON(ctx context.Context, s logical.Storage, key string, v interface{}) error {
-	e, err := logical.StorageEntryJSON(key, v)
-	if err != nil {
-		return err
-	}
-	return s.Put(ctx, e)
-}
-
 func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r *sweepReport) {
 	raw, err := s.Get(ctx, key)
 	if err != nil || raw == nil {
