@@ -1,12 +1,6 @@
 package larksecrets
 
-import (
-	"context"
-
-	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
-)
+import "github.com/lark-vault/vault-plugin-secrets-lark/lark"
 
 // This file is the one admission policy for slots: who may put a grant into a slot. The browser
 // callback and the exchange, the import of a refresh token, the identity check after a refresh of an
@@ -90,25 +84,4 @@ func decideSlot(c slotClaim) slotDecision {
 	d.RevokeHolder = c.Holder.known() && !c.Holder.matches(c.Incoming)
 	d.Rebind = c.Replace && c.Binding.known() && !c.Binding.matches(c.Incoming)
 	return d
-}
-
-// slotOwner is the Lark user slot id belongs to, by this policy: its binding in slots, completed by
-// the identity of the grant it holds in grants.
-func slotOwner(ctx context.Context, s logical.Storage, slots *slotStore, grants *grantStore, id grantID) (larkIdentity, error) {
-	binding, err := slots.get(ctx, s, id)
-	if err != nil {
-		return larkIdentity{}, err
-	}
-	var bound, holder larkIdentity
-	if binding != nil {
-		bound = binding.Identity
-	}
-	g, err := grants.get(ctx, s, id)
-	if err != nil {
-		return larkIdentity{}, err
-	}
-	if g != nil && !g.IdentityPending {
-		holder = g.identity()
-	}
-	return slotOwnerOf(bound, holder), nil
 }
