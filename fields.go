@@ -167,6 +167,42 @@ func validateRedirectURI(raw string) error {
 	return nil
 }
 
+// appIDField and userSlotField are the path parameters that name an app and one user's slot under
+// it; grantIDFrom reads and checks them.
+var userSlotField = &framework.FieldSchema{
+	Type:        framework.TypeString,
+	Description: "The user slot: a short name for one Lark user's grant under this app, such as the person's Vault entity name. 1-64 letters, digits, '.', '_', '@' or '-'.",
+	Required:    true,
+}
+
+var appIDField = &framework.FieldSchema{
+	Type:        framework.TypeString,
+	Description: "The Lark app, as configured under apps/.",
+	Required:    true,
+}
+
+func grantIDFrom(d *framework.FieldData) (grantID, *logical.Response) {
+	appID, slot := d.Get("app_id").(string), d.Get("user").(string)
+	if err := validateAppID(appID); err != nil {
+		return grantID{}, logical.ErrorResponse(err.Error())
+	}
+	if err := validateSlot(slot); err != nil {
+		return grantID{}, logical.ErrorResponse(err.Error())
+	}
+	return grantID{appID, slot}, nil
+}
+
+// The largest min_ttl a token read may ask for (parseMinTTL) follows from these.
+const (
+	// appTokenMaxLife is the longest an app or tenant token lives (docs/lark-api.md §2).
+	appTokenMaxLife = 2 * time.Hour
+	// userTokenMaxLife is the life of a user_access_token (docs/lark-api.md §5).
+	userTokenMaxLife = 2 * time.Hour
+	// minTTLFetchAllowance is what a fresh token loses between Lark's answer and the lease being
+	// built, kept out of the largest min_ttl so that one is always satisfiable by a fresh token.
+	minTTLFetchAllowance = time.Minute
+)
+
 // minTTLField is the schema of the optional min_ttl of a token read; what names the token.
 func minTTLField(what string) *framework.FieldSchema {
 	return &framework.FieldSchema{

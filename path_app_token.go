@@ -206,16 +206,6 @@ func (b *backend) serveAccessToken(ctx context.Context, req *logical.Request, d 
 	return resp, nil
 }
 
-const (
-	// appTokenMaxLife is the longest an app or tenant token lives (docs/lark-api.md §2).
-	appTokenMaxLife = 2 * time.Hour
-	// userTokenMaxLife is the life of a user_access_token (docs/lark-api.md §5).
-	userTokenMaxLife = 2 * time.Hour
-	// minTTLFetchAllowance is what a fresh token loses between Lark's answer and the lease being
-	// built, kept out of the largest min_ttl so that one is always satisfiable by a fresh token.
-	minTTLFetchAllowance = time.Minute
-)
-
 // shortLifeMessage explains a min_ttl that cannot be met now and what can.
 func shortLifeMessage(e *shortLifeError, minTTL, margin time.Duration, now time.Time) string {
 	most := e.expiresAt.Sub(now) - margin - time.Second
