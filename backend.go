@@ -173,7 +173,7 @@ func (b *backend) clean(ctx context.Context) {
 
 // refuseUnknownFields makes every operation of every path refuse a request that carries a field the
 // path does not declare (or a path parameter repeated differently in the body), before its handler
-// runs (fields.go, rejectUnknownFields): a typo can never leave a setting silently unchanged. The
+// runs (path_fields.go, rejectUnknownFields): a typo can never leave a setting silently unchanged. The
 // OAuth callback and Lark's events read their raw input themselves.
 func refuseUnknownFields(paths []*framework.Path) []*framework.Path {
 	for _, p := range paths {
