@@ -8,12 +8,9 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
-	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/time/rate"
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/clock"
 )
@@ -38,85 +35,10 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	return b, nil
 }
 
-// backend wires the mount's stores and services together. Multiplexing serves several mounts from
-// one process, so nothing here may live in package globals. Path handlers parse and answer; the
-// state lives in the owned types below, which the sweep and the notifier use directly.
-type backend struct {
-	*framework.Backend
-
-	clock clock.Clock
-	// storage is the mount's storage view as given at setup, for work outside any request (Clean).
-	storage logical.Storage
-	// rawSystem is Vault's system view as given at setup; the framework gets a wrapper of it.
-	rawSystem logical.SystemView
-
-	config     *configStore
-	apps       *appStore
-	sessions   *sessions
-	tokens     *tokenService
-	tickets    *ticketStore
-	tenants    *tenantStore
-	seenEvents *seenEvents
-	grants     *grantStore
-	slots      slotStore
-	states     *stateStore
-	appStatus  *appStatusStore
-	notifier   *notifier
-	refresher  *refresher
-	devices    *deviceLogins
-	rollbacks  *rollbackStore
-	sweeper    *sweeper
-	metrics    *metrics
-	contacts   *larkContacts
-	status     *statusService
-
-	// mount is the path this backend is mounted at, as last seen on a request; notices sent by the
-	// periodic sweep use it in the commands they suggest.
-	mount atomic.Value
-}
-
 // newBackend builds a backend with an injectable clock and HTTP client (nil: the backend's own
 // transport), so tests can drive time and point at the in-process emulator.
 func newBackend(clk clock.Clock, httpClient *http.Client) *backend {
-	b := &backend{clock: clk, config: &configStore{}, apps: newAppStore(), metrics: newMetrics()}
-	logger := func() hclog.Logger { return b.Logger() }
-	b.sessions = newSessions(b.apps, b.config, httpClient, b.metrics.observeCall)
-	b.contacts = newLarkContacts(clk.Now)
-	b.sessions.contacts = b.contacts
-	b.tickets = newTicketStore(clk, logger)
-	b.tenants = newTenantStore(clk)
-	b.seenEvents = newSeenEvents(clk)
-	b.tokens = &tokenService{
-		clock: clk, logger: logger, open: b.sessions.open, tickets: b.tickets, tenants: b.tenants,
-		writable:    func() bool { return b.WriteSafeReplicationState() },
-		entries:     map[string]*tokenEntry{},
-		generations: map[string]uint64{},
-		failing:     map[string]*fetchFailure{},
-	}
-	b.grants = newGrantStore(logger, clk, func(ctx context.Context, s logical.Storage) (levelThresholds, error) {
-		cfg, err := b.config.get(ctx, s)
-		if err != nil {
-			return levelThresholds{}, err
-		}
-		return cfg.thresholds(), nil
-	})
-	b.metrics.grantLevels = b.grants.counts.total
-	b.states = &stateStore{clock: clk}
-	b.appStatus = newAppStatusStore(clk.Now, logger)
-	b.metrics.appProblems = b.appStatus.count
-	b.rollbacks = &rollbackStore{logger: logger}
-	b.notifier = &notifier{clock: clk, logger: logger, sessions: b.sessions, tokens: b.tokens, grants: b.grants,
-		states: b.states, apps: b.appStatus, metrics: b.metrics, rollbacks: b.rollbacks, remedies: b.remedies}
-	b.refresher = &refresher{clock: clk, logger: logger, writable: func() bool { return b.WriteSafeReplicationState() },
-		config: b.config, sessions: b.sessions, grants: b.grants, slots: &b.slots, appStatus: b.appStatus,
-		rollbacks: b.rollbacks, metrics: b.metrics, events: b.sendEvent}
-	b.sweeper = &sweeper{clock: clk, logger: logger, config: b.config, grants: b.grants, apps: b.apps, sessions: b.sessions,
-		tokens: b.tokens, states: b.states, notifier: b.notifier, metrics: b.metrics, refresher: b.refresher,
-		seenEvents: b.seenEvents, limits: map[string]*rate.Limiter{}}
-	b.devices = newDeviceLogins(clk, logger, func() bool { return b.WriteSafeReplicationState() }, b.sessions, b.refresher, b.sweeper.limiter)
-	b.status = &statusService{clock: clk, started: clk.Now(), config: b.config, apps: b.apps, grants: b.grants, tokens: b.tokens,
-		problems: b.appStatus, contacts: b.contacts, metrics: b.metrics, history: &b.sweeper.history,
-		sweepState: b.sweeper.loadState}
+	b := wire(clk, httpClient)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -215,20 +137,6 @@ func (b *backend) mistypedSecret(req *logical.Request) string {
 	return ""
 }
 
-func (b *backend) noteMount(req *logical.Request) {
-	if req != nil && req.MountPoint != "" {
-		b.mount.Store(req.MountPoint)
-	}
-}
-
-// remedies builds "what to do" text for work that has no request of its own (the sweep).
-func (b *backend) remedies() remedies {
-	if m, ok := b.mount.Load().(string); ok && m != "" {
-		return remedies{mount: m}
-	}
-	return remedies{mount: "<mount>/"}
-}
-
 // invalidate drops in-memory copies when another node (or a replication stream) changed storage:
 // the owner of the key's area (storage.go) forgets it.
 func (b *backend) invalidate(_ context.Context, key string) {
@@ -269,7 +177,7 @@ func (b *backend) clean(ctx context.Context) {
 
 // refuseUnknownFields makes every operation of every path refuse a request that carries a field the
 // path does not declare (or a path parameter repeated differently in the body), before its handler
-// runs (fields.go, rejectUnknownFields): a typo can never leave a setting silently unchanged. The
+// runs (path_fields.go, rejectUnknownFields): a typo can never leave a setting silently unchanged. The
 // OAuth callback and Lark's events read their raw input themselves.
 func refuseUnknownFields(paths []*framework.Path) []*framework.Path {
 	for _, p := range paths {

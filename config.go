@@ -3,7 +3,6 @@ package larksecrets
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -187,12 +186,3 @@ func (cs *configStore) put(ctx context.Context, s logical.Storage, cfg *configEn
 }
 
 func (cs *configStore) invalidate() { cs.mem.invalidate("") }
-
-// validTimezone accepts IANA names only. time.LoadLocation also takes "" and "Local" (both the
-// host's zone, which differs between Vault nodes) and file-like names; none is what an operator means.
-func validTimezone(tz string) error {
-	if tz == "" || tz == "Local" || strings.ContainsAny(tz, "\\\x00") || strings.HasPrefix(tz, "/") || strings.Contains(tz, "..") {
-		return fmt.Errorf("notify_timezone %q is not an IANA time zone (such as UTC or Asia/Shanghai)", truncateForMessage(tz))
-	}
-	return nil
-}

@@ -27,6 +27,28 @@ func importBudget(cfg *configEntry) time.Duration {
 	return refreshCallBudget(cfg) + cfg.LarkRequestTimeout
 }
 
+// slotOwner is the Lark user slot id belongs to, by the slot admission policy (admission.go): its
+// binding in slots, completed by the identity of the grant it holds in grants. A self-service
+// authorization asks it before a link is made (path_oauth.go).
+func slotOwner(ctx context.Context, s logical.Storage, slots *slotStore, grants *grantStore, id grantID) (larkIdentity, error) {
+	binding, err := slots.get(ctx, s, id)
+	if err != nil {
+		return larkIdentity{}, err
+	}
+	var bound, holder larkIdentity
+	if binding != nil {
+		bound = binding.Identity
+	}
+	g, err := grants.get(ctx, s, id)
+	if err != nil {
+		return larkIdentity{}, err
+	}
+	if g != nil && !g.IdentityPending {
+		holder = g.identity()
+	}
+	return slotOwnerOf(bound, holder), nil
+}
+
 // authorize exchanges an authorization code, learns who the user is, applies the slot admission
 // policy and stores the grant. Any grant obtained but refused is revoked at Lark. Failures meant for
 // the person at the browser are *authError.

@@ -197,23 +197,3 @@ func (ss *slotStore) dropApp(ctx context.Context, s logical.Storage, appID strin
 
 // invalidate forgets a binding ("<app>/<slot>") after storage changed elsewhere.
 func (ss *slotStore) invalidate(key string) { ss.mem.invalidate(key) }
-
-// slotOwner is the Lark user a slot belongs to, by the slot admission policy (admission.go).
-func (b *backend) slotOwner(ctx context.Context, s logical.Storage, id grantID) (larkIdentity, error) {
-	binding, err := b.slots.get(ctx, s, id)
-	if err != nil {
-		return larkIdentity{}, err
-	}
-	var bound, holder larkIdentity
-	if binding != nil {
-		bound = binding.Identity
-	}
-	g, err := b.grants.get(ctx, s, id)
-	if err != nil {
-		return larkIdentity{}, err
-	}
-	if g != nil && !g.IdentityPending {
-		holder = g.identity()
-	}
-	return slotOwnerOf(bound, holder), nil
-}

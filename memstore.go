@@ -287,3 +287,13 @@ func (c *cachedStore[T, L]) insertLocked(key string, v *T) {
 	}
 	c.entries[key] = v
 }
+
+// putJSON writes v as JSON at key, for the entries kept with no memory in front of them (device
+// logins, rollback records, notices and where their schedule stands).
+func putJSON(ctx context.Context, s logical.Storage, key string, v interface{}) error {
+	e, err := logical.StorageEntryJSON(key, v)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, e)
+}

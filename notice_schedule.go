@@ -48,6 +48,15 @@ func parseSchedule(expr, tz string) (*notifySchedule, error) {
 	return &notifySchedule{sched: sched, loc: loc}, nil
 }
 
+// validTimezone accepts IANA names only. time.LoadLocation also takes "" and "Local" (both the
+// host's zone, which differs between Vault nodes) and file-like names; none is what an operator means.
+func validTimezone(tz string) error {
+	if tz == "" || tz == "Local" || strings.ContainsAny(tz, "\\\x00") || strings.HasPrefix(tz, "/") || strings.Contains(tz, "..") {
+		return fmt.Errorf("notify_timezone %q is not an IANA time zone (such as UTC or Asia/Shanghai)", truncateForMessage(tz))
+	}
+	return nil
+}
+
 // firedBetween reports the latest scheduled time in (after, until], if any.
 func (s *notifySchedule) firedBetween(after, until time.Time) (time.Time, bool) {
 	var last time.Time

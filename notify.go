@@ -17,54 +17,9 @@ import (
 )
 
 const (
-	noticePrefix   = "notify/"
 	notifyStateKey = "sweep/notify"
 	noticeLinkTTL  = 24 * time.Hour
-
-	// levelAppSetup names the notice about an app whose setup Lark refuses.
-	levelAppSetup = "app_setup"
-	// appNoticeSlot stands in for the slot of an app-wide notice; no slot can have this name.
-	appNoticeSlot = "-app-"
 )
-
-// noticeLevel maps a grant level to the notice sent for it: warning, critical, and one "expired"
-// notice whether the grant ran out or was revoked.
-func noticeLevel(level string) string {
-	if level == levelReauthRequired {
-		return levelExpired
-	}
-	return level
-}
-
-// notice is a queued message about one grant reaching one level (or one app's setup failing). The
-// queue lives in storage, so a notice survives restarts and leader changes until it is sent.
-type notice struct {
-	AppID     string          `json:"app_id"`
-	Slot      string          `json:"slot"`
-	Level     string          `json:"level"`
-	Deadline  time.Time       `json:"deadline"`
-	Reason    string          `json:"reason"`
-	QueuedAt  time.Time       `json:"queued_at"`
-	Attempts  int             `json:"attempts"`
-	LastError string          `json:"last_error,omitempty"`
-	SentTo    map[string]bool `json:"sent_to,omitempty"`
-	// Failing is why a grant's refreshes fail when that is what brings its end closer.
-	Failing lark.Meaning `json:"failing,omitempty"`
-	// Rollback is what a storage-rollback alert is about, so that it can be told in the reader's
-	// language; a notice queued before it existed has only Reason.
-	Rollback *rollbackFacts `json:"rollback,omitempty"`
-}
-
-// rollbackFacts are the grants a storage-rollback alert names (rollback.go).
-type rollbackFacts struct {
-	Count   int       `json:"count"`
-	Slots   []string  `json:"slots"`
-	FirstAt time.Time `json:"first_at"`
-}
-
-func noticeKey(appID, slot, level string) string {
-	return noticePrefix + appID + "/" + slot + "/" + level
-}
 
 // notifyState remembers where the schedule stands. Pending is set when a scheduled time passes and
 // cleared only once every queued notice has been tried, so a sweep that runs out of time leaves the
@@ -199,14 +154,6 @@ func (n *notifier) send(ctx context.Context, s logical.Storage, cfg *configEntry
 	}
 	st.Pending = false
 	return putJSON(ctx, s, notifyStateKey, &st)
-}
-
-func putJSON(ctx context.Context, s logical.Storage, key string, v interface{}) error {
-	e, err := logical.StorageEntryJSON(key, v)
-	if err != nil {
-		return err
-	}
-	return s.Put(ctx, e)
 }
 
 func (n *notifier) sendOne(ctx context.Context, s logical.Storage, key string, r *sweepReport) {
@@ -444,39 +391,6 @@ func (n *notifier) userLink(ctx context.Context, s logical.Storage, sess *appSes
 		return ""
 	}
 	return link
-}
-
-// plainText makes a value that came from a user or from Lark (a display name, a reason) safe inside
-// a Lark text message: no line breaks that could forge a line of our own, no markup (Lark renders
-// <at …> mentions and [text](url) links in text messages), no bidirectional controls that would
-// show our own text after it reversed, bounded length.
-func plainText(s string, maxRunes int) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range s {
-		if n >= maxRunes {
-			b.WriteString("…")
-			break
-		}
-		switch {
-		case r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' || (r >= 0x80 && r < 0xa0):
-			r = ' '
-		case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069', r == '\u200e', r == '\u200f', r == '\u061c':
-			// Bidirectional controls would make the rest of the line (our own text) read reversed.
-			r = ' '
-		case r == '<':
-			r = '‹'
-		case r == '>':
-			r = '›'
-		case r == '[':
-			r = '［'
-		case r == ']':
-			r = '］'
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return strings.Join(strings.Fields(b.String()), " ")
 }
 
 // listRecursive lists every key under prefix (relative to it), descending into "folders".

@@ -456,3 +456,36 @@ func cardText(s string, maxRunes int) string {
 }
 
 var cardMarkdownReplacer = strings.NewReplacer("*", "∗", "~", "∼", "`", "ˋ", "&", "＆", "#", "＃", "\\", "＼")
+
+// plainText makes a value that came from a user or from Lark (a display name, a reason) safe inside
+// a Lark text message: no line breaks that could forge a line of our own, no markup (Lark renders
+// <at …> mentions and [text](url) links in text messages), no bidirectional controls that would
+// show our own text after it reversed, bounded length.
+func plainText(s string, maxRunes int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n >= maxRunes {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' || (r >= 0x80 && r < 0xa0):
+			r = ' '
+		case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069', r == '\u200e', r == '\u200f', r == '\u061c':
+			// Bidirectional controls would make the rest of the line (our own text) read reversed.
+			r = ' '
+		case r == '<':
+			r = '‹'
+		case r == '>':
+			r = '›'
+		case r == '[':
+			r = '［'
+		case r == ']':
+			r = '］'
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}

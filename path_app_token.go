@@ -63,6 +63,67 @@ func pathAccessTokens(b *backend) []*framework.Path {
 // secretAccessToken declares the lease type. There is no Renew (the lease is non-renewable: a token
 // cannot outlive Lark's expiry) and Revoke does nothing upstream, because Lark offers no way to
 // revoke app or tenant tokens; it must still succeed so Vault can drop the lease.
+// pathTenantTokenOfTenant is tenant-token/<app_id>/<tenant_key>: one tenant's token of a store
+// (marketplace) app.
+func pathTenantTokenOfTenant(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern:      "tenant-token/(?P<app_id>[^/]+)/(?P<tenant_key>.+)",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "tenant-token-of-tenant"},
+		Fields: map[string]*framework.FieldSchema{
+			"app_id": {
+				Type:        framework.TypeString,
+				Description: "The store app; it must be configured under apps/ with app_type=store.",
+				Required:    true,
+			},
+			"tenant_key": {
+				Type:        framework.TypeString,
+				Description: `The tenant whose tenant_access_token to return, as Lark names it (e.g. "736588c92lxf175d"); tenants/<app_id>/ lists the known ones.`,
+				Required:    true,
+			},
+			"min_ttl": minTTLField("tenant_access_token"),
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathTenantTokenOfTenantRead,
+				Summary:  "Return one tenant's tenant_access_token of a store app as a non-renewable lease.",
+			},
+		},
+		HelpSynopsis: "The tenant_access_token of one tenant of a store app.",
+		HelpDescription: `A store (marketplace) app has one tenant token per tenant that installed it. Each is
+fetched from Lark with the app token once per lifetime, cached, and served like
+tenant-token/<app_id> of a self-built app (lease or lease-free). Policies can give a
+team one tenant by path:
+
+    path "lark/tenant-token/cli_a1b2c3d4e5f6a7b8/736588c92lxf175d" { capabilities = ["read"] }
+
+An unknown tenant, or one where the app is not installed or enabled, is refused with
+HTTP 400 naming the tenant.
+
+` + accessTokenHelp,
+	}
+}
+
+func (b *backend) pathTenantTokenOfTenantRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	appID, tk := d.Get("app_id").(string), d.Get("tenant_key").(string)
+	if err := validateAppID(appID); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if err := validateTenantKey(tk); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	r := remediesFor(req)
+	app, err := b.apps.get(ctx, req.Storage, appID)
+	switch {
+	case err != nil:
+		return nil, err
+	case app == nil:
+		return nil, r.httpError(appID, errAppNotConfigured)
+	case !app.isStore():
+		return logical.ErrorResponse("app %s is self-built: it has one tenant token, at %stenant-token/%s (set app_type=store if it is a marketplace app)", appID, r.mount, appID), nil
+	}
+	return b.serveAccessToken(ctx, req, d, tenantTokenRef(appID, tk))
+}
+
 func secretAccessToken(kind tokenKind) *framework.Secret {
 	return &framework.Secret{
 		Type: kind.secretType(),
@@ -144,16 +205,6 @@ func (b *backend) serveAccessToken(ctx context.Context, req *logical.Request, d 
 	}
 	return resp, nil
 }
-
-const (
-	// appTokenMaxLife is the longest an app or tenant token lives (docs/lark-api.md §2).
-	appTokenMaxLife = 2 * time.Hour
-	// userTokenMaxLife is the life of a user_access_token (docs/lark-api.md §5).
-	userTokenMaxLife = 2 * time.Hour
-	// minTTLFetchAllowance is what a fresh token loses between Lark's answer and the lease being
-	// built, kept out of the largest min_ttl so that one is always satisfiable by a fresh token.
-	minTTLFetchAllowance = time.Minute
-)
 
 // shortLifeMessage explains a min_ttl that cannot be met now and what can.
 func shortLifeMessage(e *shortLifeError, minTTL, margin time.Duration, now time.Time) string {

@@ -209,7 +209,7 @@ func (b *backend) pathOAuthStart(ctx context.Context, req *logical.Request, d *f
 // the colleague's grant into the requester's slot).
 func (b *backend) selfServiceIdentity(ctx context.Context, req *logical.Request, sess *appSession, id grantID, asked larkIdentity) (larkIdentity, error) {
 	r := remediesFor(req)
-	owner, err := b.slotOwner(ctx, req.Storage, id)
+	owner, err := slotOwner(ctx, req.Storage, &b.slots, b.grants, id)
 	if err != nil {
 		return larkIdentity{}, err
 	}

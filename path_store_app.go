@@ -9,70 +9,12 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Paths of store (marketplace) apps: one tenant's token, the list of tenants, and the app_ticket
-// for organisations whose own event receiver gets Lark's events (docs/lark-api.md §3).
+// Paths of store (marketplace) apps: the list of tenants, and the app_ticket for organisations
+// whose own event receiver gets Lark's events (docs/lark-api.md §3). One tenant's token is read
+// beside the other access tokens (path_app_token.go).
 
 // maxTicketBytes bounds a forwarded app_ticket; Lark's are a few dozen characters.
 const maxTicketBytes = 1024
-
-func pathTenantTokenOfTenant(b *backend) *framework.Path {
-	return &framework.Path{
-		Pattern:      "tenant-token/(?P<app_id>[^/]+)/(?P<tenant_key>.+)",
-		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "tenant-token-of-tenant"},
-		Fields: map[string]*framework.FieldSchema{
-			"app_id": {
-				Type:        framework.TypeString,
-				Description: "The store app; it must be configured under apps/ with app_type=store.",
-				Required:    true,
-			},
-			"tenant_key": {
-				Type:        framework.TypeString,
-				Description: `The tenant whose tenant_access_token to return, as Lark names it (e.g. "736588c92lxf175d"); tenants/<app_id>/ lists the known ones.`,
-				Required:    true,
-			},
-			"min_ttl": minTTLField("tenant_access_token"),
-		},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback: b.pathTenantTokenOfTenantRead,
-				Summary:  "Return one tenant's tenant_access_token of a store app as a non-renewable lease.",
-			},
-		},
-		HelpSynopsis: "The tenant_access_token of one tenant of a store app.",
-		HelpDescription: `A store (marketplace) app has one tenant token per tenant that installed it. Each is
-fetched from Lark with the app token once per lifetime, cached, and served like
-tenant-token/<app_id> of a self-built app (lease or lease-free). Policies can give a
-team one tenant by path:
-
-    path "lark/tenant-token/cli_a1b2c3d4e5f6a7b8/736588c92lxf175d" { capabilities = ["read"] }
-
-An unknown tenant, or one where the app is not installed or enabled, is refused with
-HTTP 400 naming the tenant.
-
-` + accessTokenHelp,
-	}
-}
-
-func (b *backend) pathTenantTokenOfTenantRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	appID, tk := d.Get("app_id").(string), d.Get("tenant_key").(string)
-	if err := validateAppID(appID); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
-	if err := validateTenantKey(tk); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
-	r := remediesFor(req)
-	app, err := b.apps.get(ctx, req.Storage, appID)
-	switch {
-	case err != nil:
-		return nil, err
-	case app == nil:
-		return nil, r.httpError(appID, errAppNotConfigured)
-	case !app.isStore():
-		return logical.ErrorResponse("app %s is self-built: it has one tenant token, at %stenant-token/%s (set app_type=store if it is a marketplace app)", appID, r.mount, appID), nil
-	}
-	return b.serveAccessToken(ctx, req, d, tenantTokenRef(appID, tk))
-}
 
 func pathStoreApps(b *backend) []*framework.Path {
 	return []*framework.Path{

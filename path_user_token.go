@@ -15,18 +15,6 @@ import (
 
 const secretTypeUserToken = "lark_user_token"
 
-var userSlotField = &framework.FieldSchema{
-	Type:        framework.TypeString,
-	Description: "The user slot: a short name for one Lark user's grant under this app, such as the person's Vault entity name. 1-64 letters, digits, '.', '_', '@' or '-'.",
-	Required:    true,
-}
-
-var appIDField = &framework.FieldSchema{
-	Type:        framework.TypeString,
-	Description: "The Lark app, as configured under apps/.",
-	Required:    true,
-}
-
 func pathUserTokens(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{
@@ -122,17 +110,6 @@ func (b *backend) grantExists(ctx context.Context, req *logical.Request, d *fram
 }
 
 // grantIDFrom validates the app_id and user fields.
-func grantIDFrom(d *framework.FieldData) (grantID, *logical.Response) {
-	appID, slot := d.Get("app_id").(string), d.Get("user").(string)
-	if err := validateAppID(appID); err != nil {
-		return grantID{}, logical.ErrorResponse(err.Error())
-	}
-	if err := validateSlot(slot); err != nil {
-		return grantID{}, logical.ErrorResponse(err.Error())
-	}
-	return grantID{appID, slot}, nil
-}
-
 func (b *backend) pathUserTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id, errResp := grantIDFrom(d)
 	if errResp != nil {

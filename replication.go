@@ -11,8 +11,8 @@ import (
 // forwardCheckTTL is how long the framework's per-request forwarding check may reuse a replication
 // state. The framework asks Vault for it, over gRPC, on every request to a path with Operations,
 // although only writes marked ForwardPerformance* act on it; for token reads it is a wasted round
-// trip to Vault. Whether this node may write is never taken from the cache (WriteSafeReplicationState
-// below): a check that comes a second late only means a marked write is refused with ErrReadOnly by
+// trip to Vault. Whether this node may write is never taken from the cache (mayWrite below): a
+// check that comes a second late only means a marked write is refused with ErrReadOnly by
 // the handler (and then forwarded) instead of by the framework.
 const forwardCheckTTL = time.Second
 
@@ -38,13 +38,10 @@ func (v *cachedReplicationView) ReplicationState() consts.ReplicationState {
 	return state
 }
 
-// WriteSafeReplicationState is the framework's check of whether this node may write, asked of
-// Vault's own system view every time: it decides whether a single-use refresh token may be spent.
-func (b *backend) WriteSafeReplicationState() bool {
-	sys := b.rawSystem
-	if sys == nil {
-		return b.Backend.WriteSafeReplicationState()
-	}
+// mayWrite is whether this node may write by Vault's own system view, asked every time (never
+// of cachedReplicationView): it decides whether a single-use refresh token may be spent. The
+// backend's WriteSafeReplicationState (wiring.go) asks it.
+func mayWrite(sys logical.SystemView) bool {
 	state := sys.ReplicationState()
 	return (sys.LocalMount() || !state.HasState(consts.ReplicationPerformanceSecondary)) &&
 		!state.HasState(consts.ReplicationDRSecondary) &&

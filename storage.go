@@ -67,7 +67,7 @@ var storageAreas = []storageArea{
 		}},
 	{prefix: rollbackPrefix, owner: "rollbackStore (rollback.go)",
 		holds: "rollback/<app_id>: grants found holding refresh tokens Lark had already rotated (storage rollback)"},
-	{prefix: noticePrefix, owner: "notifier (notify.go)", sealWrap: true,
+	{prefix: noticePrefix, owner: "notifier (notify.go, notice.go)", sealWrap: true,
 		holds: "notify/<app_id>/<slot>/<level>: queued notices"},
 	{prefix: notifyStateKey, exact: true, owner: "notifier (notify.go)",
 		holds: "where the notice schedule stands"},

@@ -730,3 +730,34 @@ func (ts *tokenService) store(ctx context.Context, s logical.Storage, ref tokenR
 	}
 	return s.Put(ctx, entry)
 }
+
+// backoffError: a token fetch failed moments ago, and Lark is not asked again before retryAt (as Lark
+// asked with x-ogw-ratelimit-reset, or by the plugin's own backoff), so readers during an outage do
+// not add up to a storm of calls.
+type backoffError struct {
+	ref     tokenRef
+	retryAt time.Time
+	last    error
+}
+
+func (e *backoffError) Error() string {
+	what := e.ref.Kind.larkName()
+	if e.ref.Tenant != "" {
+		what += " of tenant " + e.ref.Tenant
+	}
+	return fmt.Sprintf("Lark could not issue the %s of app %s (%v); Vault asks again after %s, try again then",
+		what, e.ref.App, e.last, formatTime(e.retryAt))
+}
+
+func (e *backoffError) Unwrap() error { return e.last }
+
+// tenantUnavailableError: Lark does not serve this tenant for the store app (unknown tenant key, or
+// the app is not installed or enabled there). The app and its other tenants are fine.
+type tenantUnavailableError struct {
+	appID, tenantKey string
+	err              error
+}
+
+func (e *tenantUnavailableError) Error() string {
+	return fmt.Sprintf("Lark does not serve tenant %q for store app %s (%v)", e.tenantKey, e.appID, e.err)
+}
