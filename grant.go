@@ -4,15 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/lark-vault/vault-plugin-secrets-lark/lark"
 )
 
 const (
-	grantStoragePrefix = "users/"
-	grantEntryVersion  = 1
+	grantEntryVersion = 1
 
 	// Lark ends every user grant 365 days after the user authorized; refresh fails with 20037 then
 	// (docs/lark-api.md §5).
@@ -21,20 +19,6 @@ const (
 	grantStateOK             = "ok"
 	grantStateReauthRequired = "reauth_required"
 )
-
-// grantID names one grant: a user slot under an app. Storage keys, lock keys and log fields are
-// all derived from it, so nobody builds "app/slot" strings by hand.
-type grantID struct{ App, Slot string }
-
-func (id grantID) storageKey() string { return grantStoragePrefix + id.App + "/" + id.Slot }
-
-// String is "app/slot", the form operators see in lists, reports and notices.
-func (id grantID) String() string { return id.App + "/" + id.Slot }
-
-func parseGrantID(s string) (grantID, bool) {
-	app, slot, ok := strings.Cut(s, "/")
-	return grantID{app, slot}, ok && app != "" && slot != ""
-}
 
 // Why a grant ended when the reason is the plugin's own finding rather than a Lark answer.
 const (

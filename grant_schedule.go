@@ -119,3 +119,11 @@ func sweepAt(g *grantEntry, th levelThresholds, now time.Time) time.Time {
 	s.RefreshAt = time.Time{}
 	return s.next()
 }
+
+// laterOf is the later of two times.
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

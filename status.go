@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -16,7 +15,7 @@ import (
 
 // The mount's health at a glance (path_status.go answers with it). Everything here is read from
 // memory or from one storage entry per app, never from the grants themselves: the grants' levels
-// come from the metrics' level map, which the sweep and every read keep current.
+// come from the level counts kept in storage with every grant write (grant_index.go).
 
 const (
 	// sweepStaleAfter: Vault runs the sweep about once a minute on the active node.
@@ -31,158 +30,8 @@ const (
 	statusMaxText    = 200
 )
 
-// sweepRun is what one sweep run did, as the status path shows it.
-type sweepRun struct {
-	At              time.Time
-	Took            time.Duration
-	Budget          time.Duration
-	FullPass        bool
-	BudgetExhausted bool
-	GrantsTotal     int
-	GrantsVisited   int
-	Refreshed       int
-	RefreshFailed   int
-	Flagged         int
-	Err             string
-}
-
-// noticePass is the last notification pass that ran (at a scheduled time).
-type noticePass struct {
-	At        time.Time
-	Sent      int
-	Failed    int
-	LastError string
-	Left      bool
-}
-
-// sweepHistory keeps, in memory of the node that runs the sweep, what its runs did. It is not
-// stored: after a restart or a leader change the status says that no sweep has run on this node
-// yet, which the next run (within about a minute) corrects.
-type sweepHistory struct {
-	mu   sync.Mutex
-	runs int
-	last sweepRun
-	// walk is where the walk over every grant stood after the last run (sweep_walk.go).
-	walk    walkState
-	notices *noticePass
-}
-
-func (h *sweepHistory) record(r *sweepReport, cfg *configEntry, err error, now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.runs++
-	h.last = sweepRun{At: r.StartedAt, Took: r.Took, FullPass: r.FullPass, BudgetExhausted: r.BudgetExhausted,
-		GrantsTotal: r.GrantsTotal, GrantsVisited: r.GrantsVisited, Refreshed: len(r.Refreshed),
-		RefreshFailed: len(r.RefreshFailed), Flagged: len(r.Flagged)}
-	if cfg != nil {
-		h.last.Budget = cfg.SweepBudget
-	}
-	if err != nil {
-		h.last.Err = err.Error()
-		return
-	}
-	h.walk = r.Walk
-	if r.NoticePassRan {
-		h.notices = &noticePass{At: r.StartedAt, Sent: len(r.Notified), Failed: len(r.NotifyFailed),
-			LastError: r.NotifyLastError, Left: r.NoticesLeft}
-	}
-}
-
-// sweepSnapshot is a copy of the history, taken under its lock.
-type sweepSnapshot struct {
-	Runs int
-	Last sweepRun
-	// CycleStart: the indexes are being built since then (a walk at full speed). LastCycleAt and
-	// LastCycleTook: the walk's last completed cycle over every grant.
-	CycleStart    time.Time
-	LastCycleAt   time.Time
-	LastCycleTook time.Duration
-	Notices       *noticePass
-}
-
-func (h *sweepHistory) snapshot() sweepSnapshot {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := sweepSnapshot{Runs: h.runs, Last: h.last, LastCycleAt: h.walk.LastCycleAt, LastCycleTook: h.walk.LastCycleTook}
-	if h.walk.Rebuild {
-		s.CycleStart = h.walk.CycleStart
-	}
-	if h.notices != nil {
-		n := *h.notices
-		s.Notices = &n
-	}
-	return s
-}
-
-// larkContact is what this node saw of one app's calls to Lark since it started.
-type larkContact struct {
-	// ReachedAt: Lark answered (a token, or a refusal of its own).
-	ReachedAt time.Time
-	// SecretAcceptedAt: a token endpoint answered with a token, so Lark accepted the app's
-	// credentials.
-	SecretAcceptedAt time.Time
-	// FailedAt, FailStatus, FailEndpoint: the latest attempt that did not reach Lark (network,
-	// timeout, HTTP 5xx, or something that is not Lark answered).
-	FailedAt     time.Time
-	FailStatus   string
-	FailEndpoint string
-}
-
-// larkContacts learns every Lark call of every app (the Lark client's Observe hook, through
-// sessions). Memory only: a node that has not called Lark yet says "unknown".
-type larkContacts struct {
-	now   func() time.Time
-	mu    sync.Mutex
-	byApp map[string]*larkContact
-}
-
-func newLarkContacts(now func() time.Time) *larkContacts {
-	return &larkContacts{now: now, byApp: map[string]*larkContact{}}
-}
-
-// tokenEndpoints are the calls whose success proves Lark accepts the app's credentials.
-var tokenEndpoints = map[string]bool{
-	lark.EndpointAppAccessToken: true, lark.EndpointTenantAccessToken: true,
-	lark.EndpointStoreAppAccessToken: true, lark.EndpointStoreTenantAccessToken: true,
-	lark.EndpointOAuthToken: true, lark.EndpointOAuthRefresh: true,
-}
-
-func (lc *larkContacts) record(appID string, c lark.Call) {
-	now := lc.now()
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	ct := lc.byApp[appID]
-	if ct == nil {
-		ct = &larkContact{}
-		lc.byApp[appID] = ct
-	}
-	switch c.Status {
-	case lark.StatusOK:
-		ct.ReachedAt = now
-		if tokenEndpoints[c.Endpoint] {
-			ct.SecretAcceptedAt = now
-		}
-	case lark.StatusLarkError, lark.StatusRateLimited:
-		ct.ReachedAt = now
-	default:
-		ct.FailedAt, ct.FailStatus, ct.FailEndpoint = now, c.Status, c.Endpoint
-	}
-}
-
-func (lc *larkContacts) get(appID string) larkContact {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	if ct := lc.byApp[appID]; ct != nil {
-		return *ct
-	}
-	return larkContact{}
-}
-
-// unreachable: the latest attempt did not reach Lark.
-func (c larkContact) unreachable() bool { return !c.FailedAt.IsZero() && c.FailedAt.After(c.ReachedAt) }
-
 // statusService builds the mount's status. It owns nothing: it reads the stores, the sweep's
-// history, the Lark contacts and the metrics' level map.
+// history, the Lark contacts and the level counts.
 type statusService struct {
 	clock    clock.Clock
 	started  time.Time

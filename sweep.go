@@ -33,50 +33,6 @@ const (
 	warmShare = 0.2
 )
 
-// sweepReport is what one sweep did; the sweep path returns it, because Vault does not audit the
-// periodic run and these findings must be visible somewhere audited.
-type sweepReport struct {
-	StartedAt time.Time
-	Took      time.Duration
-	// GrantsTotal is the mount's grants as the level counts have them.
-	GrantsTotal int
-	// GrantsVisited is GrantsDue and RepairVisited together: every grant this run read.
-	GrantsVisited int
-	// GrantsDue is the grants the due index named whose time had come; IndexBuckets the minutes of
-	// the index listed; StaleEntries the entries found that their grant no longer names (dropped).
-	GrantsDue    int
-	IndexBuckets int
-	StaleEntries int
-	// RepairVisited is the grants the walk read (sweep_walk.go), IndexRepaired those whose index
-	// entries or recorded level it had to write again; Rebuilding: the walk runs at full speed
-	// because the indexes are being built.
-	RepairVisited      int
-	IndexRepaired      int
-	Rebuilding         bool
-	Walk               walkState
-	FullPass           bool // every grant that was due has been looked at
-	BudgetExhausted    bool
-	Refreshed          []string
-	RefreshFailed      []string
-	Flagged            []flaggedGrant
-	AppTokensRefreshed []string
-	Notified           []string
-	NotifyFailed       []string
-	NoticesLeft        bool // the notification pass ran out of time; the next sweep goes on
-	NoticePassRan      bool // a scheduled time had passed, so queued notices were tried
-	NotifyLastError    string
-	StatesDropped      int
-	EventIDsDropped    int
-	UnsavedStored      int
-	UnsavedLeft        int
-}
-
-type flaggedGrant struct {
-	ID       grantID
-	Health   grantHealth
-	Notified bool
-}
-
 // sweeper runs the periodic work: keep grants alive, classify them, notify, keep app tokens warm,
 // drop expired authorization states.
 type sweeper struct {
@@ -170,13 +126,6 @@ func (sw *sweeper) run(ctx context.Context, s logical.Storage) (*sweepReport, er
 	sw.logger().Debug("sweep done", "grants", r.GrantsTotal, "due", r.GrantsDue, "walked", r.RepairVisited, "refreshed", len(r.Refreshed),
 		"failed", len(r.RefreshFailed), "flagged", len(r.Flagged), "notified", len(r.Notified), "took", r.Took)
 	return r, nil
-}
-
-func laterOf(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // visitGrants looks at the grants that need it: those stored without their due entry, those the
