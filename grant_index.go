@@ -106,6 +106,10 @@ type levelCounts struct {
 	byApp  map[string]map[string]int
 	// dirty: apps whose counts storage refused; stored again at the next change or sweep.
 	dirty map[string]bool
+	// writing: an app's counts are being stored by one caller of move, outside the lock; again: a
+	// change came meanwhile, which that caller stores next (one write at a time per app, always of
+	// the newest counts, and concurrent grant writes never wait for each other's count writes).
+	writing, again map[string]bool
 
 	// The walk's recount of one app (sweep_walk.go): grants up to cursor are counted in recount,
 	// and a change to one of them moves recount too, so the recount is exact when the walk ends.
@@ -115,7 +119,8 @@ type levelCounts struct {
 }
 
 func newLevelCounts(logger func() hclog.Logger) *levelCounts {
-	return &levelCounts{logger: logger, byApp: map[string]map[string]int{}, dirty: map[string]bool{}}
+	return &levelCounts{logger: logger, byApp: map[string]map[string]int{}, dirty: map[string]bool{},
+		writing: map[string]bool{}, again: map[string]bool{}}
 }
 
 // load reads every app's counts once (after a start, or when another node changed them).
@@ -167,7 +172,9 @@ func (c *levelCounts) invalidate() {
 }
 
 // move records that grant id went from level from to level to ("": no grant), and stores the
-// app's counts. A failure is logged: the walk's recount corrects it.
+// app's counts: itself, or, when another caller is storing them right now, through that caller,
+// which stores them again when it is done. A failure is logged and retried at the next sweep; a
+// crash before the write lands is corrected by the walk's recount.
 func (c *levelCounts) move(ctx context.Context, s logical.Storage, id grantID, from, to string) {
 	if from == to {
 		return
@@ -189,7 +196,48 @@ func (c *levelCounts) move(ctx context.Context, s logical.Storage, id grantID, f
 	}
 	bump(m, from, -1)
 	bump(m, to, 1)
-	c.storeLocked(ctx, s, id.App)
+	if c.writing[id.App] {
+		c.again[id.App] = true
+		return
+	}
+	c.writing[id.App] = true
+	defer delete(c.writing, id.App)
+	for {
+		c.again[id.App] = false
+		counts := make(map[string]int, len(c.byApp[id.App]))
+		for l, n := range c.byApp[id.App] {
+			counts[l] = n
+		}
+		c.mu.Unlock()
+		err := writeCounts(ctx, s, id.App, counts)
+		c.mu.Lock()
+		c.noteStored(id.App, err)
+		if !c.again[id.App] {
+			return
+		}
+	}
+}
+
+func writeCounts(ctx context.Context, s logical.Storage, appID string, counts map[string]int) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if len(counts) == 0 {
+		return s.Delete(ctx, levelCountsPrefix+appID)
+	}
+	e, err := logical.StorageEntryJSON(levelCountsPrefix+appID, counts)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, e)
+}
+
+func (c *levelCounts) noteStored(appID string, err error) {
+	if err != nil {
+		c.dirty[appID] = true
+		c.logger().Warn("level counts not stored; the next sweep stores them again", "app_id", appID, "error", err)
+		return
+	}
+	delete(c.dirty, appID)
 }
 
 func bump(m map[string]int, level string, by int) {
@@ -202,25 +250,17 @@ func bump(m map[string]int, level string, by int) {
 	}
 }
 
+// storeLocked stores an app's counts under the lock (the rarer paths: flush, recount, a dropped
+// app); when a caller of move is storing them right now, that caller stores them again instead.
 func (c *levelCounts) storeLocked(ctx context.Context, s logical.Storage, appID string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	var err error
-	if m := c.byApp[appID]; len(m) == 0 {
-		delete(c.byApp, appID)
-		err = s.Delete(ctx, levelCountsPrefix+appID)
-	} else {
-		var e *logical.StorageEntry
-		if e, err = logical.StorageEntryJSON(levelCountsPrefix+appID, m); err == nil {
-			err = s.Put(ctx, e)
-		}
-	}
-	if err != nil {
-		c.dirty[appID] = true
-		c.logger().Warn("level counts not stored; the next sweep stores them again", "app_id", appID, "error", err)
+	if c.writing[appID] {
+		c.again[appID] = true
 		return
 	}
-	delete(c.dirty, appID)
+	if len(c.byApp[appID]) == 0 {
+		delete(c.byApp, appID)
+	}
+	c.noteStored(appID, writeCounts(ctx, s, appID, c.byApp[appID]))
 }
 
 // flush stores again the counts storage refused.

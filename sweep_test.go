@@ -530,3 +530,34 @@ func TestAnOlderVersionsSweepRebuildsTheIndexes(t *testing.T) {
 	require.Equal(t, 1, r.IndexRepaired, "only the grant the old version wrote lacked its entries")
 	require.Empty(t, env.storedKeys(sweepCursorKey))
 }
+
+// Grants written at once by many requests (imports, say) each move the level counts; the counts
+// in storage end equal to the grants, however the count writes interleave (one at a time per app,
+// always of the newest counts).
+func TestLevelCountsStayExactUnderConcurrentGrantWrites(t *testing.T) {
+	env := newTestEnv(t)
+	env.addOAuthApp()
+	const n = 200
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			g := env.okGrant(testAppID, fmt.Sprintf("c%03d", i))
+			if i%4 == 0 {
+				g.GrantExpiresAt = env.clock.Now().Add(5 * 24 * time.Hour)
+			}
+			env.writeGrant(g)
+		}(i)
+	}
+	wg.Wait()
+	want := map[string]int{levelOK: n * 3 / 4, levelWarning: n / 4}
+	e, err := env.storage.Get(context.Background(), levelCountsPrefix+testAppID)
+	require.NoError(t, err)
+	var stored map[string]int
+	require.NoError(t, e.DecodeJSON(&stored))
+	require.Equal(t, want, stored)
+	env.b = env.newBackend(nil)
+	require.Equal(t, n, env.status().Data["grants_total"])
+	require.Equal(t, n/4, env.status().Data["grants_warning"])
+}
