@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,8 +16,9 @@ import (
 )
 
 const (
-	appScale = "cli_benchscale" // the many grants
-	appDue   = "cli_benchdue"   // grants made due for keep-alive at each checkpoint
+	mintBatch = 500              // grants minted at the emulator per control request
+	appScale  = "cli_benchscale" // the many grants
+	appDue    = "cli_benchdue"   // grants made due for keep-alive at each checkpoint
 	// While grants are imported, Vault's once-a-minute sweep gets a short budget so it takes little
 	// CPU from the imports; the measured sweeps get the longest budget the plugin allows, so that one
 	// run covers every grant when it can.
@@ -34,6 +36,12 @@ type sweepConfig struct {
 	workDir       string
 	out           string
 	keep          bool
+	// With pprofPlugin (the plugin built with -tags benchpprof) and profileImport > 0, CPU profiles
+	// of the plugin and Vault are taken during the first imports, into profileDir.
+	pprofPlugin   string
+	profileImport int
+	profileDir    string
+	pprofAddr     string
 }
 
 // sweepResult is what `larkbench sweep` writes as JSON for `larkbench report`.
@@ -114,8 +122,14 @@ func runSweep(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.workDir, "work", "", "directory for Vault's storage and logs (default: a new directory under $TMPDIR)")
 	fs.StringVar(&cfg.out, "out", "sweep.json", "results file (JSON)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory")
+	fs.StringVar(&cfg.pprofPlugin, "pprof-plugin", "", "the plugin built with -tags benchpprof: run it instead of -plugin, for -profile-import")
+	fs.IntVar(&cfg.profileImport, "profile-import", 0, "seconds of CPU profiles of the plugin and Vault during the first imports (needs -pprof-plugin; 0: none)")
+	fs.StringVar(&cfg.profileDir, "profile-dir", ".", "where -profile-import writes its profiles")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.profileImport > 0 && cfg.pprofPlugin == "" {
+		return errors.New("-profile-import needs -pprof-plugin")
 	}
 	if cfg.bins.vault == "" || cfg.bins.plugin == "" || cfg.bins.emulator == "" {
 		return errors.New("-vault, -plugin and -emulator are required")
@@ -143,6 +157,7 @@ func runSweep(ctx context.Context, args []string) error {
 type sweepBench struct {
 	cfg       sweepConfig
 	v         *vaultServer
+	ic        *vaultClient // for the imports: one connection per worker
 	emu       *emulator
 	pluginPID int
 	secrets   map[string]string
@@ -169,14 +184,23 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 	res := &sweepResult{Started: time.Now().UTC(), VaultVersion: v.version, StorageFS: fsType(v.dataDir),
 		Workers: cfg.workers, KeepaliveRate: cfg.keepaliveRate, Passes: cfg.passes}
 
-	exe, err := v.registerPlugin(cfg.bins.plugin, larkPlugin, cfg.bins.pluginVersion)
+	pluginBin, env := cfg.bins.plugin, []string(nil)
+	if cfg.pprofPlugin != "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cfg.pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		pluginBin, env = cfg.pprofPlugin, []string{"LARK_PLUGIN_PPROF_ADDR=" + cfg.pprofAddr}
+	}
+	exe, err := v.registerPlugin(pluginBin, larkPlugin, cfg.bins.pluginVersion, env...)
 	if err != nil {
 		return nil, err
 	}
 	if err := v.mount("lark", larkPlugin, cfg.bins.pluginVersion, nil); err != nil {
 		return nil, err
 	}
-	b := &sweepBench{cfg: cfg, v: v, emu: emu, secrets: map[string]string{}}
+	b := &sweepBench{cfg: cfg, v: v, emu: emu, secrets: map[string]string{}, ic: newVaultClient(v.addr, v.rootToken, cfg.workers)}
 	if err := b.setBudget(importBudget); err != nil {
 		return nil, err
 	}
@@ -208,6 +232,9 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 		cp := sweepCheckpoint{Grants: n}
 		logf("sweep: importing grants %d..%d", scale, n)
 		start := time.Now()
+		if scale == 0 && cfg.profileImport > 0 {
+			go b.profileImport()
+		}
 		if err := b.importMany(ctx, appScale, "s", scale, n); err != nil {
 			return nil, err
 		}
@@ -302,27 +329,97 @@ func (b *sweepBench) mem() (memStat, error) {
 	return memStat{PluginRSSKiB: p.RSSKiB, VaultRSSKiB: v.RSSKiB, RaftBytes: dirSize(b.v.dataDir)}, nil
 }
 
+// importCost is the CPU each process spent on a batch of imports.
+type importCost struct {
+	Plugin   time.Duration
+	Vault    time.Duration
+	Emulator time.Duration
+	Bench    time.Duration // larkbench itself
+}
+
+// cpuNow reads the CPU time of the plugin, Vault, the emulator and larkbench.
+func (b *sweepBench) cpuNow() (importCost, error) {
+	var c importCost
+	for _, x := range []struct {
+		pid int
+		to  *time.Duration
+	}{{b.pluginPID, &c.Plugin}, {b.v.proc.pid(), &c.Vault}, {b.emu.proc.pid(), &c.Emulator}, {os.Getpid(), &c.Bench}} {
+		st, err := readProcStat(x.pid)
+		if err != nil {
+			return c, err
+		}
+		*x.to = st.CPU
+	}
+	return c, nil
+}
+
+func (c importCost) minus(o importCost) importCost {
+	return importCost{c.Plugin - o.Plugin, c.Vault - o.Vault, c.Emulator - o.Emulator, c.Bench - o.Bench}
+}
+
 // importMany imports grants [from, to) of app, minted at the emulator, with the configured number
 // of concurrent workers.
 func (b *sweepBench) importMany(ctx context.Context, app, prefix string, from, to int) error {
-	var next atomic.Int64
-	next.Store(int64(from))
+	c0, err := b.cpuNow()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	defer func() {
+		c1, err := b.cpuNow()
+		if err != nil {
+			return
+		}
+		d := c1.minus(c0)
+		n := float64(to - from)
+		us := func(x time.Duration) float64 { return float64(x.Microseconds()) / n }
+		logf("sweep: %d imports in %.1fs (%.0f/s); CPU per import: plugin %.0fus, Vault %.0fus, emulator %.0fus, larkbench %.0fus",
+			to-from, time.Since(t0).Seconds(), n/time.Since(t0).Seconds(), us(d.Plugin), us(d.Vault), us(d.Emulator), us(d.Bench))
+	}()
+	// One goroutine mints the grants at the emulator in batches; the workers import them. Minting
+	// in batches keeps the emulator's control API and larkbench from taking CPU the imports need:
+	// every grant still enters through the plugin's import path (a refresh and a user_info call
+	// at Lark, a grant written to storage).
+	type job struct {
+		slot string
+		g    mintedGrant
+	}
+	jobs := make(chan job, 2*mintBatch)
 	var failed atomic.Int64
 	var firstErr error
 	var once sync.Once
+	fail := func(err error) {
+		failed.Add(1)
+		once.Do(func() { firstErr = err })
+	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(jobs)
+		for i := from; i < to && ctx.Err() == nil && failed.Load() == 0; {
+			n := min(mintBatch, to-i)
+			minted, err := b.emu.mintMany(app, benchUser, 1, n)
+			if err != nil {
+				fail(err)
+				return
+			}
+			for _, g := range minted {
+				jobs <- job{fmt.Sprintf("%s%06d", prefix, i), g}
+				i++
+			}
+		}
+	}()
 	for w := 0; w < b.cfg.workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil && failed.Load() == 0 {
-				i := int(next.Add(1)) - 1
-				if i >= to {
-					return
+			for j := range jobs {
+				if ctx.Err() != nil || failed.Load() > 0 {
+					continue // drain, so the minting goroutine ends
 				}
-				if err := importGrant(b.emu, b.v.c, "lark", app, benchUser, fmt.Sprintf("%s%06d", prefix, i)); err != nil {
-					failed.Add(1)
-					once.Do(func() { firstErr = err })
+				if err := importMinted(b.ic, "lark", app, j.slot, j.g); err != nil {
+					fail(err)
 				}
 			}
 		}()
@@ -338,15 +435,41 @@ func (b *sweepBench) importMany(ctx context.Context, app, prefix string, from, t
 	return nil
 }
 
-// sweepReport is the part of the sweep's answer the bench reads.
+// sweepReport is the part of the sweep's answer the bench reads. The fields of the due index
+// (grants_due, index_buckets, repair_visited) are pointers: a plugin without the index leaves them
+// out, and the bench then counts a full pass as every grant visited once.
 type sweepReport struct {
-	GrantsTotal   int      `json:"grants_total"`
-	GrantsVisited int      `json:"grants_visited"`
-	GrantsQuiet   int      `json:"grants_quiet"`
-	FullPass      bool     `json:"full_pass"`
-	TookMS        int64    `json:"took_ms"`
-	Refreshed     []string `json:"refreshed"`
-	RefreshFailed []string `json:"refresh_failed"`
+	GrantsTotal     *int     `json:"grants_total"`
+	GrantsVisited   int      `json:"grants_visited"`
+	GrantsQuiet     int      `json:"grants_quiet"`
+	GrantsDue       *int     `json:"grants_due"`
+	IndexBuckets    *int     `json:"index_buckets"`
+	RepairVisited   *int     `json:"repair_visited"`
+	FullPass        bool     `json:"full_pass"`
+	BudgetExhausted bool     `json:"budget_exhausted"`
+	TookMS          int64    `json:"took_ms"`
+	Refreshed       []string `json:"refreshed"`
+	RefreshFailed   []string `json:"refresh_failed"`
+}
+
+// indexed says the plugin sweeps from a due index: a run reads only the grants that are due (and a
+// slice of the repair walk), so one run that did not run out of budget is a whole pass.
+func (r *sweepReport) indexed() bool { return r.GrantsDue != nil }
+
+// read is how many grants the run read: those it visited and those the repair walk re-read.
+func (r *sweepReport) read() int {
+	n := r.GrantsVisited
+	if r.RepairVisited != nil {
+		n += *r.RepairVisited
+	}
+	return n
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // sweepOnce runs `vault write -f lark/sweep`, waiting while Vault's own periodic run holds the
@@ -371,16 +494,21 @@ func (b *sweepBench) sweepOnce() (*sweepReport, error) {
 
 type passCost struct {
 	runs, visited, quiet int
+	read, due, buckets   int // grants read (visited + repair walk), due, index buckets listed
+	repair               int
+	indexed              bool
 	wall, took           time.Duration
 	pluginCPU, vaultCPU  time.Duration
 }
 
-// fullPass runs sweeps until every grant was visited once, measuring each run's wall time and the
-// CPU the plugin and Vault spent during it (from /proc/<pid>/stat).
+// fullPass runs sweeps until the sweep has acted on every grant it must, measuring each run's wall
+// time and the CPU the plugin and Vault spent during it (from /proc/<pid>/stat). Without a due index
+// that is until every grant was visited once; with one, until a run finishes what is due without
+// running out of budget.
 func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
 	var c passCost
 	visited := 0
-	for visited < b.grants {
+	for {
 		if err := ctx.Err(); err != nil {
 			return c, err
 		}
@@ -406,8 +534,8 @@ func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
 		if err != nil {
 			return c, err
 		}
-		if r.GrantsTotal != b.grants {
-			return c, fmt.Errorf("the sweep counts %d grants, %d were imported", r.GrantsTotal, b.grants)
+		if r.GrantsTotal != nil && !r.indexed() && *r.GrantsTotal != b.grants {
+			return c, fmt.Errorf("the sweep counts %d grants, %d were imported", *r.GrantsTotal, b.grants)
 		}
 		c.runs++
 		c.wall += wall
@@ -417,11 +545,27 @@ func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
 		visited += r.GrantsVisited
 		c.visited += r.GrantsVisited
 		c.quiet += r.GrantsQuiet
+		c.read += r.read()
+		c.due += deref(r.GrantsDue)
+		c.buckets += deref(r.IndexBuckets)
+		c.repair += deref(r.RepairVisited)
+		if r.indexed() {
+			c.indexed = true
+			if !r.BudgetExhausted {
+				return c, nil
+			}
+			if c.runs > 1000 {
+				return c, errors.New("the sweep still runs out of budget after 1,000 runs")
+			}
+			continue
+		}
 		if r.GrantsVisited == 0 {
 			return c, errors.New("a sweep visited no grant")
 		}
+		if visited >= b.grants {
+			return c, nil
+		}
 	}
-	return c, nil
 }
 
 // keepalivePacing imports a batch of grants whose refresh tokens are short-lived, so that they all
@@ -479,4 +623,30 @@ func (b *sweepBench) keepalivePacing(ctx context.Context, checkpoint int, passWa
 	logf("sweep: keep-alive of %d due grants: %d refreshed in %.1fs, %d failed, %d reused; at most %d refreshes in one second (keepalive_rate %d)",
 		p.Due, p.Refreshed, p.Seconds, p.Failed, p.RefreshReuse, p.MaxRefreshPerSecond, b.cfg.keepaliveRate)
 	return p, nil
+}
+
+// profileImport takes CPU profiles of the plugin and Vault while grants are imported.
+func (b *sweepBench) profileImport() {
+	time.Sleep(2 * time.Second)
+	secs := b.cfg.profileImport
+	if err := os.MkdirAll(b.cfg.profileDir, 0o755); err != nil {
+		logf("sweep: %v", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range []struct{ url, token, file string }{
+		{fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.cfg.pprofAddr, secs), "", profilePath(b.cfg.profileDir, "plugin-import")},
+		{fmt.Sprintf("%s/v1/sys/pprof/profile?seconds=%d", b.v.addr, secs), b.v.rootToken, profilePath(b.cfg.profileDir, "vault-import")},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fetchTo(p.url, p.token, p.file); err != nil {
+				logf("sweep: profile %s: %v", p.file, err)
+				return
+			}
+			logf("sweep: import profile in %s", p.file)
+		}()
+	}
+	wg.Wait()
 }
