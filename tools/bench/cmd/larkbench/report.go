@@ -314,37 +314,59 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 	var b strings.Builder
 	b.WriteString("## The sweep at scale (`make bench-sweep`)\n\n")
 	b.WriteString(machine(cfg, s.VaultVersion, s.Started, s.Took))
-	fmt.Fprintf(&b, "\nOne mount on single-node Raft on disk (%s). Grants are minted at the emulator and imported through\n"+
-		"Vault's API by %d concurrent workers, as an operator moving grants would. At each checkpoint the sweep\n"+
-		"(`vault write -f lark/sweep`, `sweep_budget` 60s) makes %d full passes over every grant: the first\n"+
-		"right after a reload of the plugin, so it reads every grant from storage (as after a restart or a\n"+
-		"leader change); the later ones (averaged) are the steady state, where grants found with nothing due are\n"+
-		"passed by from memory until something can fall due (at most 30–60 minutes). CPU is the process's\n"+
-		"utime+stime from `/proc/<pid>/stat` across the sweep requests, memory its resident set after\n"+
-		"them. Then %d grants whose refresh tokens all fall due together are kept alive, with\n"+
-		"`keepalive_rate` %d, and the emulator counts the refreshes in any one second (the limiter allows a\n"+
-		"burst of one on top of the rate).\n\n", s.StorageFS, s.Workers, s.Passes, dueOf(s), s.KeepaliveRate)
-	b.WriteString("| grants swept | import | first pass: wall | plugin CPU | Vault CPU | later passes: wall | runs per pass | passed by from memory | plugin CPU | plugin CPU per 1,000 grants | Vault CPU | plugin RSS | plugin RSS per grant | Vault RSS | Raft on disk | keep-alive: refreshed / due, most in 1 s |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
-	fmt.Fprintf(&b, "| 0 | | | | | | | | | | | %s | | %s | %s | |\n", mib(s.Baseline.PluginRSSKiB*1024), mib(s.Baseline.VaultRSSKiB*1024), mib(s.Baseline.RaftBytes))
-	for i, c := range s.Checkpoints {
-		swept := c.Swept
-		if swept == 0 { // results written before Swept existed: each earlier checkpoint added its due grants
-			swept = c.Grants + i*c.Pacing.Due
-		}
-		perGrant := float64(c.PluginRSSKiB-s.Baseline.PluginRSSKiB) * 1024 / float64(swept)
-		fmt.Fprintf(&b, "| %s | %s/s | %.1f s | %.2f s | %.2f s | %.1f s | %g | %.0f %% | %.2f s | %.1f ms | %.2f s | %s | %.0f B | %s | %s | %d / %d, %d (limit %d) |\n",
-			thousands(float64(swept)), thousands(c.ImportRate), c.FirstPass.WallSeconds, c.FirstPass.PluginCPU, c.FirstPass.VaultCPU,
-			c.WallSeconds, c.Runs, 100*c.QuietShare, c.PluginCPU,
-			c.PluginCPU*1e6/float64(swept), c.VaultCPU, mib(c.PluginRSSKiB*1024), perGrant,
-			mib(c.VaultRSSKiB*1024), mib(c.RaftBytes), c.Pacing.Refreshed, c.Pacing.Due, c.Pacing.MaxRefreshPerSecond, s.KeepaliveRate)
+	indexed := false
+	for _, c := range s.Checkpoints {
+		indexed = indexed || c.FirstPass.Indexed || c.Steady.Indexed
+	}
+	fmt.Fprintf(&b, "\nOne mount on single-node Raft on disk (%s). Grants are minted at the emulator (in batches, through\n"+
+		"its control API) and imported through Vault's API by %d concurrent workers, as an operator moving grants\n"+
+		"would: each import spends the refresh token at Lark, asks whose grant it is and stores the grant. At each\n"+
+		"size the sweep (`vault write -f lark/sweep`, `sweep_budget` 60s) makes %d passes: the first right\n"+
+		"after a reload of the plugin (a new process with nothing in memory, as after a restart or a leader\n"+
+		"change), the later ones (averaged) the steady state. ", s.StorageFS, s.Workers, s.Passes)
+	if indexed {
+		b.WriteString("The sweep reads a due index: a pass is one sweep request that finished\n" +
+			"what was due within its budget (more if it ran out), and \"grants read\" are the grants it visited plus\n" +
+			"those its repair walk re-read. ")
+	} else {
+		b.WriteString("A pass is as many sweep requests as it takes to visit every grant once;\n" +
+			"\"grants read\" are the grants visited and read from storage, beside those passed by from memory. ")
+	}
+	fmt.Fprintf(&b, "CPU is the process's utime+stime from `/proc/<pid>/stat` across the sweep\n"+
+		"requests, memory its resident set after them; per grant is the growth since the mount was empty, divided\n"+
+		"by the grants. Raft on disk is the whole `raft/` directory (log, `vault.db`, snapshots); bbolt grows\n"+
+		"its files in steps of up to 16 MiB, so storage per grant is coarse below 100,000 grants. Then %d grants\n"+
+		"whose refresh tokens all fall due together are kept alive, with `keepalive_rate` %d, and the emulator\n"+
+		"counts the refreshes in any one second (the limiter allows a burst of one on top of the rate).\n\n", dueOf(s), s.KeepaliveRate)
+
+	b.WriteString("| grants | import | first pass after a reload: wall | plugin CPU | Vault CPU | grants read | steady pass: wall | plugin CPU | Vault CPU | grants read |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range s.Checkpoints {
+		fmt.Fprintf(&b, "| %s | %s/s | %.1f s | %.2f s | %.2f s | %s | %.2f s | %.2f s | %.2f s | %s |\n",
+			thousands(float64(sweptOf(c))), thousands(c.ImportRate),
+			c.FirstPass.WallSeconds, c.FirstPass.PluginCPU, c.FirstPass.VaultCPU, readNote(c.FirstPass),
+			c.Steady.WallSeconds, c.Steady.PluginCPU, c.Steady.VaultCPU, readNote(c.Steady))
+	}
+	b.WriteString("\n| grants | plugin RSS | per grant | Vault RSS | Raft on disk | per grant | of it `vault.db` | per grant | import CPU per grant: plugin / Vault / emulator / larkbench | keep-alive: refreshed / due, most in 1 s |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	fmt.Fprintf(&b, "| 0 | %s | | %s | %s | | %s | | | |\n", mib(s.Baseline.PluginRSSKiB*1024), mib(s.Baseline.VaultRSSKiB*1024), mib(s.Baseline.RaftBytes), mib(s.Baseline.FSMBytes))
+	for _, c := range s.Checkpoints {
+		n := float64(sweptOf(c))
+		fmt.Fprintf(&b, "| %s | %s | %.0f B | %s | %s | %.0f B | %s | %.0f B | %.0f / %.0f / %.0f / %.0f µs | %d / %d, %d (limit %d) |\n",
+			thousands(n), mib(c.PluginRSSKiB*1024), float64(c.PluginRSSKiB-s.Baseline.PluginRSSKiB)*1024/n,
+			mib(c.VaultRSSKiB*1024), mib(c.RaftBytes), float64(c.RaftBytes-s.Baseline.RaftBytes)/n,
+			mib(c.FSMBytes), float64(c.FSMBytes-s.Baseline.FSMBytes)/n,
+			c.ImportCPU.Plugin, c.ImportCPU.Vault, c.ImportCPU.Emulator, c.ImportCPU.Bench,
+			c.Pacing.Refreshed, c.Pacing.Due, c.Pacing.MaxRefreshPerSecond, s.KeepaliveRate)
 	}
 	if n := len(s.Checkpoints); n >= 2 {
 		first, last := s.Checkpoints[0], s.Checkpoints[n-1]
-		fmt.Fprintf(&b, "\nFrom %s to %s grants (× %.0f): first pass wall × %.1f, later passes: wall × %.1f, plugin CPU per pass × %.1f, Vault CPU per pass × %.1f; plugin RSS × %.1f, Raft on disk × %.1f.\n",
-			thousands(float64(first.Grants)), thousands(float64(last.Grants)), float64(last.Grants)/float64(first.Grants),
-			last.FirstPass.WallSeconds/first.FirstPass.WallSeconds, last.WallSeconds/first.WallSeconds, last.PluginCPU/first.PluginCPU, last.VaultCPU/first.VaultCPU,
-			float64(last.PluginRSSKiB)/float64(first.PluginRSSKiB), float64(last.RaftBytes)/float64(first.RaftBytes))
+		fmt.Fprintf(&b, "\nFrom %s to %s grants (× %.0f): first pass plugin CPU × %s, Vault CPU × %s, wall × %s; steady pass plugin CPU × %s, wall × %s; plugin RSS × %s, Raft on disk × %s.\n",
+			thousands(float64(sweptOf(first))), thousands(float64(sweptOf(last))), float64(sweptOf(last))/float64(sweptOf(first)),
+			ratio(last.FirstPass.PluginCPU, first.FirstPass.PluginCPU), ratio(last.FirstPass.VaultCPU, first.FirstPass.VaultCPU),
+			ratio(last.FirstPass.WallSeconds, first.FirstPass.WallSeconds), ratio(last.Steady.PluginCPU, first.Steady.PluginCPU),
+			ratio(last.Steady.WallSeconds, first.Steady.WallSeconds),
+			ratio(float64(last.PluginRSSKiB), float64(first.PluginRSSKiB)), ratio(float64(last.RaftBytes), float64(first.RaftBytes)))
 	}
 	var problems []string
 	for _, c := range s.Checkpoints {
@@ -364,6 +386,25 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 		fmt.Fprintf(&b, "\nKeep-alive problems: %s.\n", strings.Join(problems, "; "))
 	}
 	return b.String()
+}
+
+// sweptOf is every grant in Vault at a checkpoint; results written before Swept existed had each
+// earlier checkpoint add its due grants.
+func sweptOf(c sweepCheckpoint) int {
+	if c.Swept == 0 {
+		return c.Grants
+	}
+	return c.Swept
+}
+
+// readNote is a pass's grants read, with what the due index says when there is one.
+func readNote(f passFigures) string {
+	if !f.Indexed {
+		// Without an index the sweep visits every grant and passes some by from memory.
+		return fmt.Sprintf("%s (+ %s from memory)", thousands(f.GrantsRead*(1-f.QuietShare)), thousands(f.GrantsRead*f.QuietShare))
+	}
+	return fmt.Sprintf("%s (%s due, %s buckets, repair %s)", thousands(f.GrantsRead), thousands(f.GrantsDue),
+		thousands(f.IndexBuckets), thousands(f.RepairVisited))
 }
 
 func dueOf(s sweepResult) int {

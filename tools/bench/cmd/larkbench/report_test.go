@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +96,62 @@ func TestRenderReadsFlagsReadsBelowTheFloorGoal(t *testing.T) {
 	}
 	if !strings.Contains(md, "| `user-token`, lease-free | 600 | 0.00 | 0.00 | 0.60 | 0.50 | 0.30 |") {
 		t.Errorf("ratios to floor and KV missing:\n%s", md)
+	}
+}
+
+func TestSweepReportReadsTheDueIndexWhenPresent(t *testing.T) {
+	var old, indexed sweepReport
+	if err := json.Unmarshal([]byte(`{"grants_total":10,"grants_visited":10,"grants_quiet":4,"full_pass":true}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.indexed() || old.read() != 10 || deref(old.GrantsTotal) != 10 {
+		t.Errorf("a sweep without the index: indexed %v, read %d, total %d", old.indexed(), old.read(), deref(old.GrantsTotal))
+	}
+	if err := json.Unmarshal([]byte(`{"grants_visited":7,"grants_due":7,"index_buckets":3,"repair_visited":50,"budget_exhausted":true}`), &indexed); err != nil {
+		t.Fatal(err)
+	}
+	if !indexed.indexed() || indexed.read() != 57 || indexed.GrantsTotal != nil || !indexed.BudgetExhausted {
+		t.Errorf("a sweep with the index: indexed %v, read %d (want 57), total %v", indexed.indexed(), indexed.read(), indexed.GrantsTotal)
+	}
+}
+
+func TestFiguresAverageThePasses(t *testing.T) {
+	f := figures([]passCost{
+		{runs: 1, visited: 10, quiet: 0, read: 10, wall: time.Second, pluginCPU: 2 * time.Second},
+		{runs: 3, visited: 10, quiet: 10, read: 30, due: 4, buckets: 2, repair: 6, indexed: true, wall: 3 * time.Second, pluginCPU: 4 * time.Second},
+	})
+	if f.Runs != 2 || f.WallSeconds != 2 || f.PluginCPU != 3 || f.GrantsRead != 20 || f.GrantsDue != 2 || f.IndexBuckets != 1 || f.RepairVisited != 3 || !f.Indexed || f.QuietShare != 0.5 {
+		t.Errorf("figures = %+v", f)
+	}
+	if z := figures(nil); z != (passFigures{}) {
+		t.Errorf("figures of no pass = %+v", z)
+	}
+}
+
+func TestRenderSweepShowsFirstAndSteadyPassAndPerGrantCosts(t *testing.T) {
+	s := sweepResult{Workers: 32, Passes: 3, KeepaliveRate: 10, StorageFS: "ext4",
+		Baseline: memStat{PluginRSSKiB: 20 * 1024, RaftBytes: 1 << 20, FSMBytes: 1 << 19},
+		Checkpoints: []sweepCheckpoint{{
+			Grants: 100000, Swept: 100000, ImportRate: 900,
+			ImportCPU: importCPU{Plugin: 600, Vault: 700, Emulator: 100, Bench: 50},
+			FirstPass: passFigures{Runs: 1, WallSeconds: 0.5, PluginCPU: 0.25, VaultCPU: 0.3, GrantsRead: 120, Indexed: true, GrantsDue: 100, IndexBuckets: 3, RepairVisited: 20},
+			Steady:    passFigures{Runs: 1, WallSeconds: 0.1, PluginCPU: 0.05, VaultCPU: 0.04, GrantsRead: 20, Indexed: true, RepairVisited: 20},
+			memStat:   memStat{PluginRSSKiB: 30 * 1024, RaftBytes: 1<<20 + 100000*1500, FSMBytes: 1<<19 + 100000*1000},
+			Pacing:    pacing{Due: 100, Refreshed: 100, MaxRefreshPerSecond: 11},
+		}}}
+	md := renderSweep(s, reportConfig{command: "make bench-sweep"})
+	for _, want := range []string{
+		"| 100,000 | 900/s | 0.5 s | 0.25 s | 0.30 s | 120 (100 due, 3 buckets, repair 20) | 0.10 s | 0.05 s | 0.04 s | 20 (0 due, 0 buckets, repair 20) |",
+		"| 100,000 | 30 MiB | 105 B | 0 MiB | 144 MiB | 1500 B | 96 MiB | 1000 B | 600 / 700 / 100 / 50 µs | 100 / 100, 11 (limit 10) |",
+		"The sweep reads a due index",
+		"never saw more than `keepalive_rate` + 1",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("missing %q in\n%s", want, md)
+		}
+	}
+	s.Checkpoints[0].Pacing.MaxRefreshPerSecond = 12
+	if md := renderSweep(s, reportConfig{}); !strings.Contains(md, "Lark saw 12 refreshes in one second, over keepalive_rate 10") {
+		t.Errorf("pacing over the limit is not named:\n%s", md)
 	}
 }

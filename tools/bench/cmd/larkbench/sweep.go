@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,37 +61,81 @@ type sweepResult struct {
 type memStat struct {
 	PluginRSSKiB int64 `json:"plugin_rss_kib"`
 	VaultRSSKiB  int64 `json:"vault_rss_kib"`
-	RaftBytes    int64 `json:"raft_bytes"`
+	RaftBytes    int64 `json:"raft_bytes"`     // everything in Raft's directory: log, FSM, snapshots
+	FSMBytes     int64 `json:"raft_fsm_bytes"` // vault.db, the state machine the grants live in
 }
 
 type sweepCheckpoint struct {
 	Grants int `json:"grants"`
-	// Swept is every grant the sweep visits: Grants plus the due grants of earlier checkpoints.
+	// Swept is every grant in Vault: Grants plus the due grants of earlier checkpoints.
 	Swept         int     `json:"swept"`
 	ImportSeconds float64 `json:"import_seconds"` // for the grants added since the last checkpoint
 	ImportRate    float64 `json:"import_per_second"`
-	// The first full pass after the imports: the grants the plugin does not hold in memory are
-	// read from storage, as after a restart or a leader change.
+	// CPU per imported grant, in microseconds, of each process.
+	ImportCPU importCPU `json:"import_cpu_us_per_grant"`
+	// The first pass after a reload of the plugin: a new process with nothing in memory, as after
+	// a restart or a leader change.
 	FirstPass passFigures `json:"first_pass"`
-	// Per full pass over every grant, averaged over the passes after the first: the steady state,
-	// where the sweep passes by from memory the grants it found with nothing due.
-	Runs        float64   `json:"runs_per_pass"`
-	WallSeconds float64   `json:"wall_seconds"`
-	TookSeconds float64   `json:"took_seconds"` // the sweep's own report of its time
-	PluginCPU   float64   `json:"plugin_cpu_seconds"`
-	VaultCPU    float64   `json:"vault_cpu_seconds"`
-	PassWalls   []float64 `json:"pass_wall_seconds"`
-	QuietShare  float64   `json:"quiet_share"` // of the grants visited, those passed by from memory
+	// The passes after it, averaged: the steady state.
+	Steady    passFigures `json:"steady_pass"`
+	PassWalls []float64   `json:"pass_wall_seconds"`
 	memStat
 	Pacing pacing `json:"keepalive"`
 }
 
+type importCPU struct {
+	Plugin   float64 `json:"plugin"`
+	Vault    float64 `json:"vault"`
+	Emulator float64 `json:"emulator"`
+	Bench    float64 `json:"larkbench"`
+}
+
+// passFigures is one pass (or the average of several) as measured from outside: sweep requests
+// until the sweep acted on everything it had to.
 type passFigures struct {
-	Runs        int     `json:"runs"`
+	Runs        float64 `json:"runs"`
 	WallSeconds float64 `json:"wall_seconds"`
+	TookSeconds float64 `json:"took_seconds"` // the sweep's own report of its time
 	PluginCPU   float64 `json:"plugin_cpu_seconds"`
 	VaultCPU    float64 `json:"vault_cpu_seconds"`
-	QuietShare  float64 `json:"quiet_share"`
+	// GrantsRead are the grants the sweep visited plus those its repair walk re-read.
+	GrantsRead float64 `json:"grants_read"`
+	QuietShare float64 `json:"quiet_share"` // of the grants visited, those passed by from memory
+	// With a due index (Indexed): the grants due, the index buckets listed, the repair walk's reads.
+	Indexed       bool    `json:"indexed"`
+	GrantsDue     float64 `json:"grants_due"`
+	IndexBuckets  float64 `json:"index_buckets"`
+	RepairVisited float64 `json:"repair_visited"`
+}
+
+// figures turns passes measured one after another into their average.
+func figures(ps []passCost) passFigures {
+	var f passFigures
+	if len(ps) == 0 {
+		return f
+	}
+	var visited, quiet int
+	for _, p := range ps {
+		f.Runs += float64(p.runs)
+		f.WallSeconds += p.wall.Seconds()
+		f.TookSeconds += p.took.Seconds()
+		f.PluginCPU += p.pluginCPU.Seconds()
+		f.VaultCPU += p.vaultCPU.Seconds()
+		f.GrantsRead += float64(p.read)
+		f.GrantsDue += float64(p.due)
+		f.IndexBuckets += float64(p.buckets)
+		f.RepairVisited += float64(p.repair)
+		f.Indexed = f.Indexed || p.indexed
+		visited += p.visited
+		quiet += p.quiet
+	}
+	k := float64(len(ps))
+	f.Runs, f.WallSeconds, f.TookSeconds, f.PluginCPU, f.VaultCPU = f.Runs/k, f.WallSeconds/k, f.TookSeconds/k, f.PluginCPU/k, f.VaultCPU/k
+	f.GrantsRead, f.GrantsDue, f.IndexBuckets, f.RepairVisited = f.GrantsRead/k, f.GrantsDue/k, f.IndexBuckets/k, f.RepairVisited/k
+	if visited > 0 {
+		f.QuietShare = float64(quiet) / float64(visited)
+	}
+	return f
 }
 
 // pacing is the keep-alive of a batch of grants that all fall due together, seen from Lark.
@@ -235,7 +280,7 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 		if scale == 0 && cfg.profileImport > 0 {
 			go b.profileImport()
 		}
-		if err := b.importMany(ctx, appScale, "s", scale, n); err != nil {
+		if cp.ImportCPU, err = b.importMany(ctx, appScale, "s", scale, n); err != nil {
 			return nil, err
 		}
 		cp.ImportSeconds = time.Since(start).Seconds()
@@ -251,37 +296,24 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 		if err := b.reloadPlugin(exe); err != nil {
 			return nil, err
 		}
-		var runs, visited, quiet int
+		var passes []passCost
 		for p := 0; p < cfg.passes; p++ {
 			pass, err := b.fullPass(ctx)
 			if err != nil {
 				return nil, err
 			}
 			cp.PassWalls = append(cp.PassWalls, pass.wall.Seconds())
-			logf("sweep: %d grants, pass %d: %d run(s), %.1fs wall, plugin CPU %.2fs, Vault CPU %.2fs, %d of %d grants passed by from memory",
-				b.grants, p+1, pass.runs, pass.wall.Seconds(), pass.pluginCPU.Seconds(), pass.vaultCPU.Seconds(), pass.quiet, pass.visited)
-			if p == 0 {
-				cp.FirstPass = passFigures{Runs: pass.runs, WallSeconds: pass.wall.Seconds(), PluginCPU: pass.pluginCPU.Seconds(),
-					VaultCPU: pass.vaultCPU.Seconds(), QuietShare: float64(pass.quiet) / float64(pass.visited)}
-				continue
-			}
-			runs += pass.runs
-			visited += pass.visited
-			quiet += pass.quiet
-			cp.WallSeconds += pass.wall.Seconds()
-			cp.TookSeconds += pass.took.Seconds()
-			cp.PluginCPU += pass.pluginCPU.Seconds()
-			cp.VaultCPU += pass.vaultCPU.Seconds()
+			logf("sweep: %d grants, pass %d: %d run(s), %.1fs wall, plugin CPU %.2fs, Vault CPU %.2fs; %d grants read, %d of %d visited passed by from memory%s",
+				b.grants, p+1, pass.runs, pass.wall.Seconds(), pass.pluginCPU.Seconds(), pass.vaultCPU.Seconds(), pass.read, pass.quiet, pass.visited, pass.indexNote())
+			passes = append(passes, pass)
 		}
-		k := float64(cfg.passes - 1)
-		cp.Runs, cp.WallSeconds, cp.TookSeconds, cp.PluginCPU, cp.VaultCPU = float64(runs)/k, cp.WallSeconds/k, cp.TookSeconds/k, cp.PluginCPU/k, cp.VaultCPU/k
-		cp.QuietShare = float64(quiet) / float64(visited)
+		cp.FirstPass, cp.Steady = figures(passes[:1]), figures(passes[1:])
 		cp.Swept = b.grants
 		if cp.memStat, err = b.mem(); err != nil {
 			return nil, err
 		}
 		// The due grants must fit a pass as slow as the first.
-		if cp.Pacing, err = b.keepalivePacing(ctx, n, time.Duration(max(cp.WallSeconds, cp.FirstPass.WallSeconds)*float64(time.Second))); err != nil {
+		if cp.Pacing, err = b.keepalivePacing(ctx, n, time.Duration(max(cp.Steady.WallSeconds, cp.FirstPass.WallSeconds)*float64(time.Second))); err != nil {
 			return nil, err
 		}
 		if err := b.setBudget(importBudget); err != nil {
@@ -326,7 +358,8 @@ func (b *sweepBench) mem() (memStat, error) {
 	if err != nil {
 		return memStat{}, err
 	}
-	return memStat{PluginRSSKiB: p.RSSKiB, VaultRSSKiB: v.RSSKiB, RaftBytes: dirSize(b.v.dataDir)}, nil
+	return memStat{PluginRSSKiB: p.RSSKiB, VaultRSSKiB: v.RSSKiB, RaftBytes: dirSize(b.v.dataDir),
+		FSMBytes: dirSize(filepath.Join(b.v.dataDir, "vault.db"))}, nil
 }
 
 // importCost is the CPU each process spent on a batch of imports.
@@ -359,23 +392,28 @@ func (c importCost) minus(o importCost) importCost {
 
 // importMany imports grants [from, to) of app, minted at the emulator, with the configured number
 // of concurrent workers.
-func (b *sweepBench) importMany(ctx context.Context, app, prefix string, from, to int) error {
+func (b *sweepBench) importMany(ctx context.Context, app, prefix string, from, to int) (importCPU, error) {
 	c0, err := b.cpuNow()
 	if err != nil {
-		return err
+		return importCPU{}, err
 	}
 	t0 := time.Now()
-	defer func() {
-		c1, err := b.cpuNow()
-		if err != nil {
-			return
-		}
-		d := c1.minus(c0)
-		n := float64(to - from)
-		us := func(x time.Duration) float64 { return float64(x.Microseconds()) / n }
-		logf("sweep: %d imports in %.1fs (%.0f/s); CPU per import: plugin %.0fus, Vault %.0fus, emulator %.0fus, larkbench %.0fus",
-			to-from, time.Since(t0).Seconds(), n/time.Since(t0).Seconds(), us(d.Plugin), us(d.Vault), us(d.Emulator), us(d.Bench))
-	}()
+	if err := b.importAll(ctx, app, prefix, from, to); err != nil {
+		return importCPU{}, err
+	}
+	c1, err := b.cpuNow()
+	if err != nil {
+		return importCPU{}, err
+	}
+	d, n := c1.minus(c0), float64(to-from)
+	us := func(x time.Duration) float64 { return float64(x.Microseconds()) / n }
+	per := importCPU{Plugin: us(d.Plugin), Vault: us(d.Vault), Emulator: us(d.Emulator), Bench: us(d.Bench)}
+	logf("sweep: %d imports in %.1fs (%.0f/s); CPU per import: plugin %.0fus, Vault %.0fus, emulator %.0fus, larkbench %.0fus",
+		to-from, time.Since(t0).Seconds(), n/time.Since(t0).Seconds(), per.Plugin, per.Vault, per.Emulator, per.Bench)
+	return per, nil
+}
+
+func (b *sweepBench) importAll(ctx context.Context, app, prefix string, from, to int) error {
 	// One goroutine mints the grants at the emulator in batches; the workers import them. Minting
 	// in batches keeps the emulator's control API and larkbench from taking CPU the imports need:
 	// every grant still enters through the plugin's import path (a refresh and a user_info call
@@ -501,6 +539,13 @@ type passCost struct {
 	pluginCPU, vaultCPU  time.Duration
 }
 
+func (c passCost) indexNote() string {
+	if !c.indexed {
+		return ""
+	}
+	return fmt.Sprintf(" (due index: %d due, %d buckets listed, %d re-read by the repair walk)", c.due, c.buckets, c.repair)
+}
+
 // fullPass runs sweeps until the sweep has acted on every grant it must, measuring each run's wall
 // time and the CPU the plugin and Vault spent during it (from /proc/<pid>/stat). Without a due index
 // that is until every grant was visited once; with one, until a run finishes what is due without
@@ -584,7 +629,7 @@ func (b *sweepBench) keepalivePacing(ctx context.Context, checkpoint int, passWa
 		return p, err
 	}
 	importStart := time.Now()
-	if err := b.importMany(ctx, appDue, fmt.Sprintf("d%d-", checkpoint), 0, b.cfg.due); err != nil {
+	if _, err := b.importMany(ctx, appDue, fmt.Sprintf("d%d-", checkpoint), 0, b.cfg.due); err != nil {
 		return p, err
 	}
 	// Refreshes made by the sweep get Lark's normal 7-day refresh tokens again.
