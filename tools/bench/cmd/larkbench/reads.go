@@ -41,6 +41,9 @@ func readTargets(mount string) []target {
 		{Key: "kv", Label: "KV-v2 read", Path: "kv/data/bench", LeasePrefix: "kv/"},
 		{Key: "floor-lease", Label: "floor plugin, leased", Path: "floor/leased", Leased: true, LeasePrefix: "floor/leased/"},
 		{Key: "floor-none", Label: "floor plugin, lease-free", Path: "floor/static", LeasePrefix: "floor/static/"},
+		// The same lease carrying an answer shaped like the user-token read: what the lease's size
+		// costs, apart from the plugin's work.
+		{Key: "floor-lease-user", Label: "floor plugin, leased, user-token-shaped answer", Path: "floor/leased-user", Leased: true, LeasePrefix: "floor/leased-user/"},
 	}
 	for _, kind := range []string{"app", "tenant"} {
 		for _, leased := range []bool{true, false} {
@@ -51,6 +54,21 @@ func readTargets(mount string) []target {
 		t = append(t, larkTarget(mount, "user", "user-token/%s/"+benchSlot, leased))
 	}
 	return t
+}
+
+// targets are the reads of one storage mode this run measures.
+func (cfg readsConfig) targets(mount string) []target {
+	all := readTargets(mount)
+	if len(cfg.only) == 0 {
+		return all
+	}
+	var out []target
+	for _, t := range all {
+		if cfg.only[t.Key] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func larkTarget(mount, kind, pathFormat string, leased bool) target {
@@ -78,6 +96,7 @@ type readsConfig struct {
 	profileDir     string
 	out            string
 	keep           bool
+	only           map[string]bool // target keys to measure; empty: all
 }
 
 // readsResult is what `larkbench reads` writes as JSON for `larkbench report`.
@@ -133,8 +152,25 @@ func runReads(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.profileDir, "profile-dir", ".", "where CPU profiles are written")
 	fs.StringVar(&cfg.out, "out", "reads.json", "results file (JSON)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory (Vault's storage and logs)")
+	var only string
+	fs.StringVar(&only, "targets", "", "comma-separated target keys to measure (e.g. floor-lease,app-lease,user-lease); default all. "+
+		"With -pprof-plugin, the same keys are profiled")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if only != "" {
+		cfg.only = map[string]bool{}
+		known := map[string]bool{}
+		for _, t := range readTargets("lark") {
+			known[t.Key] = true
+		}
+		for _, k := range strings.Split(only, ",") {
+			k = strings.TrimSpace(k)
+			if !known[k] {
+				return fmt.Errorf("-targets: unknown target %q", k)
+			}
+			cfg.only[k] = true
+		}
 	}
 	if cfg.bins.vault == "" || cfg.bins.plugin == "" || cfg.bins.emulator == "" || cfg.bins.floor == "" {
 		return errors.New("-vault, -plugin, -emulator and -floor are required")
@@ -283,7 +319,7 @@ func benchReadsMode(ctx context.Context, cfg readsConfig, mode string) (*modeRes
 		return nil, err
 	}
 
-	targets := readTargets("lark")
+	targets := cfg.targets("lark")
 	for _, t := range targets {
 		if err := checkTarget(reader, t); err != nil {
 			return nil, err

@@ -159,8 +159,9 @@ func runSweep(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.bins.plugin, "plugin", "", "the plugin binary")
 	fs.StringVar(&cfg.bins.pluginVersion, "plugin-version", "v0.1.0", "the version the plugin binary reports")
 	fs.StringVar(&cfg.bins.emulator, "emulator", "", "the Lark emulator binary")
-	fs.StringVar(&checkpoints, "checkpoints", "10000,50000,100000", "grant counts at which the sweep is measured, ascending")
-	fs.IntVar(&cfg.workers, "workers", 16, "concurrent imports")
+	fs.StringVar(&checkpoints, "sizes", "10000,100000,300000", "grant counts at which the sweep is measured, ascending")
+	fs.StringVar(&checkpoints, "checkpoints", "10000,100000,300000", "the older name of -sizes")
+	fs.IntVar(&cfg.workers, "workers", 32, "concurrent imports")
 	fs.IntVar(&cfg.keepaliveRate, "keepalive-rate", 10, "the mount's keepalive_rate (refreshes per second per app)")
 	fs.IntVar(&cfg.due, "due", 100, "grants made due for keep-alive together at each checkpoint")
 	fs.IntVar(&cfg.passes, "passes", 3, "measured full passes per checkpoint (the first is reported on its own)")
@@ -183,7 +184,7 @@ func runSweep(ctx context.Context, args []string) error {
 	for _, s := range strings.Split(checkpoints, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= last {
-			return fmt.Errorf("-checkpoints must be ascending positive numbers, got %q", checkpoints)
+			return fmt.Errorf("-sizes must be ascending positive numbers, got %q", checkpoints)
 		}
 		cfg.checkpoints = append(cfg.checkpoints, n)
 		last = n
