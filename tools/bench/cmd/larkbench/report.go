@@ -326,11 +326,11 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 		"change), the later ones (averaged) the steady state. ", s.StorageFS, s.Workers, s.Passes)
 	if indexed {
 		b.WriteString("The sweep reads a due index: a pass is one sweep request that finished\n" +
-			"what was due within its budget (more if it ran out), and \"grants read\" are the grants it visited plus\n" +
-			"those its repair walk re-read. ")
+			"what was due within its budget (more if it ran out), and \"grants read\" are the grants it read from\n" +
+			"storage: those due plus those its repair walk re-read. ")
 	} else {
 		b.WriteString("A pass is as many sweep requests as it takes to visit every grant once;\n" +
-			"\"grants read\" are the grants visited and read from storage, beside those passed by from memory. ")
+			"\"grants read\" are the grants read from storage, beside those passed by from memory. ")
 	}
 	fmt.Fprintf(&b, "CPU is the process's utime+stime from `/proc/<pid>/stat` across the sweep\n"+
 		"requests, memory its resident set after them; per grant is the growth since the mount was empty, divided\n"+
@@ -368,6 +368,18 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 			ratio(last.Steady.WallSeconds, first.Steady.WallSeconds),
 			ratio(float64(last.PluginRSSKiB), float64(first.PluginRSSKiB)), ratio(float64(last.RaftBytes), float64(first.RaftBytes)))
 	}
+	var overlapped []string
+	for _, c := range s.Checkpoints {
+		if c.FirstPass.Overlapped {
+			overlapped = append(overlapped, "the first pass at "+thousands(float64(sweptOf(c))))
+		}
+		if c.Steady.Overlapped {
+			overlapped = append(overlapped, "a steady pass at "+thousands(float64(sweptOf(c))))
+		}
+	}
+	if len(overlapped) > 0 {
+		fmt.Fprintf(&b, "\nVault's own once-a-minute sweep ran during %s, so part of that work may not be counted there.\n", strings.Join(overlapped, ", "))
+	}
 	var problems []string
 	for _, c := range s.Checkpoints {
 		p := c.Pacing
@@ -401,7 +413,7 @@ func sweptOf(c sweepCheckpoint) int {
 func readNote(f passFigures) string {
 	if !f.Indexed {
 		// Without an index the sweep visits every grant and passes some by from memory.
-		return fmt.Sprintf("%s (+ %s from memory)", thousands(f.GrantsRead*(1-f.QuietShare)), thousands(f.GrantsRead*f.QuietShare))
+		return fmt.Sprintf("%s (+ %s from memory)", thousands(f.GrantsRead), thousands(f.GrantsQuiet))
 	}
 	return fmt.Sprintf("%s (%s due, %s buckets, repair %s)", thousands(f.GrantsRead), thousands(f.GrantsDue),
 		thousands(f.IndexBuckets), thousands(f.RepairVisited))

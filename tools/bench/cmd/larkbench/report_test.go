@@ -104,7 +104,7 @@ func TestSweepReportReadsTheDueIndexWhenPresent(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"grants_total":10,"grants_visited":10,"grants_quiet":4,"full_pass":true}`), &old); err != nil {
 		t.Fatal(err)
 	}
-	if old.indexed() || old.read() != 10 || deref(old.GrantsTotal) != 10 {
+	if old.indexed() || old.read() != 6 || deref(old.GrantsTotal) != 10 {
 		t.Errorf("a sweep without the index: indexed %v, read %d, total %d", old.indexed(), old.read(), deref(old.GrantsTotal))
 	}
 	if err := json.Unmarshal([]byte(`{"grants_visited":7,"grants_due":7,"index_buckets":3,"repair_visited":50,"budget_exhausted":true}`), &indexed); err != nil {
@@ -120,7 +120,8 @@ func TestFiguresAverageThePasses(t *testing.T) {
 		{runs: 1, visited: 10, quiet: 0, read: 10, wall: time.Second, pluginCPU: 2 * time.Second},
 		{runs: 3, visited: 10, quiet: 10, read: 30, due: 4, buckets: 2, repair: 6, indexed: true, wall: 3 * time.Second, pluginCPU: 4 * time.Second},
 	})
-	if f.Runs != 2 || f.WallSeconds != 2 || f.PluginCPU != 3 || f.GrantsRead != 20 || f.GrantsDue != 2 || f.IndexBuckets != 1 || f.RepairVisited != 3 || !f.Indexed || f.QuietShare != 0.5 {
+	if f.Runs != 2 || f.WallSeconds != 2 || f.PluginCPU != 3 || f.GrantsRead != 20 || f.GrantsDue != 2 || f.IndexBuckets != 1 || f.RepairVisited != 3 || !f.Indexed ||
+		f.GrantsVisited != 10 || f.GrantsQuiet != 5 {
 		t.Errorf("figures = %+v", f)
 	}
 	if z := figures(nil); z != (passFigures{}) {
@@ -150,8 +151,21 @@ func TestRenderSweepShowsFirstAndSteadyPassAndPerGrantCosts(t *testing.T) {
 			t.Errorf("missing %q in\n%s", want, md)
 		}
 	}
+	if strings.Contains(md, "once-a-minute sweep ran during") {
+		t.Errorf("an overlap is reported where none was:\n%s", md)
+	}
+	s.Checkpoints[0].FirstPass.Overlapped = true
+	if md := renderSweep(s, reportConfig{}); !strings.Contains(md, "Vault's own once-a-minute sweep ran during the first pass at 100,000") {
+		t.Errorf("the overlap with Vault's own sweep is not named:\n%s", md)
+	}
 	s.Checkpoints[0].Pacing.MaxRefreshPerSecond = 12
 	if md := renderSweep(s, reportConfig{}); !strings.Contains(md, "Lark saw 12 refreshes in one second, over keepalive_rate 10") {
 		t.Errorf("pacing over the limit is not named:\n%s", md)
+	}
+}
+
+func TestReadNoteWithoutAnIndexCountsWhatCameFromMemory(t *testing.T) {
+	if got := readNote(passFigures{GrantsRead: 6000, GrantsVisited: 10000, GrantsQuiet: 4000}); got != "6,000 (+ 4,000 from memory)" {
+		t.Errorf("readNote = %q", got)
 	}
 }
