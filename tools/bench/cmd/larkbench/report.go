@@ -318,26 +318,26 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 	for _, c := range s.Checkpoints {
 		indexed = indexed || c.FirstPass.Indexed || c.Steady.Indexed
 	}
-	fmt.Fprintf(&b, "\nOne mount on single-node Raft on disk (%s). Grants are minted at the emulator (in batches, through\n"+
-		"its control API) and imported through Vault's API by %d concurrent workers, as an operator moving grants\n"+
-		"would: each import spends the refresh token at Lark, asks whose grant it is and stores the grant. At each\n"+
-		"size the sweep (`vault write -f lark/sweep`, `sweep_budget` 60s) makes %d passes: the first right\n"+
-		"after a reload of the plugin (a new process with nothing in memory, as after a restart or a leader\n"+
-		"change), the later ones (averaged) the steady state. ", s.StorageFS, s.Workers, s.Passes)
+	fmt.Fprintf(&b, "\nOne mount on single-node Raft on disk (%s). Grants are minted at the emulator (in batches,\n"+
+		"through its control API) and imported through Vault's API by %d concurrent workers, as an operator\n"+
+		"moving grants would: each import spends the refresh token at Lark, asks whose grant it is and stores\n"+
+		"the grant. At each size the sweep (`vault write -f lark/sweep`, `sweep_budget` 60s) makes %d passes:\n"+
+		"the first right after a reload of the plugin (a new process with nothing in memory, as after a restart\n"+
+		"or a leader change), the later ones (averaged) the steady state.\n", s.StorageFS, s.Workers, s.Passes)
 	if indexed {
-		b.WriteString("The sweep reads a due index: a pass is one sweep request that finished\n" +
-			"what was due within its budget (more if it ran out), and \"grants read\" are the grants it read from\n" +
-			"storage: those due plus those its repair walk re-read. ")
+		b.WriteString("The sweep reads a due index: a pass is one sweep request that finished what was due within its\n" +
+			"budget (more if it ran out), and \"grants read\" are the grants it read from storage: those due plus\n" +
+			"those its repair walk re-read.\n")
 	} else {
-		b.WriteString("A pass is as many sweep requests as it takes to visit every grant once;\n" +
-			"\"grants read\" are the grants read from storage, beside those passed by from memory. ")
+		b.WriteString("A pass is as many sweep requests as it takes to visit every grant once; \"grants read\" are the\n" +
+			"grants read from storage, beside those passed by from memory.\n")
 	}
-	fmt.Fprintf(&b, "CPU is the process's utime+stime from `/proc/<pid>/stat` across the sweep\n"+
-		"requests, memory its resident set after them; per grant is the growth since the mount was empty, divided\n"+
-		"by the grants. Raft on disk is the whole `raft/` directory (log, `vault.db`, snapshots); bbolt grows\n"+
-		"its files in steps of up to 16 MiB, so storage per grant is coarse below 100,000 grants. Then %d grants\n"+
-		"whose refresh tokens all fall due together are kept alive, with `keepalive_rate` %d, and the emulator\n"+
-		"counts the refreshes in any one second (the limiter allows a burst of one on top of the rate).\n\n", dueOf(s), s.KeepaliveRate)
+	fmt.Fprintf(&b, "CPU is the process's utime+stime from `/proc/<pid>/stat` across the sweep requests, memory its\n"+
+		"resident set after them; per grant is the growth since the mount was empty, divided by the grants.\n"+
+		"Raft on disk is the disk blocks of the whole `raft/` directory (log, `vault.db`, snapshots). Then %d\n"+
+		"grants whose refresh tokens all fall due together are kept alive, with `keepalive_rate` %d, and the\n"+
+		"emulator counts the refreshes in any one second (the limiter allows a burst of one on top of the rate).\n\n",
+		dueOf(s), s.KeepaliveRate)
 
 	b.WriteString("| grants | import | first pass after a reload: wall | plugin CPU | Vault CPU | grants read | steady pass: wall | plugin CPU | Vault CPU | grants read |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
