@@ -199,15 +199,16 @@ func renderReads(r readsResult, micro []microBench, cfg reportConfig) string {
 		"median of rounds compares each round's req/s with the floor's in the same round. The\n"+
 		"floor is `tools/bench`'s plugin whose read returns a constant: what any external plugin pays.\n"+
 		"Ratios compare reads measured side by side in the same run, the only figures that hold on a shared\n"+
-		"machine.\n", r.Concurrency, r.Rounds, r.RoundSeconds)
+		"machine. CPU per read is the utime+stime (`/proc/<pid>/stat`) of Vault and of the plugin process\n"+
+		"serving the read over the rounds, divided by the reads: less sensitive to other load than req/s.\n", r.Concurrency, r.Rounds, r.RoundSeconds)
 	for _, m := range r.Modes {
 		byKey := map[string]targetResult{}
 		for _, t := range m.Targets {
 			byKey[t.Key] = t
 		}
 		fmt.Fprintf(&b, "\n### %s\n\n", modeTitle(m))
-		b.WriteString("| read | req/s | p50 ms | p99 ms | vs floor, same lease mode | vs floor, median of rounds | vs KV-v2 | leases per 1,000 reads | req/s by round |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("| read | req/s | p50 ms | p99 ms | vs floor, same lease mode | vs floor, median of rounds | vs KV-v2 | leases per 1,000 reads | CPU per read: Vault / plugin | req/s by round |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		var short []string
 		for _, t := range m.Targets {
 			vsFloor, vsFloorMedian := "–", "–"
@@ -222,8 +223,8 @@ func renderReads(r readsResult, micro []microBench, cfg reportConfig) string {
 			for i, x := range t.RoundRPS {
 				rounds[i] = thousands(x)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s |\n", t.Label, thousands(t.RPS), t.P50Ms, t.P99Ms,
-				vsFloor, vsFloorMedian, ratio(t.RPS, byKey["kv"].RPS), thousands(t.LeasesPer1000), strings.Join(rounds, " · "))
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s |\n", t.Label, thousands(t.RPS), t.P50Ms, t.P99Ms,
+				vsFloor, vsFloorMedian, ratio(t.RPS, byKey["kv"].RPS), thousands(t.LeasesPer1000), cpuPerRead(t), strings.Join(rounds, " · "))
 		}
 		if len(short) > 0 {
 			fmt.Fprintf(&b, "\nBelow %.1f × the floor: %s.\n", floorGoal, strings.Join(short, "; "))
@@ -301,6 +302,18 @@ func renderProfiles(b *strings.Builder, ps []profileResult) {
 		fmt.Fprintf(b, "\n<details><summary>%s: plugin process, top functions (<code>%s</code>, Vault: <code>%s</code>)</summary>\n\n```\n%s\n```\n</details>\n",
 			p.Label, baseName(p.PluginFile), baseName(p.VaultFile), p.PluginTop)
 	}
+}
+
+// cpuPerRead is a read's CPU per request in Vault and in the plugin process serving it (KV has
+// none of its own); "–" for results written before it was measured.
+func cpuPerRead(t targetResult) string {
+	if t.VaultCPUus == 0 {
+		return "–"
+	}
+	if t.PluginCPUus == 0 && t.Key == "kv" {
+		return fmt.Sprintf("%.0f µs / –", t.VaultCPUus)
+	}
+	return fmt.Sprintf("%.0f / %.0f µs", t.VaultCPUus, t.PluginCPUus)
 }
 
 func baseName(p string) string {

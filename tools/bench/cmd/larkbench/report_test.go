@@ -85,7 +85,8 @@ func TestRenderReadsFlagsReadsBelowTheFloorGoal(t *testing.T) {
 		{target: target{Key: "floor-none", Label: "floor plugin, lease-free"}, RPS: 1000, RoundRPS: []float64{1000, 2000, 500}},
 		{target: target{Key: "app-none", Label: "`app-token`, lease-free", Floor: "floor-none"}, RPS: 950, RoundRPS: []float64{950, 1900, 475}},
 		// Per round: 0.5, 0.45, 1.2 -> median 0.5, though the totals say 0.6.
-		{target: target{Key: "user-none", Label: "`user-token`, lease-free", Floor: "floor-none"}, RPS: 600, RoundRPS: []float64{500, 900, 600}},
+		{target: target{Key: "user-none", Label: "`user-token`, lease-free", Floor: "floor-none"}, RPS: 600, RoundRPS: []float64{500, 900, 600},
+			VaultCPUus: 812.4, PluginCPUus: 61.6},
 	}
 	md := renderReads(readsResult{Modes: []modeResult{{Mode: modeRaft, StorageFS: "ext4", Targets: targets}}}, nil, reportConfig{command: "make bench"})
 	if !strings.Contains(md, "Below 0.9 × the floor: `user-token`, lease-free 0.60 (median of rounds 0.50).") {
@@ -94,7 +95,7 @@ func TestRenderReadsFlagsReadsBelowTheFloorGoal(t *testing.T) {
 	if strings.Contains(md, "`app-token`, lease-free 0.95") {
 		t.Errorf("app-token at 0.95 is named as short:\n%s", md)
 	}
-	if !strings.Contains(md, "| `user-token`, lease-free | 600 | 0.00 | 0.00 | 0.60 | 0.50 | 0.30 |") {
+	if !strings.Contains(md, "| `user-token`, lease-free | 600 | 0.00 | 0.00 | 0.60 | 0.50 | 0.30 | 0 | 812 / 62 µs | 500 · 900 · 600 |") {
 		t.Errorf("ratios to floor and KV missing:\n%s", md)
 	}
 }
