@@ -197,7 +197,10 @@ func renderReads(r readsResult, micro []microBench, cfg reportConfig) string {
 		"generator in `tools/bench`), %d alternating rounds of %gs per read, with a service token whose policy\n"+
 		"allows the reads, and no audit device. req/s is over all rounds; p50/p99 over every request; the\n"+
 		"median of rounds compares each round's req/s with the floor's in the same round. The\n"+
-		"floor is `tools/bench`'s plugin whose read returns a constant: what any external plugin pays.\n"+
+		"floor is `tools/bench`'s plugin whose read returns a constant: what any external plugin pays. Its\n"+
+		"\"leased, user-token-shaped answer\" read returns a constant with the fields and sizes of a user-token\n"+
+		"read: Vault keeps a leased answer's data in the lease entry it writes, so that row shows what the\n"+
+		"answer's size costs a lease, apart from the plugin's work.\n"+
 		"Ratios compare reads measured side by side in the same run, the only figures that hold on a shared\n"+
 		"machine. CPU per read is the utime+stime (`/proc/<pid>/stat`) of Vault and of the plugin process\n"+
 		"serving the read over the rounds, divided by the reads: less sensitive to other load than req/s.\n", r.Concurrency, r.Rounds, r.RoundSeconds)
