@@ -63,6 +63,8 @@ type memStat struct {
 	VaultRSSKiB  int64 `json:"vault_rss_kib"`
 	RaftBytes    int64 `json:"raft_bytes"`     // everything in Raft's directory: log, FSM, snapshots
 	FSMBytes     int64 `json:"raft_fsm_bytes"` // vault.db, the state machine the grants live in
+	// The emulator's resident set: Lark's side of every grant, which the machine must hold too.
+	EmulatorRSSKiB int64 `json:"emulator_rss_kib"`
 }
 
 type sweepCheckpoint struct {
@@ -365,8 +367,14 @@ func (b *sweepBench) mem() (memStat, error) {
 	if err != nil {
 		return memStat{}, err
 	}
-	return memStat{PluginRSSKiB: p.RSSKiB, VaultRSSKiB: v.RSSKiB, RaftBytes: dirSize(b.v.dataDir),
-		FSMBytes: dirSize(filepath.Join(b.v.dataDir, "vault.db"))}, nil
+	m := memStat{PluginRSSKiB: p.RSSKiB, VaultRSSKiB: v.RSSKiB, RaftBytes: dirSize(b.v.dataDir),
+		FSMBytes: dirSize(filepath.Join(b.v.dataDir, "vault.db"))}
+	if e, err := readProcStat(b.emu.proc.pid()); err == nil {
+		m.EmulatorRSSKiB = e.RSSKiB
+	}
+	logf("sweep: memory: plugin %d MiB, Vault %d MiB, emulator %d MiB; Raft on disk %d MiB (vault.db %d MiB)",
+		m.PluginRSSKiB>>10, m.VaultRSSKiB>>10, m.EmulatorRSSKiB>>10, m.RaftBytes>>20, m.FSMBytes>>20)
+	return m, nil
 }
 
 // importCost is the CPU each process spent on a batch of imports.
