@@ -343,7 +343,7 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 	if indexed {
 		b.WriteString("The sweep reads a due index: a pass is one sweep request that finished what was due within its\n" +
 			"budget (more if it ran out), and \"grants read\" are the grants it read from storage: those due plus\n" +
-			"those its repair walk re-read.\n")
+			"those its repair walk read.\n")
 	} else {
 		b.WriteString("A pass is as many sweep requests as it takes to visit every grant once; \"grants read\" are the\n" +
 			"grants read from storage, beside those passed by from memory.\n")
@@ -392,6 +392,15 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 		if c.Steady.Overlapped {
 			overlapped = append(overlapped, "a steady pass at "+thousands(float64(sweptOf(c))))
 		}
+	}
+	var rebuilding []string
+	for _, c := range s.Checkpoints {
+		if c.FirstPass.Rebuilding || c.Steady.Rebuilding {
+			rebuilding = append(rebuilding, thousands(float64(sweptOf(c))))
+		}
+	}
+	if len(rebuilding) > 0 {
+		fmt.Fprintf(&b, "\nAt %s grants the plugin was still building its index (the repair walk at full speed), so those passes read more than a settled index does.\n", strings.Join(rebuilding, ", "))
 	}
 	if len(overlapped) > 0 {
 		fmt.Fprintf(&b, "\nVault's own once-a-minute sweep ran during %s, so part of that work may not be counted there.\n", strings.Join(overlapped, ", "))

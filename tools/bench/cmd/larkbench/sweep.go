@@ -113,6 +113,8 @@ type passFigures struct {
 	// Overlapped: Vault's own once-a-minute sweep ran during the pass, so it may have done part of
 	// the pass's work (its time and CPU are not counted).
 	Overlapped bool `json:"overlapped_periodic_sweep,omitempty"`
+	// Rebuilding: the plugin was building its index, its repair walk reading at full speed.
+	Rebuilding bool `json:"rebuilding,omitempty"`
 }
 
 // figures turns passes measured one after another into their average.
@@ -133,6 +135,7 @@ func figures(ps []passCost) passFigures {
 		f.RepairVisited += float64(p.repair)
 		f.Indexed = f.Indexed || p.indexed
 		f.Overlapped = f.Overlapped || p.overlapped
+		f.Rebuilding = f.Rebuilding || p.rebuilding
 		f.GrantsVisited += float64(p.visited)
 		f.GrantsQuiet += float64(p.quiet)
 	}
@@ -489,16 +492,19 @@ func (b *sweepBench) importAll(ctx context.Context, app, prefix string, from, to
 }
 
 // sweepReport is the part of the sweep's answer the bench reads. The fields of the due index
-// (grants_due, index_buckets, repair_visited) are pointers: a plugin without the index leaves them
-// out, and the bench then counts a full pass as every grant visited once.
+// (grants_due, index_buckets, repair_visited, rebuilding) are pointers: a plugin without the index
+// leaves them out, and the bench then counts a full pass as every grant visited once.
 type sweepReport struct {
-	GrantsTotal     *int     `json:"grants_total"`
+	GrantsTotal *int `json:"grants_total"`
+	// Without the index: every grant the run looked at, GrantsQuiet of them passed by from memory.
+	// With it: every grant the run read, the due ones and the repair walk's together.
 	GrantsVisited   int      `json:"grants_visited"`
 	GrantsQuiet     int      `json:"grants_quiet"`
 	GrantsDue       *int     `json:"grants_due"`
 	IndexBuckets    *int     `json:"index_buckets"`
 	RepairVisited   *int     `json:"repair_visited"`
-	FullPass        bool     `json:"full_pass"`
+	Rebuilding      *bool    `json:"rebuilding"` // the repair walk runs at full speed to build the index
+	FullPass        bool     `json:"full_pass"`  // with the index: every grant that was due was looked at
 	BudgetExhausted bool     `json:"budget_exhausted"`
 	TookMS          int64    `json:"took_ms"`
 	Refreshed       []string `json:"refreshed"`
@@ -506,17 +512,16 @@ type sweepReport struct {
 }
 
 // indexed says the plugin sweeps from a due index: a run reads only the grants that are due (and a
-// slice of the repair walk), so one run that did not run out of budget is a whole pass.
+// slice of the repair walk), so one run that finished what was due is a whole pass.
 func (r *sweepReport) indexed() bool { return r.GrantsDue != nil }
 
-// read is how many grants the run read from storage: those it visited, less those it passed by
-// from memory, and those the repair walk re-read.
+// read is how many grants the run read from storage: with the index every grant it visited (the
+// due ones and the repair walk's), without it those it visited less those passed by from memory.
 func (r *sweepReport) read() int {
-	n := r.GrantsVisited - r.GrantsQuiet
-	if r.RepairVisited != nil {
-		n += *r.RepairVisited
+	if r.indexed() {
+		return r.GrantsVisited
 	}
-	return n
+	return r.GrantsVisited - r.GrantsQuiet
 }
 
 func deref(p *int) int {
@@ -553,6 +558,7 @@ type passCost struct {
 	repair               int
 	indexed              bool
 	overlapped           bool // a request waited for Vault's own sweep
+	rebuilding           bool // the index was being built: the repair walk ran at full speed
 	wall, took           time.Duration
 	pluginCPU, vaultCPU  time.Duration
 }
@@ -561,7 +567,11 @@ func (c passCost) indexNote() string {
 	if !c.indexed {
 		return ""
 	}
-	return fmt.Sprintf(" (due index: %d due, %d buckets listed, %d re-read by the repair walk)", c.due, c.buckets, c.repair)
+	rebuilding := ""
+	if c.rebuilding {
+		rebuilding = ", building the index"
+	}
+	return fmt.Sprintf(" (due index: %d due, %d buckets listed, %d read by the repair walk%s)", c.due, c.buckets, c.repair, rebuilding)
 }
 
 func (c passCost) overlapNote() string {
@@ -624,7 +634,13 @@ func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
 		c.repair += deref(r.RepairVisited)
 		if r.indexed() {
 			c.indexed = true
-			if !r.BudgetExhausted {
+			if r.Rebuilding != nil && *r.Rebuilding {
+				c.rebuilding = true
+			}
+			if r.GrantsTotal != nil && *r.GrantsTotal != b.grants {
+				logf("sweep: the sweep counts %d grants, %d were imported", *r.GrantsTotal, b.grants)
+			}
+			if r.FullPass || !r.BudgetExhausted {
 				return c, nil
 			}
 			if c.runs > 1000 {
