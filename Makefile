@@ -126,9 +126,9 @@ bench: build ## Reads through a real Vault (Raft and dev) and the in-process ben
 	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
 
 # Grant counts `make bench-sweep` measures at, ascending: `make bench-sweep SIZES=10000,100000,1000000`.
-SIZES ?= 10000,100000,500000
+SIZES ?= 10000,100000,200000
 
-bench-sweep: build ## The sweep at SIZES grants in Raft (default 10,000 to 500,000, ~15-20 min), into BENCHMARKS.md
+bench-sweep: build ## The sweep at SIZES grants in Raft (default 10,000 to 200,000, ~10-20 min), into BENCHMARKS.md
 	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) SWEEP_SIZES='$(SIZES)' scripts/bench.sh sweep
 
 bench-micro: ## Only the in-process benchmarks (no Vault; about a minute; prints, writes nothing)
