@@ -125,8 +125,11 @@ soak: ## The grant-lifecycle simulation over seeds 1..SEEDS (default 200; about 
 bench: build ## Reads through a real Vault (Raft and dev) and the in-process benchmarks, into BENCHMARKS.md (10-15 min)
 	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh reads
 
-bench-sweep: build ## The sweep with 10,000 to 100,000 grants in Raft, into BENCHMARKS.md (~10-20 min)
-	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) scripts/bench.sh sweep
+# Grant counts `make bench-sweep` measures at, ascending: `make bench-sweep SIZES=10000,100000,1000000`.
+SIZES ?= 10000,100000,200000
+
+bench-sweep: build ## The sweep at SIZES grants in Raft (default 10,000 to 200,000, ~10-20 min), into BENCHMARKS.md
+	@VERSION='$(VERSION)' PLUGIN_BIN=$(PLUGIN_BIN) EMULATOR_BIN=$(EMU_BIN) SWEEP_SIZES='$(SIZES)' scripts/bench.sh sweep
 
 bench-micro: ## Only the in-process benchmarks (no Vault; about a minute; prints, writes nothing)
 	go test -run '^$$' -bench . -benchmem -count 5 .

@@ -40,6 +40,7 @@ func (s *Server) controlRoutes() map[string]map[string]controlHandler {
 		"users":           {http.MethodGet: s.ctlListUsers, http.MethodPost: s.ctlAddUser},
 		"authorize-mode":  {http.MethodGet: s.ctlGetAuthorizeMode, http.MethodPost: s.ctlSetAuthorizeMode},
 		"grants":          {http.MethodGet: s.ctlListGrants, http.MethodPost: s.ctlMintGrant},
+		"grants/batch":    {http.MethodPost: s.ctlMintGrants},
 		"grants/revoke":   {http.MethodPost: s.ctlRevokeGrants},
 		"grants/expire":   {http.MethodPost: s.ctlExpireGrants},
 		"messages":        {http.MethodGet: s.ctlListMessages, http.MethodDelete: s.ctlClearMessages},

@@ -60,6 +60,8 @@
 //	POST   /_emulator/authorize-mode   {"mode":"approve"|"deny"}                                          SetAuthorizeMode
 //	GET    /_emulator/grants           → {"grants":[GrantInfo…]} (no tokens)                              Grants
 //	POST   /_emulator/grants           {"app_id","user_id"?,"scopes"?,"authorized_days_ago"?} → MintedGrant (with tokens)  MintGrant
+//	POST   /_emulator/grants/batch     same body as POST /_emulator/grants plus "count" (1..1000)
+//	                                   → {"grants":[MintedGrant…]}: count grants alike, for seeding      MintGrant × count
 //	POST   /_emulator/grants/revoke    {"grant_id"} or {"app_id","user_id"?}, "reason"? → {"grants":N,"events"?:[EventDelivery…]};
 //	                                   404 if none                                                       RevokeGrants
 //	POST   /_emulator/grants/expire    {"grant_id"} or {"app_id","user_id"?} → {"grants":N}; 404 if none  ExpireGrants

@@ -221,6 +221,42 @@ func (s *Server) ctlMintGrant(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// maxMintBatch bounds POST /_emulator/grants/batch: enough to seed a million grants in a few
+// thousand requests, small enough that one answer stays a few hundred kilobytes.
+const maxMintBatch = 1000
+
+// ctlMintGrants mints count grants alike in one request, for benchmarks that seed many grants.
+func (s *Server) ctlMintGrants(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		AppID             string   `json:"app_id"`
+		UserID            string   `json:"user_id"`
+		Scopes            []string `json:"scopes"`
+		AuthorizedDaysAgo float64  `json:"authorized_days_ago"`
+		Count             int      `json:"count"`
+	}
+	if err := decodeControl(r, &body); err != nil {
+		return err
+	}
+	if body.AuthorizedDaysAgo < 0 || body.AuthorizedDaysAgo > 100*365 {
+		return badRequest("authorized_days_ago must be between 0 and 36500")
+	}
+	if body.Count < 1 || body.Count > maxMintBatch {
+		return badRequest("count must be between 1 and %d", maxMintBatch)
+	}
+	req := MintRequest{AppID: body.AppID, UserID: body.UserID, Scopes: body.Scopes,
+		AuthorizedAgo: time.Duration(body.AuthorizedDaysAgo * float64(24*time.Hour))}
+	out := make([]MintedGrant, 0, body.Count)
+	for range body.Count {
+		m, err := s.MintGrant(req)
+		if err != nil {
+			return badRequest("%v", err)
+		}
+		out = append(out, m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"grants": out})
+	return nil
+}
+
 func (s *Server) ctlRevokeGrants(w http.ResponseWriter, r *http.Request) error {
 	return s.ctlRevokeGrantsWithEvents(w, r) // revokeevents.go
 }

@@ -123,3 +123,41 @@ func TestResetKeepsConfiguration(t *testing.T) {
 	// Consent is forgotten too: a new authorization starts from just the requested scopes.
 	expectEqual(t, "scope", exchangeNew(t, ts, "auth:user.id:read").Scope, "auth:user.id:read")
 }
+
+func TestControlMintBatch(t *testing.T) {
+	s, ts, _ := newFakeEmu(t, Options{})
+	ctl := ts.URL + ControlPrefix
+
+	r := postJSON(t, ctl+"grants/batch", `{"app_id":"`+testApp+`","authorized_days_ago":1,"count":3}`)
+	expectEqual(t, "batch status", r.status, 200)
+	var out struct {
+		Grants []MintedGrant `json:"grants"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+		t.Fatal(err)
+	}
+	expectEqual(t, "grants minted", len(out.Grants), 3)
+	seen := map[string]bool{}
+	for _, g := range out.Grants {
+		if g.RefreshToken == "" || seen[g.RefreshToken] {
+			t.Fatalf("refresh tokens must be present and distinct: %+v", out.Grants)
+		}
+		seen[g.RefreshToken] = true
+		expectEqual(t, "authorized_at", g.AuthorizedAt, epoch.Add(-24*time.Hour))
+		// Each one is a real grant: its refresh token works once.
+		okTokens(t, tokenV2(t, ts, refreshParams(g.RefreshToken)))
+	}
+	expectEqual(t, "grants held", len(s.Grants()), 3)
+
+	for name, body := range map[string]string{
+		"no count":      `{"app_id":"` + testApp + `"}`,
+		"zero":          `{"app_id":"` + testApp + `","count":0}`,
+		"too many":      `{"app_id":"` + testApp + `","count":1001}`,
+		"unknown app":   `{"app_id":"cli_nobody","count":2}`,
+		"negative days": `{"app_id":"` + testApp + `","count":2,"authorized_days_ago":-1}`,
+		"unknown field": `{"app_id":"` + testApp + `","count":2,"n":2}`,
+	} {
+		expectEqual(t, name, postJSON(t, ctl+"grants/batch", body).status, http.StatusBadRequest)
+	}
+	expectEqual(t, "nothing minted by refused batches", len(s.Grants()), 3)
+}

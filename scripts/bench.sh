@@ -8,13 +8,20 @@
 #          (tools/bench/cmd/bench-floor-plugin) and the plugin's app, tenant and user tokens, leased
 #          and lease-free, in alternating rounds; leases per 1,000 reads; Lark calls per token life;
 #          CPU profiles of the plugin and Vault. 10-15 minutes on 2 cores.
-#   sweep  larkbench sweep: 10,000 to 100,000 grants in Raft; sweep wall time, CPU and memory per
-#          grant; keep-alive pacing seen from Lark. About 20 minutes on 2 cores.
+#   sweep  larkbench sweep: grants imported into Raft up to each of SWEEP_SIZES; the first sweep pass
+#          after a reload of the plugin and a steady pass (wall time, plugin and Vault CPU, grants
+#          read), memory and storage per grant; keep-alive pacing seen from Lark. The imports set
+#          the time: before the due index they ran at about 1,100 grants/s on 2 idle cores; with
+#          it (a45a907) at about 250/s, where each new grant's level-count write serializes the
+#          imports. The default sizes take 10-20 minutes; SIZES=...,1000000 needs about 1,000
+#          imports/s to fit in 30 minutes.
 #
 # Everything goes to bench-out/ (git-ignored): results as JSON, logs, profiles, Vault's storage
 # while it runs. Knobs (environment): BENCH_MODES (raft,dev), BENCH_CONCURRENCY (16), BENCH_ROUNDS
 # (10), BENCH_ROUND_SECONDS (1.5), BENCH_LEASE_READS (1000), BENCH_TOKEN_LIFE_SECONDS (140; 0 skips),
-# BENCH_PROFILE_SECONDS (10; 0 skips), SWEEP_CHECKPOINTS (10000,50000,100000), SWEEP_WORKERS (16),
+# BENCH_PROFILE_SECONDS (10; 0 skips), SWEEP_SIZES (10000,100000,200000; `make bench-sweep SIZES=...`;
+# SWEEP_CHECKPOINTS is the older name), SWEEP_WORKERS (32), SWEEP_PROFILE_IMPORT (0; seconds of CPU
+# profiles of the plugin and Vault during the first imports, into bench-out/),
 # SWEEP_KEEPALIVE_RATE (10), SWEEP_DUE (100), SWEEP_PASSES (3), BENCH_KEEP=1 keeps Vault's storage.
 set -euo pipefail
 
@@ -77,11 +84,18 @@ if [ "$what" = reads ]; then
   "$larkbench" report -reads "$out/reads.json" -micro "$out/micro.txt" -benchmarks "$root/BENCHMARKS.md" \
     -command "make bench" -commit "$commit" -took-seconds "$(($(date +%s) - start))"
 else
+  sizes=${SWEEP_SIZES:-${SWEEP_CHECKPOINTS:-10000,100000,200000}}
+  profile=()
+  if [ "${SWEEP_PROFILE_IMPORT:-0}" != 0 ]; then
+    (cd "$root" && CGO_ENABLED=0 go build -trimpath -tags benchpprof -ldflags "-X $module.Version=$version" \
+      -o "$out/bin/vault-plugin-secrets-lark-pprof" ./cmd/vault-plugin-secrets-lark)
+    profile=(-pprof-plugin "$out/bin/vault-plugin-secrets-lark-pprof" -profile-import "$SWEEP_PROFILE_IMPORT" -profile-dir "$out")
+  fi
   "$larkbench" sweep -vault "$vault_bin" -plugin "$PLUGIN_BIN" -plugin-version "$version" -emulator "$EMULATOR_BIN" \
-    -checkpoints "${SWEEP_CHECKPOINTS:-10000,50000,100000}" -workers "${SWEEP_WORKERS:-16}" \
+    -sizes "$sizes" -workers "${SWEEP_WORKERS:-32}" "${profile[@]}" \
     -keepalive-rate "${SWEEP_KEEPALIVE_RATE:-10}" -due "${SWEEP_DUE:-100}" -passes "${SWEEP_PASSES:-3}" \
     -work "$work" -out "$out/sweep.json" "${keep[@]}"
-  "$larkbench" report -sweep "$out/sweep.json" -benchmarks "$root/BENCHMARKS.md" -command "make bench-sweep" -commit "$commit" \
+  "$larkbench" report -sweep "$out/sweep.json" -benchmarks "$root/BENCHMARKS.md" -command "make bench-sweep SIZES=$sizes" -commit "$commit" \
     -took-seconds "$(($(date +%s) - start))"
 fi
 echo "bench: done in $(($(date +%s) - start))s; BENCHMARKS.md updated, details in bench-out/" >&2

@@ -33,10 +33,33 @@ func constantData() map[string]interface{} {
 	}
 }
 
+// userShapedData has the fields and about the sizes of the Lark plugin's user-token read, so that
+// the cost of a lease carrying that answer can be told apart from the plugin's own work: Vault keeps
+// a leased answer's data in the lease entry it writes to storage.
+func userShapedData() map[string]interface{} {
+	return map[string]interface{}{
+		"app_id":             "cli_benchlease",
+		"user":               "bench",
+		"token_type":         "user_access_token",
+		"access_token":       "u-floorfloorfloorfloorfloorfloorfloorfloorfloorfloo",
+		"expires_at":         "2099-01-01T00:00:00Z",
+		"expires_in":         7200,
+		"open_id":            "ou_0123456789abcdef0123456789abcdef",
+		"union_id":           "on_0123456789abcdef0123456789abcdef",
+		"name":               "Bench User",
+		"scope":              "auth:user.id:read offline_access",
+		"authorized_at":      "2098-12-31T00:00:00Z",
+		"grant_expires_at":   "2099-12-31T00:00:00Z",
+		"refresh_expires_at": "2099-01-08T00:00:00Z",
+		"days_left":          364,
+		"reauth_required":    false,
+	}
+}
+
 func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	var b *framework.Backend
 	b = &framework.Backend{
-		Help:        "A constant, leased (leased) or not (static): the floor of `make bench`.",
+		Help:        "A constant, leased (leased, and leased-user shaped like a user-token read) or not (static): the floor of `make bench`.",
 		BackendType: logical.TypeLogical,
 		Paths: []*framework.Path{
 			{
@@ -45,6 +68,19 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 					logical.ReadOperation: &framework.PathOperation{
 						Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 							resp := b.Secret(secretType).Response(constantData(), nil)
+							resp.Secret.TTL = floorLeaseTTL
+							resp.Secret.MaxTTL = floorLeaseTTL
+							return resp, nil
+						},
+					},
+				},
+			},
+			{
+				Pattern: "leased-user",
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.ReadOperation: &framework.PathOperation{
+						Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+							resp := b.Secret(secretType).Response(userShapedData(), map[string]interface{}{"app_id": "cli_benchlease", "user": "bench"})
 							resp.Secret.TTL = floorLeaseTTL
 							resp.Secret.MaxTTL = floorLeaseTTL
 							return resp, nil

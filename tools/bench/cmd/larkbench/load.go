@@ -110,6 +110,16 @@ type tally struct {
 	elapsed   time.Duration
 	roundRPS  []float64
 	latencies []time.Duration
+	// CPU of Vault and of the plugin process that served the reads, over the rounds.
+	vaultCPU, pluginCPU time.Duration
+}
+
+// cpuPerRead is the CPU Vault and the plugin spent per read, in microseconds.
+func (t *tally) cpuPerRead() (vault, plugin float64) {
+	if t.requests == 0 {
+		return 0, 0
+	}
+	return float64(t.vaultCPU.Microseconds()) / float64(t.requests), float64(t.pluginCPU.Microseconds()) / float64(t.requests)
 }
 
 func (t *tally) add(r loadResult) {

@@ -5,7 +5,7 @@
 //
 //	larkbench reads  ...  token reads against KV-v2 and a floor plugin, leases per read, Lark calls
 //	                      per token life, CPU profiles of the hot paths; results as JSON
-//	larkbench sweep  ...  the periodic sweep with 10,000 to 100,000 grants in Raft; results as JSON
+//	larkbench sweep  ...  the periodic sweep at -sizes grants in Raft (10,000 up to 1,000,000); results as JSON
 //	larkbench report ...  renders results as markdown into a marked section of BENCHMARKS.md
 //
 // scripts/bench.sh builds everything and runs it; `make bench` and `make bench-sweep` call that.

@@ -223,16 +223,27 @@ func findChild(parent int, exe string) (int, error) {
 	return 0, fmt.Errorf("no process of %s started by pid %d", exe, parent)
 }
 
-// dirSize is the bytes of the regular files under dir.
+// dirSize is the bytes the regular files under dir (or the file dir) take on disk: the blocks
+// allocated, not the apparent size. bbolt extends its files with ftruncate in steps of up to
+// 16 MiB; the blocks show what was written.
 func dirSize(dir string) int64 {
 	var n int64
 	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
 		if err == nil && info.Mode().IsRegular() {
-			n += info.Size()
+			n += allocated(info)
 		}
 		return nil
 	})
 	return n
+}
+
+// allocated is the bytes of disk a file takes (st_blocks counts 512-byte units), or its size
+// where the file system does not say.
+func allocated(info os.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return info.Size()
 }
 
 // fsType names the file system dir lives on, so the report can show the storage really is on disk.

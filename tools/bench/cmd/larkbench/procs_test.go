@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -27,5 +29,30 @@ func TestParseRSS(t *testing.T) {
 	}
 	if _, err := parseRSS("Name:\tkthread\n"); err == nil {
 		t.Error("status without VmRSS was accepted")
+	}
+}
+
+func TestDirSizeCountsWrittenBlocksNotTheApparentSize(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 64 MiB apparent, as bbolt's ftruncate leaves a file, with 1 MiB written.
+	if err := f.Truncate(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 1<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := dirSize(dir)
+	if got < 1<<20 || got > 4<<20 {
+		t.Errorf("dirSize = %d bytes, want about the 1 MiB written (the file's apparent size is 64 MiB)", got)
+	}
+	if one := dirSize(filepath.Join(dir, "sparse")); one != got {
+		t.Errorf("dirSize of the file itself = %d, of its directory %d", one, got)
 	}
 }

@@ -44,8 +44,14 @@ func profileReads(ctx context.Context, cfg readsConfig, v *vaultServer, lark *la
 	secs := int(cfg.profileSeconds)
 	var out []profileResult
 	for _, t := range readTargets(pprofPlugin) {
-		if t.Key != "user-none" && t.Key != "app-none" && t.Key != "user-lease" {
+		if len(cfg.only) > 0 && !cfg.only[t.Key] {
 			continue
+		}
+		if len(cfg.only) == 0 && t.Key != "user-none" && t.Key != "app-none" && t.Key != "user-lease" {
+			continue
+		}
+		if !strings.HasPrefix(t.Path, pprofPlugin+"/") {
+			continue // a floor or KV read: only the Lark plugin has a profile to take
 		}
 		logf("raft: profiling %s for %ds", t.Path, secs)
 		// Warm the path (the first app-token read fetches from Lark).

@@ -41,6 +41,9 @@ func readTargets(mount string) []target {
 		{Key: "kv", Label: "KV-v2 read", Path: "kv/data/bench", LeasePrefix: "kv/"},
 		{Key: "floor-lease", Label: "floor plugin, leased", Path: "floor/leased", Leased: true, LeasePrefix: "floor/leased/"},
 		{Key: "floor-none", Label: "floor plugin, lease-free", Path: "floor/static", LeasePrefix: "floor/static/"},
+		// The same lease carrying an answer shaped like the user-token read: what the lease's size
+		// costs, apart from the plugin's work.
+		{Key: "floor-lease-user", Label: "floor plugin, leased, user-token-shaped answer", Path: "floor/leased-user", Leased: true, LeasePrefix: "floor/leased-user/"},
 	}
 	for _, kind := range []string{"app", "tenant"} {
 		for _, leased := range []bool{true, false} {
@@ -51,6 +54,21 @@ func readTargets(mount string) []target {
 		t = append(t, larkTarget(mount, "user", "user-token/%s/"+benchSlot, leased))
 	}
 	return t
+}
+
+// targets are the reads of one storage mode this run measures.
+func (cfg readsConfig) targets(mount string) []target {
+	all := readTargets(mount)
+	if len(cfg.only) == 0 {
+		return all
+	}
+	var out []target
+	for _, t := range all {
+		if cfg.only[t.Key] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func larkTarget(mount, kind, pathFormat string, leased bool) target {
@@ -78,6 +96,7 @@ type readsConfig struct {
 	profileDir     string
 	out            string
 	keep           bool
+	only           map[string]bool // target keys to measure; empty: all
 }
 
 // readsResult is what `larkbench reads` writes as JSON for `larkbench report`.
@@ -109,6 +128,10 @@ type targetResult struct {
 	P50Ms         float64   `json:"p50_ms"`
 	P99Ms         float64   `json:"p99_ms"`
 	LeasesPer1000 float64   `json:"leases_per_1000_reads"`
+	// CPU per read over the rounds, in microseconds: Vault's, and the serving plugin process's
+	// (none for KV, which runs inside Vault). On a shared machine these vary less than req/s.
+	VaultCPUus  float64 `json:"vault_cpu_us_per_read"`
+	PluginCPUus float64 `json:"plugin_cpu_us_per_read"`
 }
 
 func runReads(ctx context.Context, args []string) error {
@@ -133,8 +156,25 @@ func runReads(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.profileDir, "profile-dir", ".", "where CPU profiles are written")
 	fs.StringVar(&cfg.out, "out", "reads.json", "results file (JSON)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory (Vault's storage and logs)")
+	var only string
+	fs.StringVar(&only, "targets", "", "comma-separated target keys to measure (e.g. floor-lease,app-lease,user-lease); default all. "+
+		"With -pprof-plugin, the same keys are profiled")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if only != "" {
+		cfg.only = map[string]bool{}
+		known := map[string]bool{}
+		for _, t := range readTargets("lark") {
+			known[t.Key] = true
+		}
+		for _, k := range strings.Split(only, ",") {
+			k = strings.TrimSpace(k)
+			if !known[k] {
+				return fmt.Errorf("-targets: unknown target %q", k)
+			}
+			cfg.only[k] = true
+		}
 	}
 	if cfg.bins.vault == "" || cfg.bins.plugin == "" || cfg.bins.emulator == "" || cfg.bins.floor == "" {
 		return errors.New("-vault, -plugin, -emulator and -floor are required")
@@ -262,10 +302,12 @@ func benchReadsMode(ctx context.Context, cfg readsConfig, mode string) (*modeRes
 		res.StorageFS = fsType(v.dataDir)
 	}
 
-	if _, err := v.registerPlugin(cfg.bins.plugin, larkPlugin, cfg.bins.pluginVersion); err != nil {
+	larkExe, err := v.registerPlugin(cfg.bins.plugin, larkPlugin, cfg.bins.pluginVersion)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := v.registerPlugin(cfg.bins.floor, floorPlugin, ""); err != nil {
+	floorExe, err := v.registerPlugin(cfg.bins.floor, floorPlugin, "")
+	if err != nil {
 		return nil, err
 	}
 	lark, err := setupLarkMount(v, emu, larkPlugin, cfg.bins.pluginVersion, "lark", [2]string{appLeased, appLeaseFree}, nil, nil)
@@ -283,11 +325,29 @@ func benchReadsMode(ctx context.Context, cfg readsConfig, mode string) (*modeRes
 		return nil, err
 	}
 
-	targets := readTargets("lark")
+	targets := cfg.targets("lark")
 	for _, t := range targets {
 		if err := checkTarget(reader, t); err != nil {
 			return nil, err
 		}
+	}
+	// The plugin process each target's reads are served by (0: inside Vault).
+	larkPID, err := v.pidOf(larkExe)
+	if err != nil {
+		return nil, fmt.Errorf("the plugin's process: %w", err)
+	}
+	floorPID, err := v.pidOf(floorExe)
+	if err != nil {
+		return nil, fmt.Errorf("the floor plugin's process: %w", err)
+	}
+	pluginPID := func(t target) int {
+		switch {
+		case strings.HasPrefix(t.Path, "lark/"):
+			return larkPID
+		case strings.HasPrefix(t.Path, "floor/"):
+			return floorPID
+		}
+		return 0
 	}
 	roundDur := time.Duration(cfg.roundSeconds * float64(time.Second))
 	if cfg.warmupSeconds > 0 {
@@ -305,10 +365,13 @@ func benchReadsMode(ctx context.Context, cfg readsConfig, mode string) (*modeRes
 		for i := range targets {
 			k := (i + r) % len(targets)
 			t := targets[k]
+			v0, p0 := cpuOf(v.proc.pid()), cpuOf(pluginPID(t))
 			res := runLoad(ctx, reader, t.Path, cfg.concurrency, roundDur, 0)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			tallies[k].vaultCPU += cpuOf(v.proc.pid()) - v0
+			tallies[k].pluginCPU += cpuOf(pluginPID(t)) - p0
 			if res.Errors > 0 {
 				return nil, fmt.Errorf("round %d, %s: %d of %d reads failed, first: %s", r+1, t.Path, res.Errors, res.Requests, res.FirstError)
 			}
@@ -318,8 +381,10 @@ func benchReadsMode(ctx context.Context, cfg readsConfig, mode string) (*modeRes
 	}
 	for i, t := range targets {
 		rps, p50, p99 := tallies[i].summary()
+		vcpu, pcpu := tallies[i].cpuPerRead()
 		res.Targets = append(res.Targets, targetResult{target: t, Requests: tallies[i].requests, Seconds: tallies[i].elapsed.Seconds(),
-			RPS: rps, RoundRPS: tallies[i].roundRPS, P50Ms: ms(p50), P99Ms: ms(p99)})
+			RPS: rps, RoundRPS: tallies[i].roundRPS, P50Ms: ms(p50), P99Ms: ms(p99), VaultCPUus: vcpu, PluginCPUus: pcpu})
+		logf("%s %-22s CPU per read: Vault %.0fus, plugin %.0fus", mode, t.Key, vcpu, pcpu)
 	}
 
 	// Leases per 1,000 reads, counted in Vault's lease table under each read's path.
@@ -351,6 +416,18 @@ func benchReadsMode(ctx context.Context, cfg readsConfig, mode string) (*modeRes
 		}
 	}
 	return res, nil
+}
+
+// cpuOf is a process's CPU time so far (0 for pid 0 or a process that cannot be read).
+func cpuOf(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	st, err := readProcStat(pid)
+	if err != nil {
+		return 0
+	}
+	return st.CPU
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

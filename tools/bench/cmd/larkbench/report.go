@@ -197,17 +197,21 @@ func renderReads(r readsResult, micro []microBench, cfg reportConfig) string {
 		"generator in `tools/bench`), %d alternating rounds of %gs per read, with a service token whose policy\n"+
 		"allows the reads, and no audit device. req/s is over all rounds; p50/p99 over every request; the\n"+
 		"median of rounds compares each round's req/s with the floor's in the same round. The\n"+
-		"floor is `tools/bench`'s plugin whose read returns a constant: what any external plugin pays.\n"+
+		"floor is `tools/bench`'s plugin whose read returns a constant: what any external plugin pays. Its\n"+
+		"\"leased, user-token-shaped answer\" read returns a constant with the fields and sizes of a user-token\n"+
+		"read: Vault keeps a leased answer's data in the lease entry it writes, so that row shows what the\n"+
+		"answer's size costs a lease, apart from the plugin's work.\n"+
 		"Ratios compare reads measured side by side in the same run, the only figures that hold on a shared\n"+
-		"machine.\n", r.Concurrency, r.Rounds, r.RoundSeconds)
+		"machine. CPU per read is the utime+stime (`/proc/<pid>/stat`) of Vault and of the plugin process\n"+
+		"serving the read over the rounds, divided by the reads: less sensitive to other load than req/s.\n", r.Concurrency, r.Rounds, r.RoundSeconds)
 	for _, m := range r.Modes {
 		byKey := map[string]targetResult{}
 		for _, t := range m.Targets {
 			byKey[t.Key] = t
 		}
 		fmt.Fprintf(&b, "\n### %s\n\n", modeTitle(m))
-		b.WriteString("| read | req/s | p50 ms | p99 ms | vs floor, same lease mode | vs floor, median of rounds | vs KV-v2 | leases per 1,000 reads | req/s by round |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("| read | req/s | p50 ms | p99 ms | vs floor, same lease mode | vs floor, median of rounds | vs KV-v2 | leases per 1,000 reads | CPU per read: Vault / plugin | req/s by round |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		var short []string
 		for _, t := range m.Targets {
 			vsFloor, vsFloorMedian := "–", "–"
@@ -222,8 +226,8 @@ func renderReads(r readsResult, micro []microBench, cfg reportConfig) string {
 			for i, x := range t.RoundRPS {
 				rounds[i] = thousands(x)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s |\n", t.Label, thousands(t.RPS), t.P50Ms, t.P99Ms,
-				vsFloor, vsFloorMedian, ratio(t.RPS, byKey["kv"].RPS), thousands(t.LeasesPer1000), strings.Join(rounds, " · "))
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s |\n", t.Label, thousands(t.RPS), t.P50Ms, t.P99Ms,
+				vsFloor, vsFloorMedian, ratio(t.RPS, byKey["kv"].RPS), thousands(t.LeasesPer1000), cpuPerRead(t), strings.Join(rounds, " · "))
 		}
 		if len(short) > 0 {
 			fmt.Fprintf(&b, "\nBelow %.1f × the floor: %s.\n", floorGoal, strings.Join(short, "; "))
@@ -303,6 +307,18 @@ func renderProfiles(b *strings.Builder, ps []profileResult) {
 	}
 }
 
+// cpuPerRead is a read's CPU per request in Vault and in the plugin process serving it (KV has
+// none of its own); "–" for results written before it was measured.
+func cpuPerRead(t targetResult) string {
+	if t.VaultCPUus == 0 {
+		return "–"
+	}
+	if t.PluginCPUus == 0 && t.Key == "kv" {
+		return fmt.Sprintf("%.0f µs / –", t.VaultCPUus)
+	}
+	return fmt.Sprintf("%.0f / %.0f µs", t.VaultCPUus, t.PluginCPUus)
+}
+
 func baseName(p string) string {
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		return p[i+1:]
@@ -314,37 +330,80 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 	var b strings.Builder
 	b.WriteString("## The sweep at scale (`make bench-sweep`)\n\n")
 	b.WriteString(machine(cfg, s.VaultVersion, s.Started, s.Took))
-	fmt.Fprintf(&b, "\nOne mount on single-node Raft on disk (%s). Grants are minted at the emulator and imported through\n"+
-		"Vault's API by %d concurrent workers, as an operator moving grants would. At each checkpoint the sweep\n"+
-		"(`vault write -f lark/sweep`, `sweep_budget` 60s) makes %d full passes over every grant: the first\n"+
-		"right after a reload of the plugin, so it reads every grant from storage (as after a restart or a\n"+
-		"leader change); the later ones (averaged) are the steady state, where grants found with nothing due are\n"+
-		"passed by from memory until something can fall due (at most 30–60 minutes). CPU is the process's\n"+
-		"utime+stime from `/proc/<pid>/stat` across the sweep requests, memory its resident set after\n"+
-		"them. Then %d grants whose refresh tokens all fall due together are kept alive, with\n"+
-		"`keepalive_rate` %d, and the emulator counts the refreshes in any one second (the limiter allows a\n"+
-		"burst of one on top of the rate).\n\n", s.StorageFS, s.Workers, s.Passes, dueOf(s), s.KeepaliveRate)
-	b.WriteString("| grants swept | import | first pass: wall | plugin CPU | Vault CPU | later passes: wall | runs per pass | passed by from memory | plugin CPU | plugin CPU per 1,000 grants | Vault CPU | plugin RSS | plugin RSS per grant | Vault RSS | Raft on disk | keep-alive: refreshed / due, most in 1 s |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
-	fmt.Fprintf(&b, "| 0 | | | | | | | | | | | %s | | %s | %s | |\n", mib(s.Baseline.PluginRSSKiB*1024), mib(s.Baseline.VaultRSSKiB*1024), mib(s.Baseline.RaftBytes))
-	for i, c := range s.Checkpoints {
-		swept := c.Swept
-		if swept == 0 { // results written before Swept existed: each earlier checkpoint added its due grants
-			swept = c.Grants + i*c.Pacing.Due
-		}
-		perGrant := float64(c.PluginRSSKiB-s.Baseline.PluginRSSKiB) * 1024 / float64(swept)
-		fmt.Fprintf(&b, "| %s | %s/s | %.1f s | %.2f s | %.2f s | %.1f s | %g | %.0f %% | %.2f s | %.1f ms | %.2f s | %s | %.0f B | %s | %s | %d / %d, %d (limit %d) |\n",
-			thousands(float64(swept)), thousands(c.ImportRate), c.FirstPass.WallSeconds, c.FirstPass.PluginCPU, c.FirstPass.VaultCPU,
-			c.WallSeconds, c.Runs, 100*c.QuietShare, c.PluginCPU,
-			c.PluginCPU*1e6/float64(swept), c.VaultCPU, mib(c.PluginRSSKiB*1024), perGrant,
-			mib(c.VaultRSSKiB*1024), mib(c.RaftBytes), c.Pacing.Refreshed, c.Pacing.Due, c.Pacing.MaxRefreshPerSecond, s.KeepaliveRate)
+	indexed := false
+	for _, c := range s.Checkpoints {
+		indexed = indexed || c.FirstPass.Indexed || c.Steady.Indexed
+	}
+	fmt.Fprintf(&b, "\nOne mount on single-node Raft on disk (%s). Grants are minted at the emulator (in batches,\n"+
+		"through its control API) and imported through Vault's API by %d concurrent workers, as an operator\n"+
+		"moving grants would: each import spends the refresh token at Lark, asks whose grant it is and stores\n"+
+		"the grant. At each size the sweep (`vault write -f lark/sweep`, `sweep_budget` 60s) makes %d passes:\n"+
+		"the first right after a reload of the plugin (a new process with nothing in memory, as after a restart\n"+
+		"or a leader change), the later ones (averaged) the steady state.\n", s.StorageFS, s.Workers, s.Passes)
+	if indexed {
+		b.WriteString("The sweep reads a due index: a pass is one sweep request that finished what was due within its\n" +
+			"budget (more if it ran out), and \"grants read\" are the grants it read from storage: those due plus\n" +
+			"those its repair walk read.\n")
+	} else {
+		b.WriteString("A pass is as many sweep requests as it takes to visit every grant once; \"grants read\" are the\n" +
+			"grants read from storage, beside those passed by from memory.\n")
+	}
+	fmt.Fprintf(&b, "CPU is the process's utime+stime from `/proc/<pid>/stat` across the sweep requests, memory its\n"+
+		"resident set after them; per grant is the growth since the mount was empty, divided by the grants.\n"+
+		"Raft on disk is the disk blocks of the whole `raft/` directory (log, `vault.db`, snapshots). Then %d\n"+
+		"grants whose refresh tokens all fall due together are kept alive, with `keepalive_rate` %d, and the\n"+
+		"emulator counts the refreshes in any one second (the limiter allows a burst of one on top of the rate).\n\n",
+		dueOf(s), s.KeepaliveRate)
+
+	b.WriteString("| grants | import | first pass after a reload: wall | plugin CPU | Vault CPU | grants read | steady pass: wall | plugin CPU | Vault CPU | grants read |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range s.Checkpoints {
+		fmt.Fprintf(&b, "| %s | %s/s | %.1f s | %.2f s | %.2f s | %s | %.2f s | %.2f s | %.2f s | %s |\n",
+			thousands(float64(sweptOf(c))), thousands(c.ImportRate),
+			c.FirstPass.WallSeconds, c.FirstPass.PluginCPU, c.FirstPass.VaultCPU, readNote(c.FirstPass),
+			c.Steady.WallSeconds, c.Steady.PluginCPU, c.Steady.VaultCPU, readNote(c.Steady))
+	}
+	b.WriteString("\n| grants | plugin RSS | per grant | Vault RSS | Raft on disk | per grant | of it `vault.db` | per grant | import CPU per grant: plugin / Vault / emulator / larkbench | keep-alive: refreshed / due, most in 1 s |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	fmt.Fprintf(&b, "| 0 | %s | | %s | %s | | %s | | | |\n", mib(s.Baseline.PluginRSSKiB*1024), mib(s.Baseline.VaultRSSKiB*1024), mib(s.Baseline.RaftBytes), mib(s.Baseline.FSMBytes))
+	for _, c := range s.Checkpoints {
+		n := float64(sweptOf(c))
+		fmt.Fprintf(&b, "| %s | %s | %.0f B | %s | %s | %.0f B | %s | %.0f B | %.0f / %.0f / %.0f / %.0f µs | %d / %d, %d (limit %d) |\n",
+			thousands(n), mib(c.PluginRSSKiB*1024), float64(c.PluginRSSKiB-s.Baseline.PluginRSSKiB)*1024/n,
+			mib(c.VaultRSSKiB*1024), mib(c.RaftBytes), float64(c.RaftBytes-s.Baseline.RaftBytes)/n,
+			mib(c.FSMBytes), float64(c.FSMBytes-s.Baseline.FSMBytes)/n,
+			c.ImportCPU.Plugin, c.ImportCPU.Vault, c.ImportCPU.Emulator, c.ImportCPU.Bench,
+			c.Pacing.Refreshed, c.Pacing.Due, c.Pacing.MaxRefreshPerSecond, s.KeepaliveRate)
 	}
 	if n := len(s.Checkpoints); n >= 2 {
 		first, last := s.Checkpoints[0], s.Checkpoints[n-1]
-		fmt.Fprintf(&b, "\nFrom %s to %s grants (× %.0f): first pass wall × %.1f, later passes: wall × %.1f, plugin CPU per pass × %.1f, Vault CPU per pass × %.1f; plugin RSS × %.1f, Raft on disk × %.1f.\n",
-			thousands(float64(first.Grants)), thousands(float64(last.Grants)), float64(last.Grants)/float64(first.Grants),
-			last.FirstPass.WallSeconds/first.FirstPass.WallSeconds, last.WallSeconds/first.WallSeconds, last.PluginCPU/first.PluginCPU, last.VaultCPU/first.VaultCPU,
-			float64(last.PluginRSSKiB)/float64(first.PluginRSSKiB), float64(last.RaftBytes)/float64(first.RaftBytes))
+		fmt.Fprintf(&b, "\nFrom %s to %s grants (× %.0f): first pass plugin CPU × %s, Vault CPU × %s, wall × %s; steady pass plugin CPU × %s, wall × %s; plugin RSS × %s, Raft on disk × %s.\n",
+			thousands(float64(sweptOf(first))), thousands(float64(sweptOf(last))), float64(sweptOf(last))/float64(sweptOf(first)),
+			ratio(last.FirstPass.PluginCPU, first.FirstPass.PluginCPU), ratio(last.FirstPass.VaultCPU, first.FirstPass.VaultCPU),
+			ratio(last.FirstPass.WallSeconds, first.FirstPass.WallSeconds), ratio(last.Steady.PluginCPU, first.Steady.PluginCPU),
+			ratio(last.Steady.WallSeconds, first.Steady.WallSeconds),
+			ratio(float64(last.PluginRSSKiB), float64(first.PluginRSSKiB)), ratio(float64(last.RaftBytes), float64(first.RaftBytes)))
+	}
+	var overlapped []string
+	for _, c := range s.Checkpoints {
+		if c.FirstPass.Overlapped {
+			overlapped = append(overlapped, "the first pass at "+thousands(float64(sweptOf(c))))
+		}
+		if c.Steady.Overlapped {
+			overlapped = append(overlapped, "a steady pass at "+thousands(float64(sweptOf(c))))
+		}
+	}
+	var rebuilding []string
+	for _, c := range s.Checkpoints {
+		if c.FirstPass.Rebuilding || c.Steady.Rebuilding {
+			rebuilding = append(rebuilding, thousands(float64(sweptOf(c))))
+		}
+	}
+	if len(rebuilding) > 0 {
+		fmt.Fprintf(&b, "\nAt %s grants the plugin was still building its index (the repair walk at full speed), so those passes read more than a settled index does.\n", strings.Join(rebuilding, ", "))
+	}
+	if len(overlapped) > 0 {
+		fmt.Fprintf(&b, "\nVault's own once-a-minute sweep ran during %s, so part of that work may not be counted there.\n", strings.Join(overlapped, ", "))
 	}
 	var problems []string
 	for _, c := range s.Checkpoints {
@@ -364,6 +423,25 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 		fmt.Fprintf(&b, "\nKeep-alive problems: %s.\n", strings.Join(problems, "; "))
 	}
 	return b.String()
+}
+
+// sweptOf is every grant in Vault at a checkpoint; results written before Swept existed had each
+// earlier checkpoint add its due grants.
+func sweptOf(c sweepCheckpoint) int {
+	if c.Swept == 0 {
+		return c.Grants
+	}
+	return c.Swept
+}
+
+// readNote is a pass's grants read, with what the due index says when there is one.
+func readNote(f passFigures) string {
+	if !f.Indexed {
+		// Without an index the sweep visits every grant and passes some by from memory.
+		return fmt.Sprintf("%s (+ %s from memory)", thousands(f.GrantsRead), thousands(f.GrantsQuiet))
+	}
+	return fmt.Sprintf("%s (%s due, %s buckets, repair %s)", thousands(f.GrantsRead), thousands(f.GrantsDue),
+		thousands(f.IndexBuckets), thousands(f.RepairVisited))
 }
 
 func dueOf(s sweepResult) int {

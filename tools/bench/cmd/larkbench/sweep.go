@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,8 +17,9 @@ import (
 )
 
 const (
-	appScale = "cli_benchscale" // the many grants
-	appDue   = "cli_benchdue"   // grants made due for keep-alive at each checkpoint
+	mintBatch = 500              // grants minted at the emulator per control request
+	appScale  = "cli_benchscale" // the many grants
+	appDue    = "cli_benchdue"   // grants made due for keep-alive at each checkpoint
 	// While grants are imported, Vault's once-a-minute sweep gets a short budget so it takes little
 	// CPU from the imports; the measured sweeps get the longest budget the plugin allows, so that one
 	// run covers every grant when it can.
@@ -34,6 +37,12 @@ type sweepConfig struct {
 	workDir       string
 	out           string
 	keep          bool
+	// With pprofPlugin (the plugin built with -tags benchpprof) and profileImport > 0, CPU profiles
+	// of the plugin and Vault are taken during the first imports, into profileDir.
+	pprofPlugin   string
+	profileImport int
+	profileDir    string
+	pprofAddr     string
 }
 
 // sweepResult is what `larkbench sweep` writes as JSON for `larkbench report`.
@@ -52,37 +61,89 @@ type sweepResult struct {
 type memStat struct {
 	PluginRSSKiB int64 `json:"plugin_rss_kib"`
 	VaultRSSKiB  int64 `json:"vault_rss_kib"`
-	RaftBytes    int64 `json:"raft_bytes"`
+	RaftBytes    int64 `json:"raft_bytes"`     // everything in Raft's directory: log, FSM, snapshots
+	FSMBytes     int64 `json:"raft_fsm_bytes"` // vault.db, the state machine the grants live in
+	// The emulator's resident set: Lark's side of every grant, which the machine must hold too.
+	EmulatorRSSKiB int64 `json:"emulator_rss_kib"`
 }
 
 type sweepCheckpoint struct {
 	Grants int `json:"grants"`
-	// Swept is every grant the sweep visits: Grants plus the due grants of earlier checkpoints.
+	// Swept is every grant in Vault: Grants plus the due grants of earlier checkpoints.
 	Swept         int     `json:"swept"`
 	ImportSeconds float64 `json:"import_seconds"` // for the grants added since the last checkpoint
 	ImportRate    float64 `json:"import_per_second"`
-	// The first full pass after the imports: the grants the plugin does not hold in memory are
-	// read from storage, as after a restart or a leader change.
+	// CPU per imported grant, in microseconds, of each process.
+	ImportCPU importCPU `json:"import_cpu_us_per_grant"`
+	// The first pass after a reload of the plugin: a new process with nothing in memory, as after
+	// a restart or a leader change.
 	FirstPass passFigures `json:"first_pass"`
-	// Per full pass over every grant, averaged over the passes after the first: the steady state,
-	// where the sweep passes by from memory the grants it found with nothing due.
-	Runs        float64   `json:"runs_per_pass"`
-	WallSeconds float64   `json:"wall_seconds"`
-	TookSeconds float64   `json:"took_seconds"` // the sweep's own report of its time
-	PluginCPU   float64   `json:"plugin_cpu_seconds"`
-	VaultCPU    float64   `json:"vault_cpu_seconds"`
-	PassWalls   []float64 `json:"pass_wall_seconds"`
-	QuietShare  float64   `json:"quiet_share"` // of the grants visited, those passed by from memory
+	// The passes after it, averaged: the steady state.
+	Steady    passFigures `json:"steady_pass"`
+	PassWalls []float64   `json:"pass_wall_seconds"`
 	memStat
 	Pacing pacing `json:"keepalive"`
 }
 
+type importCPU struct {
+	Plugin   float64 `json:"plugin"`
+	Vault    float64 `json:"vault"`
+	Emulator float64 `json:"emulator"`
+	Bench    float64 `json:"larkbench"`
+}
+
+// passFigures is one pass (or the average of several) as measured from outside: sweep requests
+// until the sweep acted on everything it had to.
 type passFigures struct {
-	Runs        int     `json:"runs"`
+	Runs        float64 `json:"runs"`
 	WallSeconds float64 `json:"wall_seconds"`
+	TookSeconds float64 `json:"took_seconds"` // the sweep's own report of its time
 	PluginCPU   float64 `json:"plugin_cpu_seconds"`
 	VaultCPU    float64 `json:"vault_cpu_seconds"`
-	QuietShare  float64 `json:"quiet_share"`
+	// GrantsRead are the grants read from storage: visited and not passed by from memory (GrantsQuiet),
+	// plus those the repair walk re-read.
+	GrantsRead    float64 `json:"grants_read"`
+	GrantsVisited float64 `json:"grants_visited"`
+	GrantsQuiet   float64 `json:"grants_quiet"`
+	// With a due index (Indexed): the grants due, the index buckets listed, the repair walk's reads.
+	Indexed       bool    `json:"indexed"`
+	GrantsDue     float64 `json:"grants_due"`
+	IndexBuckets  float64 `json:"index_buckets"`
+	RepairVisited float64 `json:"repair_visited"`
+	// Overlapped: Vault's own once-a-minute sweep ran during the pass, so it may have done part of
+	// the pass's work (its time and CPU are not counted).
+	Overlapped bool `json:"overlapped_periodic_sweep,omitempty"`
+	// Rebuilding: the plugin was building its index, its repair walk reading at full speed.
+	Rebuilding bool `json:"rebuilding,omitempty"`
+}
+
+// figures turns passes measured one after another into their average.
+func figures(ps []passCost) passFigures {
+	var f passFigures
+	if len(ps) == 0 {
+		return f
+	}
+	for _, p := range ps {
+		f.Runs += float64(p.runs)
+		f.WallSeconds += p.wall.Seconds()
+		f.TookSeconds += p.took.Seconds()
+		f.PluginCPU += p.pluginCPU.Seconds()
+		f.VaultCPU += p.vaultCPU.Seconds()
+		f.GrantsRead += float64(p.read)
+		f.GrantsDue += float64(p.due)
+		f.IndexBuckets += float64(p.buckets)
+		f.RepairVisited += float64(p.repair)
+		f.Indexed = f.Indexed || p.indexed
+		f.Overlapped = f.Overlapped || p.overlapped
+		f.Rebuilding = f.Rebuilding || p.rebuilding
+		f.GrantsVisited += float64(p.visited)
+		f.GrantsQuiet += float64(p.quiet)
+	}
+	k := float64(len(ps))
+	f.Runs, f.WallSeconds, f.TookSeconds, f.PluginCPU, f.VaultCPU = f.Runs/k, f.WallSeconds/k, f.TookSeconds/k, f.PluginCPU/k, f.VaultCPU/k
+	f.GrantsRead, f.GrantsDue, f.IndexBuckets, f.RepairVisited = f.GrantsRead/k, f.GrantsDue/k, f.IndexBuckets/k, f.RepairVisited/k
+	f.GrantsVisited, f.GrantsQuiet = f.GrantsVisited/k, f.GrantsQuiet/k
+	return f
 }
 
 // pacing is the keep-alive of a batch of grants that all fall due together, seen from Lark.
@@ -106,16 +167,23 @@ func runSweep(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.bins.plugin, "plugin", "", "the plugin binary")
 	fs.StringVar(&cfg.bins.pluginVersion, "plugin-version", "v0.1.0", "the version the plugin binary reports")
 	fs.StringVar(&cfg.bins.emulator, "emulator", "", "the Lark emulator binary")
-	fs.StringVar(&checkpoints, "checkpoints", "10000,50000,100000", "grant counts at which the sweep is measured, ascending")
-	fs.IntVar(&cfg.workers, "workers", 16, "concurrent imports")
+	fs.StringVar(&checkpoints, "sizes", "10000,100000,200000", "grant counts at which the sweep is measured, ascending")
+	fs.StringVar(&checkpoints, "checkpoints", "10000,100000,200000", "the older name of -sizes")
+	fs.IntVar(&cfg.workers, "workers", 32, "concurrent imports")
 	fs.IntVar(&cfg.keepaliveRate, "keepalive-rate", 10, "the mount's keepalive_rate (refreshes per second per app)")
 	fs.IntVar(&cfg.due, "due", 100, "grants made due for keep-alive together at each checkpoint")
 	fs.IntVar(&cfg.passes, "passes", 3, "measured full passes per checkpoint (the first is reported on its own)")
 	fs.StringVar(&cfg.workDir, "work", "", "directory for Vault's storage and logs (default: a new directory under $TMPDIR)")
 	fs.StringVar(&cfg.out, "out", "sweep.json", "results file (JSON)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory")
+	fs.StringVar(&cfg.pprofPlugin, "pprof-plugin", "", "the plugin built with -tags benchpprof: run it instead of -plugin, for -profile-import")
+	fs.IntVar(&cfg.profileImport, "profile-import", 0, "seconds of CPU profiles of the plugin and Vault during the first imports (needs -pprof-plugin; 0: none)")
+	fs.StringVar(&cfg.profileDir, "profile-dir", ".", "where -profile-import writes its profiles")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.profileImport > 0 && cfg.pprofPlugin == "" {
+		return errors.New("-profile-import needs -pprof-plugin")
 	}
 	if cfg.bins.vault == "" || cfg.bins.plugin == "" || cfg.bins.emulator == "" {
 		return errors.New("-vault, -plugin and -emulator are required")
@@ -124,7 +192,7 @@ func runSweep(ctx context.Context, args []string) error {
 	for _, s := range strings.Split(checkpoints, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= last {
-			return fmt.Errorf("-checkpoints must be ascending positive numbers, got %q", checkpoints)
+			return fmt.Errorf("-sizes must be ascending positive numbers, got %q", checkpoints)
 		}
 		cfg.checkpoints = append(cfg.checkpoints, n)
 		last = n
@@ -143,10 +211,14 @@ func runSweep(ctx context.Context, args []string) error {
 type sweepBench struct {
 	cfg       sweepConfig
 	v         *vaultServer
+	ic        *vaultClient // for the imports: one connection per worker
 	emu       *emulator
 	pluginPID int
 	secrets   map[string]string
 	grants    int // grants in Vault, due ones included
+	// overlaps counts the sweep requests that found Vault's own once-a-minute sweep running and
+	// waited for it: a pass that overlapped it may have had part of its work done for it.
+	overlaps int
 }
 
 func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
@@ -169,14 +241,23 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 	res := &sweepResult{Started: time.Now().UTC(), VaultVersion: v.version, StorageFS: fsType(v.dataDir),
 		Workers: cfg.workers, KeepaliveRate: cfg.keepaliveRate, Passes: cfg.passes}
 
-	exe, err := v.registerPlugin(cfg.bins.plugin, larkPlugin, cfg.bins.pluginVersion)
+	pluginBin, env := cfg.bins.plugin, []string(nil)
+	if cfg.pprofPlugin != "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cfg.pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		pluginBin, env = cfg.pprofPlugin, []string{"LARK_PLUGIN_PPROF_ADDR=" + cfg.pprofAddr}
+	}
+	exe, err := v.registerPlugin(pluginBin, larkPlugin, cfg.bins.pluginVersion, env...)
 	if err != nil {
 		return nil, err
 	}
 	if err := v.mount("lark", larkPlugin, cfg.bins.pluginVersion, nil); err != nil {
 		return nil, err
 	}
-	b := &sweepBench{cfg: cfg, v: v, emu: emu, secrets: map[string]string{}}
+	b := &sweepBench{cfg: cfg, v: v, emu: emu, secrets: map[string]string{}, ic: newVaultClient(v.addr, v.rootToken, cfg.workers)}
 	if err := b.setBudget(importBudget); err != nil {
 		return nil, err
 	}
@@ -208,7 +289,10 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 		cp := sweepCheckpoint{Grants: n}
 		logf("sweep: importing grants %d..%d", scale, n)
 		start := time.Now()
-		if err := b.importMany(ctx, appScale, "s", scale, n); err != nil {
+		if scale == 0 && cfg.profileImport > 0 {
+			go b.profileImport()
+		}
+		if cp.ImportCPU, err = b.importMany(ctx, appScale, "s", scale, n); err != nil {
 			return nil, err
 		}
 		cp.ImportSeconds = time.Since(start).Seconds()
@@ -224,37 +308,24 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 		if err := b.reloadPlugin(exe); err != nil {
 			return nil, err
 		}
-		var runs, visited, quiet int
+		var passes []passCost
 		for p := 0; p < cfg.passes; p++ {
 			pass, err := b.fullPass(ctx)
 			if err != nil {
 				return nil, err
 			}
 			cp.PassWalls = append(cp.PassWalls, pass.wall.Seconds())
-			logf("sweep: %d grants, pass %d: %d run(s), %.1fs wall, plugin CPU %.2fs, Vault CPU %.2fs, %d of %d grants passed by from memory",
-				b.grants, p+1, pass.runs, pass.wall.Seconds(), pass.pluginCPU.Seconds(), pass.vaultCPU.Seconds(), pass.quiet, pass.visited)
-			if p == 0 {
-				cp.FirstPass = passFigures{Runs: pass.runs, WallSeconds: pass.wall.Seconds(), PluginCPU: pass.pluginCPU.Seconds(),
-					VaultCPU: pass.vaultCPU.Seconds(), QuietShare: float64(pass.quiet) / float64(pass.visited)}
-				continue
-			}
-			runs += pass.runs
-			visited += pass.visited
-			quiet += pass.quiet
-			cp.WallSeconds += pass.wall.Seconds()
-			cp.TookSeconds += pass.took.Seconds()
-			cp.PluginCPU += pass.pluginCPU.Seconds()
-			cp.VaultCPU += pass.vaultCPU.Seconds()
+			logf("sweep: %d grants, pass %d: %d run(s), %.1fs wall, plugin CPU %.2fs, Vault CPU %.2fs; %d grants read from storage, %d of %d visited passed by from memory%s%s",
+				b.grants, p+1, pass.runs, pass.wall.Seconds(), pass.pluginCPU.Seconds(), pass.vaultCPU.Seconds(), pass.read, pass.quiet, pass.visited, pass.indexNote(), pass.overlapNote())
+			passes = append(passes, pass)
 		}
-		k := float64(cfg.passes - 1)
-		cp.Runs, cp.WallSeconds, cp.TookSeconds, cp.PluginCPU, cp.VaultCPU = float64(runs)/k, cp.WallSeconds/k, cp.TookSeconds/k, cp.PluginCPU/k, cp.VaultCPU/k
-		cp.QuietShare = float64(quiet) / float64(visited)
+		cp.FirstPass, cp.Steady = figures(passes[:1]), figures(passes[1:])
 		cp.Swept = b.grants
 		if cp.memStat, err = b.mem(); err != nil {
 			return nil, err
 		}
 		// The due grants must fit a pass as slow as the first.
-		if cp.Pacing, err = b.keepalivePacing(ctx, n, time.Duration(max(cp.WallSeconds, cp.FirstPass.WallSeconds)*float64(time.Second))); err != nil {
+		if cp.Pacing, err = b.keepalivePacing(ctx, n, time.Duration(max(cp.Steady.WallSeconds, cp.FirstPass.WallSeconds)*float64(time.Second))); err != nil {
 			return nil, err
 		}
 		if err := b.setBudget(importBudget); err != nil {
@@ -299,30 +370,112 @@ func (b *sweepBench) mem() (memStat, error) {
 	if err != nil {
 		return memStat{}, err
 	}
-	return memStat{PluginRSSKiB: p.RSSKiB, VaultRSSKiB: v.RSSKiB, RaftBytes: dirSize(b.v.dataDir)}, nil
+	m := memStat{PluginRSSKiB: p.RSSKiB, VaultRSSKiB: v.RSSKiB, RaftBytes: dirSize(b.v.dataDir),
+		FSMBytes: dirSize(filepath.Join(b.v.dataDir, "vault.db"))}
+	if e, err := readProcStat(b.emu.proc.pid()); err == nil {
+		m.EmulatorRSSKiB = e.RSSKiB
+	}
+	logf("sweep: memory: plugin %d MiB, Vault %d MiB, emulator %d MiB; Raft on disk %d MiB (vault.db %d MiB)",
+		m.PluginRSSKiB>>10, m.VaultRSSKiB>>10, m.EmulatorRSSKiB>>10, m.RaftBytes>>20, m.FSMBytes>>20)
+	return m, nil
+}
+
+// importCost is the CPU each process spent on a batch of imports.
+type importCost struct {
+	Plugin   time.Duration
+	Vault    time.Duration
+	Emulator time.Duration
+	Bench    time.Duration // larkbench itself
+}
+
+// cpuNow reads the CPU time of the plugin, Vault, the emulator and larkbench.
+func (b *sweepBench) cpuNow() (importCost, error) {
+	var c importCost
+	for _, x := range []struct {
+		pid int
+		to  *time.Duration
+	}{{b.pluginPID, &c.Plugin}, {b.v.proc.pid(), &c.Vault}, {b.emu.proc.pid(), &c.Emulator}, {os.Getpid(), &c.Bench}} {
+		st, err := readProcStat(x.pid)
+		if err != nil {
+			return c, err
+		}
+		*x.to = st.CPU
+	}
+	return c, nil
+}
+
+func (c importCost) minus(o importCost) importCost {
+	return importCost{c.Plugin - o.Plugin, c.Vault - o.Vault, c.Emulator - o.Emulator, c.Bench - o.Bench}
 }
 
 // importMany imports grants [from, to) of app, minted at the emulator, with the configured number
 // of concurrent workers.
-func (b *sweepBench) importMany(ctx context.Context, app, prefix string, from, to int) error {
-	var next atomic.Int64
-	next.Store(int64(from))
+func (b *sweepBench) importMany(ctx context.Context, app, prefix string, from, to int) (importCPU, error) {
+	c0, err := b.cpuNow()
+	if err != nil {
+		return importCPU{}, err
+	}
+	t0 := time.Now()
+	if err := b.importAll(ctx, app, prefix, from, to); err != nil {
+		return importCPU{}, err
+	}
+	c1, err := b.cpuNow()
+	if err != nil {
+		return importCPU{}, err
+	}
+	d, n := c1.minus(c0), float64(to-from)
+	us := func(x time.Duration) float64 { return float64(x.Microseconds()) / n }
+	per := importCPU{Plugin: us(d.Plugin), Vault: us(d.Vault), Emulator: us(d.Emulator), Bench: us(d.Bench)}
+	logf("sweep: %d imports in %.1fs (%.0f/s); CPU per import: plugin %.0fus, Vault %.0fus, emulator %.0fus, larkbench %.0fus",
+		to-from, time.Since(t0).Seconds(), n/time.Since(t0).Seconds(), per.Plugin, per.Vault, per.Emulator, per.Bench)
+	return per, nil
+}
+
+func (b *sweepBench) importAll(ctx context.Context, app, prefix string, from, to int) error {
+	// One goroutine mints the grants at the emulator in batches; the workers import them. Minting
+	// in batches keeps the emulator's control API and larkbench from taking CPU the imports need:
+	// every grant still enters through the plugin's import path (a refresh and a user_info call
+	// at Lark, a grant written to storage).
+	type job struct {
+		slot string
+		g    mintedGrant
+	}
+	jobs := make(chan job, 2*mintBatch)
 	var failed atomic.Int64
 	var firstErr error
 	var once sync.Once
+	fail := func(err error) {
+		failed.Add(1)
+		once.Do(func() { firstErr = err })
+	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(jobs)
+		for i := from; i < to && ctx.Err() == nil && failed.Load() == 0; {
+			n := min(mintBatch, to-i)
+			minted, err := b.emu.mintMany(app, benchUser, 1, n)
+			if err != nil {
+				fail(err)
+				return
+			}
+			for _, g := range minted {
+				jobs <- job{fmt.Sprintf("%s%06d", prefix, i), g}
+				i++
+			}
+		}
+	}()
 	for w := 0; w < b.cfg.workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil && failed.Load() == 0 {
-				i := int(next.Add(1)) - 1
-				if i >= to {
-					return
+			for j := range jobs {
+				if ctx.Err() != nil || failed.Load() > 0 {
+					continue // drain, so the minting goroutine ends
 				}
-				if err := importGrant(b.emu, b.v.c, "lark", app, benchUser, fmt.Sprintf("%s%06d", prefix, i)); err != nil {
-					failed.Add(1)
-					once.Do(func() { firstErr = err })
+				if err := importMinted(b.ic, "lark", app, j.slot, j.g); err != nil {
+					fail(err)
 				}
 			}
 		}()
@@ -338,15 +491,44 @@ func (b *sweepBench) importMany(ctx context.Context, app, prefix string, from, t
 	return nil
 }
 
-// sweepReport is the part of the sweep's answer the bench reads.
+// sweepReport is the part of the sweep's answer the bench reads. The fields of the due index
+// (grants_due, index_buckets, repair_visited, rebuilding) are pointers: a plugin without the index
+// leaves them out, and the bench then counts a full pass as every grant visited once.
 type sweepReport struct {
-	GrantsTotal   int      `json:"grants_total"`
-	GrantsVisited int      `json:"grants_visited"`
-	GrantsQuiet   int      `json:"grants_quiet"`
-	FullPass      bool     `json:"full_pass"`
-	TookMS        int64    `json:"took_ms"`
-	Refreshed     []string `json:"refreshed"`
-	RefreshFailed []string `json:"refresh_failed"`
+	GrantsTotal *int `json:"grants_total"`
+	// Without the index: every grant the run looked at, GrantsQuiet of them passed by from memory.
+	// With it: every grant the run read, the due ones and the repair walk's together.
+	GrantsVisited   int      `json:"grants_visited"`
+	GrantsQuiet     int      `json:"grants_quiet"`
+	GrantsDue       *int     `json:"grants_due"`
+	IndexBuckets    *int     `json:"index_buckets"`
+	RepairVisited   *int     `json:"repair_visited"`
+	Rebuilding      *bool    `json:"rebuilding"` // the repair walk runs at full speed to build the index
+	FullPass        bool     `json:"full_pass"`  // with the index: every grant that was due was looked at
+	BudgetExhausted bool     `json:"budget_exhausted"`
+	TookMS          int64    `json:"took_ms"`
+	Refreshed       []string `json:"refreshed"`
+	RefreshFailed   []string `json:"refresh_failed"`
+}
+
+// indexed says the plugin sweeps from a due index: a run reads only the grants that are due (and a
+// slice of the repair walk), so one run that finished what was due is a whole pass.
+func (r *sweepReport) indexed() bool { return r.GrantsDue != nil }
+
+// read is how many grants the run read from storage: with the index every grant it visited (the
+// due ones and the repair walk's), without it those it visited less those passed by from memory.
+func (r *sweepReport) read() int {
+	if r.indexed() {
+		return r.GrantsVisited
+	}
+	return r.GrantsVisited - r.GrantsQuiet
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // sweepOnce runs `vault write -f lark/sweep`, waiting while Vault's own periodic run holds the
@@ -365,22 +547,48 @@ func (b *sweepBench) sweepOnce() (*sweepReport, error) {
 		if !errors.As(err, &ve) || !strings.Contains(strings.Join(ve.Errors, " "), "already running") || time.Now().After(deadline) {
 			return nil, err
 		}
+		b.overlaps++
 		time.Sleep(250 * time.Millisecond)
 	}
 }
 
 type passCost struct {
 	runs, visited, quiet int
+	read, due, buckets   int // grants read (visited + repair walk), due, index buckets listed
+	repair               int
+	indexed              bool
+	overlapped           bool // a request waited for Vault's own sweep
+	rebuilding           bool // the index was being built: the repair walk ran at full speed
 	wall, took           time.Duration
 	pluginCPU, vaultCPU  time.Duration
 }
 
-// fullPass runs sweeps until every grant was visited once, measuring each run's wall time and the
-// CPU the plugin and Vault spent during it (from /proc/<pid>/stat).
+func (c passCost) indexNote() string {
+	if !c.indexed {
+		return ""
+	}
+	rebuilding := ""
+	if c.rebuilding {
+		rebuilding = ", building the index"
+	}
+	return fmt.Sprintf(" (due index: %d due, %d buckets listed, %d read by the repair walk%s)", c.due, c.buckets, c.repair, rebuilding)
+}
+
+func (c passCost) overlapNote() string {
+	if !c.overlapped {
+		return ""
+	}
+	return "; overlapped Vault's own sweep"
+}
+
+// fullPass runs sweeps until the sweep has acted on every grant it must, measuring each run's wall
+// time and the CPU the plugin and Vault spent during it (from /proc/<pid>/stat). Without a due index
+// that is until every grant was visited once; with one, until a run finishes what is due without
+// running out of budget.
 func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
 	var c passCost
 	visited := 0
-	for visited < b.grants {
+	for {
 		if err := ctx.Err(); err != nil {
 			return c, err
 		}
@@ -392,12 +600,15 @@ func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
 		if err != nil {
 			return c, err
 		}
-		t0 := time.Now()
+		t0, o0 := time.Now(), b.overlaps
 		r, err := b.sweepOnce()
 		if err != nil {
 			return c, err
 		}
 		wall := time.Since(t0)
+		if b.overlaps > o0 {
+			c.overlapped = true
+		}
 		p1, err := readProcStat(b.pluginPID)
 		if err != nil {
 			return c, err
@@ -406,8 +617,8 @@ func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
 		if err != nil {
 			return c, err
 		}
-		if r.GrantsTotal != b.grants {
-			return c, fmt.Errorf("the sweep counts %d grants, %d were imported", r.GrantsTotal, b.grants)
+		if r.GrantsTotal != nil && !r.indexed() && *r.GrantsTotal != b.grants {
+			return c, fmt.Errorf("the sweep counts %d grants, %d were imported", *r.GrantsTotal, b.grants)
 		}
 		c.runs++
 		c.wall += wall
@@ -417,11 +628,33 @@ func (b *sweepBench) fullPass(ctx context.Context) (passCost, error) {
 		visited += r.GrantsVisited
 		c.visited += r.GrantsVisited
 		c.quiet += r.GrantsQuiet
+		c.read += r.read()
+		c.due += deref(r.GrantsDue)
+		c.buckets += deref(r.IndexBuckets)
+		c.repair += deref(r.RepairVisited)
+		if r.indexed() {
+			c.indexed = true
+			if r.Rebuilding != nil && *r.Rebuilding {
+				c.rebuilding = true
+			}
+			if r.GrantsTotal != nil && *r.GrantsTotal != b.grants {
+				logf("sweep: the sweep counts %d grants, %d were imported", *r.GrantsTotal, b.grants)
+			}
+			if r.FullPass || !r.BudgetExhausted {
+				return c, nil
+			}
+			if c.runs > 1000 {
+				return c, errors.New("the sweep still runs out of budget after 1,000 runs")
+			}
+			continue
+		}
 		if r.GrantsVisited == 0 {
 			return c, errors.New("a sweep visited no grant")
 		}
+		if visited >= b.grants {
+			return c, nil
+		}
 	}
-	return c, nil
 }
 
 // keepalivePacing imports a batch of grants whose refresh tokens are short-lived, so that they all
@@ -440,7 +673,7 @@ func (b *sweepBench) keepalivePacing(ctx context.Context, checkpoint int, passWa
 		return p, err
 	}
 	importStart := time.Now()
-	if err := b.importMany(ctx, appDue, fmt.Sprintf("d%d-", checkpoint), 0, b.cfg.due); err != nil {
+	if _, err := b.importMany(ctx, appDue, fmt.Sprintf("d%d-", checkpoint), 0, b.cfg.due); err != nil {
 		return p, err
 	}
 	// Refreshes made by the sweep get Lark's normal 7-day refresh tokens again.
@@ -479,4 +712,30 @@ func (b *sweepBench) keepalivePacing(ctx context.Context, checkpoint int, passWa
 	logf("sweep: keep-alive of %d due grants: %d refreshed in %.1fs, %d failed, %d reused; at most %d refreshes in one second (keepalive_rate %d)",
 		p.Due, p.Refreshed, p.Seconds, p.Failed, p.RefreshReuse, p.MaxRefreshPerSecond, b.cfg.keepaliveRate)
 	return p, nil
+}
+
+// profileImport takes CPU profiles of the plugin and Vault while grants are imported.
+func (b *sweepBench) profileImport() {
+	time.Sleep(2 * time.Second)
+	secs := b.cfg.profileImport
+	if err := os.MkdirAll(b.cfg.profileDir, 0o755); err != nil {
+		logf("sweep: %v", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range []struct{ url, token, file string }{
+		{fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.cfg.pprofAddr, secs), "", profilePath(b.cfg.profileDir, "plugin-import")},
+		{fmt.Sprintf("%s/v1/sys/pprof/profile?seconds=%d", b.v.addr, secs), b.v.rootToken, profilePath(b.cfg.profileDir, "vault-import")},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fetchTo(p.url, p.token, p.file); err != nil {
+				logf("sweep: profile %s: %v", p.file, err)
+				return
+			}
+			logf("sweep: import profile in %s", p.file)
+		}()
+	}
+	wg.Wait()
 }

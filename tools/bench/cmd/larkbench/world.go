@@ -399,6 +399,33 @@ func (e *emulator) mint(appID, userID string, daysAgo float64) (refreshToken str
 	return m.RefreshToken, m.AuthorizedAt, err
 }
 
+// mintedGrant is a grant minted at the emulator, ready to be imported.
+type mintedGrant struct {
+	RefreshToken string    `json:"refresh_token"`
+	AuthorizedAt time.Time `json:"authorized_at"`
+}
+
+// mintMany creates n grants (at most 1,000) in one control request, each as if the user had
+// authorized daysAgo days ago.
+func (e *emulator) mintMany(appID, userID string, daysAgo float64, n int) ([]mintedGrant, error) {
+	var out struct {
+		Grants []mintedGrant `json:"grants"`
+	}
+	err := e.call(http.MethodPost, "/_emulator/grants/batch", map[string]any{"app_id": appID, "user_id": userID, "authorized_days_ago": daysAgo, "count": n}, &out)
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Grants) != n {
+		return nil, fmt.Errorf("emulator minted %d grants, %d were asked for", len(out.Grants), n)
+	}
+	for _, g := range out.Grants {
+		if g.RefreshToken == "" {
+			return nil, errors.New("emulator minted a grant without a refresh token")
+		}
+	}
+	return out.Grants, nil
+}
+
 // importGrant mints a grant and imports it into mount/user-token/app/slot, as an operator moving
 // grants from another system would.
 func importGrant(e *emulator, c *vaultClient, mount, appID, userID, slot string) error {
@@ -406,9 +433,15 @@ func importGrant(e *emulator, c *vaultClient, mount, appID, userID, slot string)
 	if err != nil {
 		return err
 	}
+	return importMinted(c, mount, appID, slot, mintedGrant{RefreshToken: refresh, AuthorizedAt: authorizedAt})
+}
+
+// importMinted imports a minted grant into mount/user-token/app/slot through Vault's API: the
+// plugin spends the refresh token at Lark, asks whose grant it is and stores it.
+func importMinted(c *vaultClient, mount, appID, slot string, g mintedGrant) error {
 	return c.call(http.MethodPost, mount+"/user-token/"+appID+"/"+slot, map[string]any{
-		"refresh_token": refresh,
-		"authorized_at": authorizedAt.UTC().Format(time.RFC3339),
+		"refresh_token": g.RefreshToken,
+		"authorized_at": g.AuthorizedAt.UTC().Format(time.RFC3339),
 	}, nil)
 }
 
