@@ -181,6 +181,11 @@ func (sw *sweeper) visitDue(ctx context.Context, s logical.Storage, cfg *configE
 	}
 	for b := start; b <= nowBucket; b++ {
 		st.DueBucket = b
+		if time.Now().After(deadline) {
+			// After a long stop there are many minutes to list, each one call to storage.
+			r.BudgetExhausted = true
+			return false
+		}
 		apps, err := s.List(ctx, dueBucketKey(b))
 		if err != nil {
 			sw.logger().Warn("sweep: listing the due index", "error", err)

@@ -561,3 +561,46 @@ func TestLevelCountsStayExactUnderConcurrentGrantWrites(t *testing.T) {
 	require.Equal(t, n, env.status().Data["grants_total"])
 	require.Equal(t, n/4, env.status().Data["grants_warning"])
 }
+
+// slowListStorage takes a millisecond over every List, as a storage round trip does.
+type slowListStorage struct{ logical.Storage }
+
+func (s slowListStorage) List(ctx context.Context, p string) ([]string, error) {
+	time.Sleep(time.Millisecond)
+	return s.Storage.List(ctx, p)
+}
+
+// After a long stop the sweep has many minutes of the due index to list, one storage call each: a
+// run stops at its budget and the next goes on from where it stopped, so a grant due in the last
+// of those minutes is reached in a few runs, none over budget.
+func TestSweepAfterALongStopListsTheIndexWithinItsBudget(t *testing.T) {
+	env := newTestEnv(t)
+	env.storage = slowListStorage{env.storage}
+	env.addOAuthApp()
+	env.mustWrite("config", map[string]interface{}{"sweep_budget": 1})
+	env.sweep()
+	g := env.okGrant(testAppID, "late")
+	g.GrantExpiresAt = env.clock.Now().Add(7*24*time.Hour + 3*time.Hour) // warning in 3 hours
+	env.writeGrant(g)
+	env.clock.Advance(3*time.Hour + time.Minute) // 181 minutes to list, about 0.2 s
+	runs, flagged := 0, 0
+	for ; runs < 20 && flagged == 0; runs++ {
+		start := time.Now()
+		r := env.sweep()
+		require.Less(t, time.Since(start), 1500*time.Millisecond, "run %d", runs)
+		flagged += len(r.Flagged)
+	}
+	require.Equal(t, 1, flagged)
+
+	// Two days stopped: 2,880 minutes, about 3 s of listing against a 1 s budget.
+	env.clock.Advance(48 * time.Hour)
+	r := env.sweep()
+	require.True(t, r.BudgetExhausted, "the listing alone outlasts the budget")
+	require.False(t, r.FullPass)
+	for runs = 0; runs < 10 && !r.FullPass; runs++ {
+		start := time.Now()
+		r = env.sweep()
+		require.Less(t, time.Since(start), 1500*time.Millisecond)
+	}
+	require.True(t, r.FullPass, "the sweep catches up run by run")
+}
