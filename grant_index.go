@@ -336,17 +336,6 @@ func sameCounts(a, b map[string]int) bool {
 	return true
 }
 
-// app is one app's counts (a copy); ok is false before they could be read.
-func (c *levelCounts) app(appID string) (map[string]int, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]int{}
-	for l, n := range c.byApp[appID] {
-		out[l] = n
-	}
-	return out, c.loaded
-}
-
 // all is every app's counts (a copy), for the status path.
 func (c *levelCounts) all() map[string]map[string]int {
 	c.mu.Lock()

@@ -275,12 +275,6 @@ func TestStatusReasons(t *testing.T) {
 	}
 }
 
-var errListBroke = &listError{}
-
-type listError struct{}
-
-func (*listError) Error() string { return "listing broke" }
-
 // The answer stays small and reads no grant, however many grants and apps there are.
 func TestStatusStaysBoundedWithTenThousandGrants(t *testing.T) {
 	env := newTestEnv(t)

@@ -74,19 +74,6 @@ func (s *countingStorage) reset() map[string]int {
 	return c
 }
 
-// failListStorage fails every list under prefix.
-type failListStorage struct {
-	logical.Storage
-	prefix string
-}
-
-func (s *failListStorage) List(ctx context.Context, p string) ([]string, error) {
-	if strings.HasPrefix(p, s.prefix) {
-		return nil, errListBroke
-	}
-	return s.Storage.List(ctx, p)
-}
-
 // flakyStorage fails every Put while failing is set, to check that a rotated refresh token is not
 // lost when Vault cannot store it.
 type flakyStorage struct {
