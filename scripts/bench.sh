@@ -22,7 +22,8 @@
 # BENCH_PROFILE_SECONDS (10; 0 skips), SWEEP_SIZES (10000,100000,200000; `make bench-sweep SIZES=...`;
 # SWEEP_CHECKPOINTS is the older name), SWEEP_WORKERS (32), SWEEP_PROFILE_IMPORT (0; seconds of CPU
 # profiles of the plugin and Vault during the first imports, into bench-out/),
-# SWEEP_KEEPALIVE_RATE (10), SWEEP_DUE (100), SWEEP_PASSES (3), BENCH_KEEP=1 keeps Vault's storage.
+# SWEEP_KEEPALIVE_RATE (10), SWEEP_DUE (100), SWEEP_PASSES (3), SWEEP_REBUILD=1 (after the passes,
+# change warning_days and log what rebuilding the grant indexes costs), BENCH_KEEP=1 keeps Vault's storage.
 set -euo pipefail
 
 what=${1:-}
@@ -94,7 +95,7 @@ else
   "$larkbench" sweep -vault "$vault_bin" -plugin "$PLUGIN_BIN" -plugin-version "$version" -emulator "$EMULATOR_BIN" \
     -sizes "$sizes" -workers "${SWEEP_WORKERS:-32}" "${profile[@]}" \
     -keepalive-rate "${SWEEP_KEEPALIVE_RATE:-10}" -due "${SWEEP_DUE:-100}" -passes "${SWEEP_PASSES:-3}" \
-    -work "$work" -out "$out/sweep.json" "${keep[@]}"
+    ${SWEEP_REBUILD:+-rebuild} -work "$work" -out "$out/sweep.json" "${keep[@]}"
   "$larkbench" report -sweep "$out/sweep.json" -benchmarks "$root/BENCHMARKS.md" -command "make bench-sweep SIZES=$sizes" -commit "$commit" \
     -took-seconds "$(($(date +%s) - start))"
 fi

@@ -34,9 +34,12 @@ type sweepConfig struct {
 	keepaliveRate int
 	due           int
 	passes        int
-	workDir       string
-	out           string
-	keep          bool
+	// rebuild: after the passes, change warning_days and measure the sweeps that build the grant
+	// indexes anew (every grant read once, those whose due time or level changed written).
+	rebuild bool
+	workDir string
+	out     string
+	keep    bool
 	// With pprofPlugin (the plugin built with -tags benchpprof) and profileImport > 0, CPU profiles
 	// of the plugin and Vault are taken during the first imports, into profileDir.
 	pprofPlugin   string
@@ -79,8 +82,10 @@ type sweepCheckpoint struct {
 	// a restart or a leader change.
 	FirstPass passFigures `json:"first_pass"`
 	// The passes after it, averaged: the steady state.
-	Steady    passFigures `json:"steady_pass"`
-	PassWalls []float64   `json:"pass_wall_seconds"`
+	Steady passFigures `json:"steady_pass"`
+	// Rebuild: the sweeps after warning_days changed, until the indexes were built again.
+	Rebuild   *passFigures `json:"rebuild,omitempty"`
+	PassWalls []float64    `json:"pass_wall_seconds"`
 	memStat
 	Pacing pacing `json:"keepalive"`
 }
@@ -176,6 +181,7 @@ func runSweep(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.workDir, "work", "", "directory for Vault's storage and logs (default: a new directory under $TMPDIR)")
 	fs.StringVar(&cfg.out, "out", "sweep.json", "results file (JSON)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&cfg.rebuild, "rebuild", false, "after the passes, change warning_days and measure the index rebuild it causes")
 	fs.StringVar(&cfg.pprofPlugin, "pprof-plugin", "", "the plugin built with -tags benchpprof: run it instead of -plugin, for -profile-import")
 	fs.IntVar(&cfg.profileImport, "profile-import", 0, "seconds of CPU profiles of the plugin and Vault during the first imports (needs -pprof-plugin; 0: none)")
 	fs.StringVar(&cfg.profileDir, "profile-dir", ".", "where -profile-import writes its profiles")
@@ -320,6 +326,37 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 			passes = append(passes, pass)
 		}
 		cp.FirstPass, cp.Steady = figures(passes[:1]), figures(passes[1:])
+		if cfg.rebuild && passes[0].indexed {
+			warning := 8 + len(res.Checkpoints)%2 // a value other than the last
+			if err := b.v.c.call(http.MethodPost, "lark/config", map[string]any{"warning_days": warning}, nil); err != nil {
+				return nil, err
+			}
+			var total passCost
+			for {
+				pass, err := b.fullPass(ctx)
+				if err != nil {
+					return nil, err
+				}
+				total.runs += pass.runs
+				total.wall += pass.wall
+				total.took += pass.took
+				total.pluginCPU += pass.pluginCPU
+				total.vaultCPU += pass.vaultCPU
+				total.read += pass.read
+				total.repair += pass.repair
+				total.due += pass.due
+				total.buckets += pass.buckets
+				total.indexed = true
+				if !pass.rebuilding {
+					break
+				}
+				total.rebuilding = true
+			}
+			f := figures([]passCost{total})
+			cp.Rebuild = &f
+			logf("sweep: %d grants, rebuild after warning_days=%d: %d run(s), %.1fs wall, plugin CPU %.2fs, Vault CPU %.2fs; %d grants read (%d by the walk)",
+				b.grants, warning, total.runs, total.wall.Seconds(), total.pluginCPU.Seconds(), total.vaultCPU.Seconds(), total.read, total.repair)
+		}
 		cp.Swept = b.grants
 		if cp.memStat, err = b.mem(); err != nil {
 			return nil, err
