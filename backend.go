@@ -172,6 +172,8 @@ func (b *backend) clean(ctx context.Context) {
 	if b.storage != nil {
 		// Due entries storage refused earlier: after the process ends only the walk finds them.
 		b.grants.reindexUnindexed(context.WithoutCancel(ctx), b.storage)
+		// Level counts storage refused: after the process ends only the walk's recount mends them.
+		b.grants.counts.flush(context.WithoutCancel(ctx), b.storage)
 	}
 }
 

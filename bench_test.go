@@ -131,7 +131,7 @@ func BenchmarkRevocationEventLookup(b *testing.B) {
 	b.Run("who-index", func(b *testing.B) {
 		env.b = env.newBackend(nil)
 		env.mustWrite("config", map[string]interface{}{"sweep_budget": 60})
-		for r := env.sweep(); r.Rebuilding; r = env.sweep() {
+		for r := env.sweep(); r.Walk.Rebuild; r = env.sweep() {
 		}
 		env.b = env.newBackend(nil) // nothing in memory: the index is in storage
 		run(b)

@@ -252,6 +252,10 @@ func (g *grantEntry) revokedBy(openID, unionID string) bool {
 	return (openID != "" && g.OpenID == openID) || (unionID != "" && g.UnionID == unionID)
 }
 
+// markQueued records that the sweep queued the notice for level, so that the grant is not due for
+// it again while it waits for the notice schedule.
+func (g *grantEntry) markQueued(level string) { g.NoticeQueued = level }
+
 // markNotified records that the notice for level went out.
 func (g *grantEntry) markNotified(level string, now time.Time) {
 	if g.Notified == nil {

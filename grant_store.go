@@ -353,6 +353,15 @@ func (tx *grantTx) dropIndex(ctx context.Context, from, next indexed) {
 	}
 }
 
+// dropStaleDue deletes the grant's entry in the due index's minute bucket unless the grant (checked
+// under its lock, so a write that has just named it is not undone) is due in that minute.
+func (tx *grantTx) dropStaleDue(bucket int64) error {
+	if g := tx.g; g != nil && !g.DueAt.IsZero() && dueBucketOf(g.DueAt) == bucket {
+		return nil
+	}
+	return tx.s.Delete(tx.ctx, dueBucketKey(bucket)+tx.id.App+"/"+tx.id.Slot)
+}
+
 // reindex stores the grant with every index entry written again, present or not: the walk's
 // repair of an entry found missing.
 func (tx *grantTx) reindex() error {

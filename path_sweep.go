@@ -76,7 +76,7 @@ func (b *backend) pathSweepRun(ctx context.Context, req *logical.Request, d *fra
 		"stale_entries":        r.StaleEntries,
 		"repair_visited":       r.RepairVisited,
 		"index_repaired":       r.IndexRepaired,
-		"rebuilding":           r.Rebuilding,
+		"rebuilding":           r.Walk.Rebuild,
 		"full_pass":            r.FullPass,
 		"budget_exhausted":     r.BudgetExhausted,
 		"took_ms":              r.Took.Milliseconds(),

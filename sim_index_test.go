@@ -21,16 +21,7 @@ func (s *sim) crashMidWrite(slot string) {
 	defer func() { s.midwriteBefore = nil }()
 	s.proc.view.dieAt(n)
 	s.logf("process %d will die at its write number %d from now", s.proc.id, n)
-	switch s.rng.Intn(4) {
-	case 0:
-		s.sweep(false)
-	case 1:
-		s.importGrant(slot, false)
-	case 2:
-		s.authorize(slot, false)
-	default:
-		s.read(slot, false)
-	}
+	s.someWrite(slot)
 	s.reviveIfDead()
 	if s.stats.Faults["crash_midwrite"] == died {
 		s.proc.view.dieAt(0)

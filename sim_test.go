@@ -812,6 +812,17 @@ func (s *sim) storageFault(slot string) {
 	before := s.store.injectedFaults()
 	s.store.setFailProb(p)
 	s.logf("storage refuses writes with probability %.1f during the next operation", p)
+	s.someWrite(slot)
+	s.store.setFailProb(0)
+	s.stats.Faults["storage_write"] += s.store.injectedFaults() - before
+	if s.store.injectedFaults() > before {
+		s.disturbEpisode()
+	}
+}
+
+// someWrite runs one request that writes to storage: a sweep, an import, an authorization or a
+// read of slot (which may refresh).
+func (s *sim) someWrite(slot string) {
 	switch s.rng.Intn(4) {
 	case 0:
 		s.sweep(false)
@@ -821,11 +832,6 @@ func (s *sim) storageFault(slot string) {
 		s.authorize(slot, false)
 	default:
 		s.read(slot, false)
-	}
-	s.store.setFailProb(0)
-	s.stats.Faults["storage_write"] += s.store.injectedFaults() - before
-	if s.store.injectedFaults() > before {
-		s.disturbEpisode()
 	}
 }
 

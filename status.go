@@ -112,7 +112,7 @@ func (st *statusService) mountStatus(ctx context.Context, s logical.Storage, rem
 	if err != nil {
 		return nil, err
 	}
-	m.LevelsComplete = idx.Version == sweepStateVersion && idx.Walk.Built && !idx.Walk.Rebuild
+	m.LevelsComplete = idx.countsComplete()
 	if err := st.grants.counts.load(ctx, s); err != nil {
 		return nil, err
 	}

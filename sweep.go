@@ -157,7 +157,7 @@ func (sw *sweeper) visitGrants(ctx context.Context, s logical.Storage, cfg *conf
 	if r.FullPass {
 		sw.walk(ctx, s, th, st, deadline, r)
 	}
-	r.Walk, r.Rebuilding = st.Walk, st.Walk.Rebuild
+	r.Walk = st.Walk
 	r.GrantsVisited = r.GrantsDue + r.RepairVisited
 	for _, n := range sw.grants.counts.total() {
 		r.GrantsTotal += n
@@ -238,15 +238,9 @@ func (sw *sweeper) visitDueEntry(ctx context.Context, s logical.Storage, cfg *co
 	return sw.settle(ctx, s, cfg, th, id, g, deadline, r)
 }
 
-// dropStale deletes a due entry its grant does not name, checked again under the grant's lock so a
-// write that has just named it is not undone.
+// dropStale deletes a due entry its grant does not name (grantTx.dropStaleDue).
 func (sw *sweeper) dropStale(ctx context.Context, s logical.Storage, id grantID, bucket int64) error {
-	return sw.grants.withGrant(ctx, s, id, func(tx *grantTx) error {
-		if g := tx.grant(); g != nil && !g.DueAt.IsZero() && dueBucketOf(g.DueAt) == bucket {
-			return nil
-		}
-		return s.Delete(ctx, dueBucketKey(bucket)+id.App+"/"+id.Slot)
-	})
+	return sw.grants.withGrant(ctx, s, id, func(tx *grantTx) error { return tx.dropStaleDue(bucket) })
 }
 
 // settle does what is due for one grant: keep-alive, the notice of a new level, and its next due
@@ -269,7 +263,7 @@ func (sw *sweeper) settle(ctx context.Context, s logical.Storage, cfg *configEnt
 			if err != nil {
 				sw.logger().Warn("sweep: queueing a notice; tried again next run", "grant", id.String(), "error", err)
 			} else {
-				g.NoticeQueued = noticeLevel(h.Level)
+				g.markQueued(noticeLevel(h.Level))
 			}
 		}
 		return tx.saveSchedule()

@@ -19,11 +19,10 @@ type sweepReport struct {
 	IndexBuckets int
 	StaleEntries int
 	// RepairVisited is the grants the walk read (sweep_walk.go), IndexRepaired those whose index
-	// entries or recorded level it had to write again; Rebuilding: the walk runs at full speed
-	// because the indexes are being built.
+	// entries or recorded level it had to write again; Walk is where the walk stands after the
+	// run (Walk.Rebuild: at full speed, because the indexes are being built).
 	RepairVisited      int
 	IndexRepaired      int
-	Rebuilding         bool
 	Walk               walkState
 	FullPass           bool // every grant that was due has been looked at
 	BudgetExhausted    bool

@@ -2,6 +2,9 @@ package larksecrets
 
 import "time"
 
+// sweepStateVersion is the version of the indexes' layout; another in storage starts a rebuild.
+const sweepStateVersion = 1
+
 // sweepState is where the sweep stands, in storage (sweepStateKey): it is what makes the first run
 // after a restart or a leader change as cheap as any other.
 type sweepState struct {
@@ -30,3 +33,11 @@ type walkState struct {
 	LastCycleAt   time.Time     `json:"last_cycle_at,omitempty"`
 	LastCycleTook time.Duration `json:"last_cycle_took,omitempty"`
 }
+
+// whoIndexBuilt: a walk has gone over every grant since the indexes were last incomplete, so the
+// who index covers every grant.
+func (st *sweepState) whoIndexBuilt() bool { return st.Version == sweepStateVersion && st.Walk.Built }
+
+// countsComplete: the level counts cover every grant, computed with the thresholds in use (no
+// rebuild under way).
+func (st *sweepState) countsComplete() bool { return st.whoIndexBuilt() && !st.Walk.Rebuild }

@@ -2,12 +2,14 @@ package larksecrets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -432,8 +434,8 @@ func TestSweepReadsOnlyDueGrants(t *testing.T) {
 	// grant; the second group is within 9 days of its end and is flagged by the run after.
 	env.mustWrite("config", map[string]interface{}{"warning_days": 9})
 	r = env.sweep()
-	require.True(t, r.Rebuilding || r.RepairVisited == n)
-	for r.Rebuilding {
+	require.True(t, r.Walk.Rebuild || r.RepairVisited == n)
+	for r.Walk.Rebuild {
 		r = env.sweep()
 	}
 	require.Len(t, reads.take(), n, "new thresholds: every grant is read once")
@@ -603,4 +605,38 @@ func TestSweepAfterALongStopListsTheIndexWithinItsBudget(t *testing.T) {
 		require.Less(t, time.Since(start), 1500*time.Millisecond)
 	}
 	require.True(t, r.FullPass, "the sweep catches up run by run")
+}
+
+// refusePrefix refuses every Put under prefix while refusing is set.
+type refusePrefix struct {
+	logical.Storage
+	prefix   string
+	refusing atomic.Bool
+}
+
+func (s *refusePrefix) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if s.refusing.Load() && strings.HasPrefix(e.Key, s.prefix) {
+		return errors.New("storage refused the write")
+	}
+	return s.Storage.Put(ctx, e)
+}
+
+// Level counts storage refused stay in memory and are stored at Cleanup (a reload, a shutdown), so
+// the next process starts with them right instead of waiting a day for the walk's recount.
+func TestCleanupStoresLevelCountsStorageRefused(t *testing.T) {
+	env := newTestEnv(t)
+	refuse := &refusePrefix{Storage: env.storage, prefix: levelCountsPrefix}
+	env.storage = refuse
+	env.b = env.newBackend(nil)
+	env.addOAuthApp()
+	refuse.refusing.Store(true)
+	for i := 0; i < 3; i++ {
+		env.writeGrant(env.okGrant(testAppID, fmt.Sprintf("s%d", i)))
+	}
+	require.Empty(t, env.storedKeys(levelCountsPrefix), "storage refused every count write")
+	refuse.refusing.Store(false)
+	env.b.Cleanup(context.Background())
+	env.b = env.newBackend(nil)
+	require.Equal(t, 3, env.status().Data["grants_ok"])
+	require.Equal(t, 0, env.status().Data["grants_unclassified"])
 }

@@ -16,9 +16,8 @@ import (
 // repairStepEvery, sized so that a cycle over every grant takes about repairCycle.
 
 const (
-	sweepStateVersion = 1
-	repairCycle       = 24 * time.Hour
-	repairStepEvery   = 15 * time.Minute
+	repairCycle     = 24 * time.Hour
+	repairStepEvery = 15 * time.Minute
 	// repairMinStep keeps a small mount's cycle short.
 	repairMinStep = 200
 )
@@ -158,5 +157,5 @@ func (sw *sweeper) indexBuilt(ctx context.Context, s logical.Storage) (bool, err
 	if err != nil {
 		return false, err
 	}
-	return st.Version == sweepStateVersion && st.Walk.Built, nil
+	return st.whoIndexBuilt(), nil
 }
