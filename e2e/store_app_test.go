@@ -252,6 +252,20 @@ func TestStoreRevocationEventFlagsTheGrantBeforeAnyRead(t *testing.T) {
 	mustVault(t, rootToken, "write", mountPath+"/user-token/"+app+"/erin", "refresh_token="+refresh)
 	spent := emulatorAppCount(t, app, "refresh")
 
+	// The event must find erin's grant through the who index in Vault's storage, not through the
+	// list of every grant the plugin falls back to before the indexes are built: wait until they
+	// cover every grant (Vault's own sweep builds them; a run here hurries it along).
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+		st := vaultJSON(t, rootToken, "read", mountPath+"/status")["data"].(map[string]any)
+		if st["grant_levels_complete"] == true {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the grant indexes of %s are not built after 2 minutes of sweeps", mountPath)
+		}
+		_, _ = runVault(rootToken, "write", "-f", mountPath+"/sweep") // "already running" is fine too
+	}
+
 	out := emulator(t, http.MethodPost, "/_emulator/grants/revoke", map[string]any{"app_id": app, "reason": "security"})
 	events, _ := out["events"].([]any)
 	if len(events) != 1 || events[0].(map[string]any)["state"] != "delivered" || events[0].(map[string]any)["encrypted"] != true {
