@@ -29,12 +29,21 @@ while read -r var; do unset "$var"; done < <(compgen -e | grep '^VAULT_' || true
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/lark-dev.XXXXXX")
 vault_pid= emu_pid= keep_work=
-# stop ends the processes this script started (by their pids) and says which ones it stopped.
+# stop ends the processes this script started (by their pids) and says which ones it stopped. Ctrl-C
+# in a terminal reaches Vault and the emulator too, and either may be gone before this runs: a process
+# counts as stopped when it ended cleanly or by INT or TERM, whoever sent it; one that had failed
+# before (any other status) is not named.
 stop() {
-  local stopped=()
-  if [ -n "$vault_pid" ] && kill "$vault_pid" 2>/dev/null; then stopped+=("Vault (pid $vault_pid)"); fi
-  if [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; then stopped+=("the Lark emulator (pid $emu_pid)"); fi
-  for pid in $vault_pid $emu_pid; do wait "$pid" 2>/dev/null || true; done
+  local stopped=() status
+  for pid in $vault_pid $emu_pid; do kill "$pid" 2>/dev/null || true; done
+  if [ -n "$vault_pid" ]; then
+    status=0; wait "$vault_pid" 2>/dev/null || status=$?
+    if stopped_cleanly "$status"; then stopped+=("Vault (pid $vault_pid)"); fi
+  fi
+  if [ -n "$emu_pid" ]; then
+    status=0; wait "$emu_pid" 2>/dev/null || status=$?
+    if stopped_cleanly "$status"; then stopped+=("the Lark emulator (pid $emu_pid)"); fi
+  fi
   vault_pid= emu_pid=
   if [ -z "$keep_work" ]; then rm -rf "$work"; fi
   if [ ${#stopped[@]} -gt 0 ]; then
@@ -43,6 +52,8 @@ stop() {
     echo "dev: stopped $list${1:+; $1}" >&2
   fi
 }
+# stopped_cleanly: exit status 0, or death by SIGINT (130) or SIGTERM (143).
+stopped_cleanly() { [ "$1" -eq 0 ] || [ "$1" -eq 130 ] || [ "$1" -eq 143 ]; }
 trap 'trap - EXIT; stop' EXIT
 # Ctrl-C (or a TERM) is the normal way out: stop quietly, exit 0 so that make adds nothing.
 trap 'trap - INT TERM EXIT; echo >&2; stop "the demo'"'"'s apps and grants are gone with them"; exit 0' INT TERM
@@ -233,6 +244,9 @@ for p in "Vault:$vault_pid:vault.log" "the Lark emulator:$emu_pid:emulator.log";
     without_secrets <"$work/$log" | tail -n 20 >&2
   fi
 done
+# What ended by itself is not named as stopped.
+kill -0 "$vault_pid" 2>/dev/null || vault_pid=
+kill -0 "$emu_pid" 2>/dev/null || emu_pid=
 keep_work=1
 stop "the logs stay in $work"
 exit 1
