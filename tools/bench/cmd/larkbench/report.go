@@ -375,6 +375,16 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 			c.ImportCPU.Plugin, c.ImportCPU.Vault, c.ImportCPU.Emulator, c.ImportCPU.Bench,
 			c.Pacing.Refreshed, c.Pacing.Due, c.Pacing.MaxRefreshPerSecond, s.KeepaliveRate)
 	}
+	var status []string
+	for _, c := range s.Checkpoints {
+		if c.Status != nil {
+			status = append(status, fmt.Sprintf("%s grants %.2f s wall, %.2f s plugin CPU, %.2f s Vault CPU",
+				thousands(float64(sweptOf(c))), c.Status.WallSeconds, c.Status.PluginCPU, c.Status.VaultCPU))
+		}
+	}
+	if len(status) > 0 {
+		fmt.Fprintf(&b, "\n`vault read lark/status` (it lists each app's grant keys; the median of three reads): at %s.\n", strings.Join(status, "; at "))
+	}
 	if n := len(s.Checkpoints); n >= 2 {
 		first, last := s.Checkpoints[0], s.Checkpoints[n-1]
 		fmt.Fprintf(&b, "\nFrom %s to %s grants (× %.0f): first pass plugin CPU × %s, Vault CPU × %s, wall × %s; steady pass plugin CPU × %s, wall × %s; plugin RSS × %s, Raft on disk × %s.\n",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,8 +88,17 @@ type sweepCheckpoint struct {
 	// Rebuild: the sweeps after warning_days changed, until the indexes were built again.
 	Rebuild   *passFigures `json:"rebuild,omitempty"`
 	PassWalls []float64    `json:"pass_wall_seconds"`
+	// Status: one `vault read lark/status` (the median of three), which lists every app's grant keys.
+	Status *requestFigures `json:"status_read,omitempty"`
 	memStat
 	Pacing pacing `json:"keepalive"`
+}
+
+// requestFigures is what one request cost: its wall time and the CPU of the plugin and Vault.
+type requestFigures struct {
+	WallSeconds float64 `json:"wall_seconds"`
+	PluginCPU   float64 `json:"plugin_cpu_seconds"`
+	VaultCPU    float64 `json:"vault_cpu_seconds"`
 }
 
 type importCPU struct {
@@ -358,6 +369,9 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 				b.grants, warning, total.runs, total.wall.Seconds(), total.pluginCPU.Seconds(), total.vaultCPU.Seconds(), total.read, total.repair)
 		}
 		cp.Swept = b.grants
+		if cp.Status, err = b.statusRead(); err != nil {
+			return nil, err
+		}
 		if cp.memStat, err = b.mem(); err != nil {
 			return nil, err
 		}
@@ -372,6 +386,40 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 	}
 	res.Took = time.Since(res.Started).Seconds()
 	return res, nil
+}
+
+// statusRead reads lark/status three times and returns the median read (by wall time).
+func (b *sweepBench) statusRead() (*requestFigures, error) {
+	var reads []requestFigures
+	for i := 0; i < 3; i++ {
+		before, err := b.cpuNow()
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		var out struct {
+			Data struct {
+				GrantsTotal int `json:"grants_total"`
+			} `json:"data"`
+		}
+		if err := b.v.c.call(http.MethodGet, "lark/status", nil, &out); err != nil {
+			return nil, fmt.Errorf("reading lark/status: %w", err)
+		}
+		wall := time.Since(start)
+		after, err := b.cpuNow()
+		if err != nil {
+			return nil, err
+		}
+		if out.Data.GrantsTotal != b.grants {
+			return nil, fmt.Errorf("lark/status counts %d grants, the bench imported %d", out.Data.GrantsTotal, b.grants)
+		}
+		c := after.minus(before)
+		reads = append(reads, requestFigures{WallSeconds: wall.Seconds(), PluginCPU: c.Plugin.Seconds(), VaultCPU: c.Vault.Seconds()})
+	}
+	slices.SortFunc(reads, func(x, y requestFigures) int { return cmp.Compare(x.WallSeconds, y.WallSeconds) })
+	logf("sweep: %d grants: lark/status read in %.2fs wall, plugin CPU %.2fs, Vault CPU %.2fs (median of 3)",
+		b.grants, reads[1].WallSeconds, reads[1].PluginCPU, reads[1].VaultCPU)
+	return &reads[1], nil
 }
 
 // reloadPlugin restarts the mount's plugin process and waits for the new one.
