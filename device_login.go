@@ -141,7 +141,7 @@ func (d *deviceLogins) get(ctx context.Context, s logical.Storage, id grantID) (
 
 func (d *deviceLogins) save(ctx context.Context, s logical.Storage, dl *deviceLogin) error {
 	dl.Version = deviceEntryVersion
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	ctx, cancel := detachedStore(ctx)
 	defer cancel()
 	if err := putJSON(ctx, s, deviceKey(dl.id()), dl); err != nil {
 		return err

@@ -292,78 +292,10 @@ func retryBackoff(n int) time.Duration {
 	return min(d, most)
 }
 
-// refreshDue: a reader must refresh before serving (grant_schedule.go says from when).
-func (g *grantEntry) refreshDue(now time.Time, window time.Duration) bool {
-	at := g.refreshAt(window)
-	return !at.IsZero() && !now.Before(at)
-}
-
-// keepaliveDue: the sweep must refresh the grant nobody reads: about half of the refresh token's
-// lifetime has passed, so the grant lives to its 365-day end without anyone reading it
-// (grant_schedule.go says from when).
-func (g *grantEntry) keepaliveDue(now time.Time) bool {
-	at := g.keepaliveAt()
-	return !at.IsZero() && !now.Before(at)
-}
-
-// keepalivePoint is when keep-alive falls due by the refresh token's lifetime alone; known is false
-// when Lark's answer did not say how long the refresh token lives.
-func (g *grantEntry) keepalivePoint() (point time.Time, known bool) {
-	if g.RefreshExpiresAt.IsZero() || g.LastRefreshAt.IsZero() {
-		return time.Time{}, false
-	}
-	lifetime := g.RefreshExpiresAt.Sub(g.LastRefreshAt)
-	return g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id()))), true
-}
-
-// keepaliveFraction spreads grants over 45–55 % of the refresh token's life by a hash of their id.
-func keepaliveFraction(id grantID) float64 {
-	sum := sha256.Sum256([]byte(id.String()))
-	return 0.45 + float64((uint16(sum[0])<<8|uint16(sum[1]))%1000)/10000
-}
-
 // accessServable reports whether the stored access token can still be handed out with a lease of
 // at least a second that ends margin before the token does.
 func (g *grantEntry) accessServable(now time.Time, margin time.Duration) bool {
 	return g.AccessToken != "" && g.AccessExpiresAt.Sub(now)-margin >= time.Second
-}
-
-// status is what lists and reads show about a grant; it never includes a token.
-func (g *grantEntry) status(h grantHealth) map[string]interface{} {
-	s := map[string]interface{}{
-		"open_id":            g.OpenID,
-		"union_id":           g.UnionID,
-		"name":               g.Name,
-		"state":              g.State,
-		"level":              h.Level,
-		"days_left":          h.DaysLeft,
-		"authorized_at":      formatTime(g.AuthorizedAt),
-		"grant_expires_at":   formatTime(g.GrantExpiresAt),
-		"refresh_expires_at": formatTime(g.RefreshExpiresAt),
-		"access_expires_at":  formatTime(g.AccessExpiresAt),
-		"last_refresh_at":    formatTime(g.LastRefreshAt),
-		"refresh_count":      g.RefreshCount,
-		"reauth_required":    h.reauthRequired(),
-	}
-	if g.needsReauth() {
-		s["reauth_reason"] = g.ReauthReason
-		s["reauth_code"] = g.ReauthCode
-		s["reauth_end"] = g.ReauthEnd
-		s["reauth_since"] = formatTime(g.ReauthSince)
-	}
-	if g.LastError != "" {
-		s["last_error"] = g.LastError
-		s["last_error_at"] = formatTime(g.LastErrorAt)
-		s["failures_in_row"] = g.FailuresInRow
-		s["next_attempt_at"] = formatTime(g.NextAttemptAt)
-	}
-	if g.ChallengeURL != "" {
-		s["challenge_url"] = g.ChallengeURL
-	}
-	if g.IdentityPending {
-		s["identity_pending"] = true
-	}
-	return s
 }
 
 func formatTime(t time.Time) string {

@@ -103,3 +103,41 @@ func failureSummary(g *grantEntry) string {
 	}
 	return "Lark refused the refresh"
 }
+
+// status is what lists and reads show about a grant; it never includes a token.
+func (g *grantEntry) status(h grantHealth) map[string]interface{} {
+	s := map[string]interface{}{
+		"open_id":            g.OpenID,
+		"union_id":           g.UnionID,
+		"name":               g.Name,
+		"state":              g.State,
+		"level":              h.Level,
+		"days_left":          h.DaysLeft,
+		"authorized_at":      formatTime(g.AuthorizedAt),
+		"grant_expires_at":   formatTime(g.GrantExpiresAt),
+		"refresh_expires_at": formatTime(g.RefreshExpiresAt),
+		"access_expires_at":  formatTime(g.AccessExpiresAt),
+		"last_refresh_at":    formatTime(g.LastRefreshAt),
+		"refresh_count":      g.RefreshCount,
+		"reauth_required":    h.reauthRequired(),
+	}
+	if g.needsReauth() {
+		s["reauth_reason"] = g.ReauthReason
+		s["reauth_code"] = g.ReauthCode
+		s["reauth_end"] = g.ReauthEnd
+		s["reauth_since"] = formatTime(g.ReauthSince)
+	}
+	if g.LastError != "" {
+		s["last_error"] = g.LastError
+		s["last_error_at"] = formatTime(g.LastErrorAt)
+		s["failures_in_row"] = g.FailuresInRow
+		s["next_attempt_at"] = formatTime(g.NextAttemptAt)
+	}
+	if g.ChallengeURL != "" {
+		s["challenge_url"] = g.ChallengeURL
+	}
+	if g.IdentityPending {
+		s["identity_pending"] = true
+	}
+	return s
+}

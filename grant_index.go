@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,7 +220,7 @@ func (c *levelCounts) move(ctx context.Context, s logical.Storage, id grantID, f
 }
 
 func writeCounts(ctx context.Context, s logical.Storage, appID string, counts map[string]int) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	ctx, cancel := detachedStore(ctx)
 	defer cancel()
 	if len(counts) == 0 {
 		return s.Delete(ctx, levelCountsPrefix+appID)
@@ -367,7 +368,7 @@ func (c *levelCounts) dropOthers(ctx context.Context, s logical.Storage, apps []
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for app := range c.byApp {
-		if !containsString(apps, app) {
+		if !slices.Contains(apps, app) {
 			c.byApp[app] = nil
 			c.storeLocked(ctx, s, app)
 		}

@@ -1,10 +1,13 @@
 package larksecrets
 
-import "time"
+import (
+	"crypto/sha256"
+	"time"
+)
 
 // When is a grant next due? This file is the one answer. A reader, the sweep and the due index all
 // ask scheduleOf, so "when does anything about this grant change" is stated once: refreshDue and
-// keepaliveDue (grant.go) and sweepAt, the time of the grant's due-index entry, derive from it, and
+// keepaliveDue (below) and sweepAt, the time of the grant's due-index entry, derive from it, and
 // its level-change time bounds how long the level grant_health.go computes stays the same.
 
 // alreadyDue stands for "due from the start": a time before any the plugin handles.
@@ -126,4 +129,34 @@ func laterOf(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// refreshDue: a reader must refresh before serving.
+func (g *grantEntry) refreshDue(now time.Time, window time.Duration) bool {
+	at := g.refreshAt(window)
+	return !at.IsZero() && !now.Before(at)
+}
+
+// keepaliveDue: the sweep must refresh the grant nobody reads: about half of the refresh token's
+// lifetime has passed, so the grant lives to its 365-day end without anyone reading it
+// .
+func (g *grantEntry) keepaliveDue(now time.Time) bool {
+	at := g.keepaliveAt()
+	return !at.IsZero() && !now.Before(at)
+}
+
+// keepalivePoint is when keep-alive falls due by the refresh token's lifetime alone; known is false
+// when Lark's answer did not say how long the refresh token lives.
+func (g *grantEntry) keepalivePoint() (point time.Time, known bool) {
+	if g.RefreshExpiresAt.IsZero() || g.LastRefreshAt.IsZero() {
+		return time.Time{}, false
+	}
+	lifetime := g.RefreshExpiresAt.Sub(g.LastRefreshAt)
+	return g.LastRefreshAt.Add(time.Duration(float64(lifetime) * keepaliveFraction(g.id()))), true
+}
+
+// keepaliveFraction spreads grants over 45–55 % of the refresh token's life by a hash of their id.
+func keepaliveFraction(id grantID) float64 {
+	sum := sha256.Sum256([]byte(id.String()))
+	return 0.45 + float64((uint16(sum[0])<<8|uint16(sum[1]))%1000)/10000
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,13 +17,9 @@ import (
 	"github.com/lark-vault/vault-plugin-secrets-lark/clock"
 )
 
-const (
-	// storeTimeout bounds storing the outcome of a call Lark has answered. It is detached from the
-	// request: a client that gives up, a Vault request timeout or the end of a sweep's budget must not
-	// stop Vault from keeping a single-use refresh token that Lark has already replaced.
-	storeTimeout  = 30 * time.Second
-	storeAttempts = 5
-)
+// storeAttempts is how many times save and saveMark try a grant write; after that, save keeps the
+// grant in memory.
+const storeAttempts = 5
 
 // grantStore owns user grants: their locks, their storage, and the grants whose last write failed.
 // A grant changes only inside withGrant, under its lock, through the grant's own methods; nothing
@@ -230,7 +227,7 @@ func (tx *grantTx) saveSchedule() error { return tx.put(false, 1) }
 func (tx *grantTx) put(keep bool, attempts int) error {
 	g := tx.g
 	g.Version = grantEntryVersion
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), storeTimeout)
+	ctx, cancel := detachedStore(tx.ctx)
 	defer cancel()
 	// The in-flight mark is indexed too: a crash before the outcome is stored leaves the grant due
 	// at once, so the sweep settles the interrupted refresh.
@@ -319,7 +316,7 @@ func (tx *grantTx) addIndex(ctx context.Context, next indexed) bool {
 	}
 	had := whoKeys(tx.id, tx.stored.openID, tx.stored.unionID)
 	for _, k := range whoKeys(tx.id, next.openID, next.unionID) {
-		if !containsString(had, k) {
+		if !slices.Contains(had, k) {
 			keys = append(keys, k)
 		}
 	}
@@ -342,7 +339,7 @@ func (tx *grantTx) dropIndex(ctx context.Context, from, next indexed) {
 	}
 	keep := whoKeys(tx.id, next.openID, next.unionID)
 	for _, k := range whoKeys(tx.id, from.openID, from.unionID) {
-		if !containsString(keep, k) {
+		if !slices.Contains(keep, k) {
 			keys = append(keys, k)
 		}
 	}
@@ -377,7 +374,7 @@ func (tx *grantTx) replace(g *grantEntry) error {
 
 // remove deletes the grant from storage and memory, and then its index entries.
 func (tx *grantTx) remove() error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), storeTimeout)
+	ctx, cancel := detachedStore(tx.ctx)
 	defer cancel()
 	tx.gs.cache.drop(tx.id)
 	err := tx.s.Delete(ctx, tx.id.storageKey())

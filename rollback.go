@@ -3,6 +3,7 @@ package larksecrets
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -65,14 +66,14 @@ func (rs *rollbackStore) load(ctx context.Context, s logical.Storage, appID stri
 // under the grant's lock; records of one app may race between grants, so it is best effort: the
 // grant itself carries the reason whatever happens here.
 func (rs *rollbackStore) record(ctx context.Context, s logical.Storage, id grantID, now time.Time) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	ctx, cancel := detachedStore(ctx)
 	defer cancel()
 	rec, err := rs.load(ctx, s, id.App)
 	if err == nil && (rec == nil || now.Sub(rec.FirstAt) > rollbackEpisode) {
 		rec = &rollbackRecord{FirstAt: now}
 	}
 	if err == nil {
-		if !containsString(rec.Slots, id.Slot) {
+		if !slices.Contains(rec.Slots, id.Slot) {
 			rec.Count++
 			if len(rec.Slots) < rollbackListMax {
 				rec.Slots = append(rec.Slots, id.Slot)
@@ -130,13 +131,4 @@ func rollbackSummary(rec *rollbackRecord) string {
 		list += fmt.Sprintf(" and %d more", rec.Count-len(rec.Slots))
 	}
 	return fmt.Sprintf("%d grants hold refresh tokens Lark had already rotated (slots %s), first seen %s", rec.Count, list, formatTime(rec.FirstAt))
-}
-
-func containsString(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -421,7 +422,7 @@ func TestSweepReadsOnlyDueGrants(t *testing.T) {
 	for i := 0; i < repairMinStep; i++ {
 		slot := fmt.Sprintf("g%05d", i)
 		require.Contains(t, read, slot)
-		if !containsString(dueSoon, slot) {
+		if !slices.Contains(dueSoon, slot) {
 			delete(read, slot)
 		}
 	}
