@@ -24,7 +24,7 @@ var statusFields = map[string]*framework.FieldSchema{
 		"whether Lark last accepted the app's credentials), secret_accepted_at, secret_rejected_at; lark (reachable, unreachable or unknown: whether this node's latest " +
 		"call reached Lark), lark_reached_at, lark_last_error, lark_last_error_at; tokens (the cached app and tenant tokens with expires_at and fetched_at; never a token); " +
 		"tenant_tokens_held (store apps: per-tenant tokens held in memory); setup_problem (a refusal of the app's setup recorded by a refresh: reason, code, kind, since)."},
-	"grants_total":                {Type: framework.TypeInt, Description: "User grants of all configured apps."},
+	"grants_total":                {Type: framework.TypeInt, Description: "User grants of all configured apps: the sum of the level counts once grant_levels_complete, before that the grants listed in storage."},
 	"grants_ok":                   {Type: framework.TypeInt, Description: "Grants at level ok."},
 	"grants_warning":              {Type: framework.TypeInt, Description: "Grants at level warning (at most warning_days left)."},
 	"grants_critical":             {Type: framework.TypeInt, Description: "Grants at level critical (at most critical_days left); makes the mount unhealthy."},
@@ -204,7 +204,11 @@ func (a *appHealth) info() map[string]interface{} {
 // appsListInfo is the key_info of vault list -detailed <mount>apps/: each app's type, grants and
 // health, narrow enough for a terminal.
 func (b *backend) appsListInfo(ctx context.Context, req *logical.Request, ids []string) (map[string]interface{}, error) {
-	m, err := b.status.appsHealth(ctx, req.Storage, ids, remediesFor(req))
+	counted, err := b.status.levelsCounted(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	m, err := b.status.appsHealth(ctx, req.Storage, ids, counted, remediesFor(req))
 	if err != nil {
 		return nil, err
 	}

@@ -108,19 +108,14 @@ func (st *statusService) mountStatus(ctx context.Context, s logical.Storage, rem
 	for _, l := range gaugeLevels {
 		m.Levels[l] = 0
 	}
-	idx, err := st.sweepState(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	m.LevelsComplete = idx.countsComplete()
-	if err := st.grants.counts.load(ctx, s); err != nil {
+	if m.LevelsComplete, err = st.levelsCounted(ctx, s); err != nil {
 		return nil, err
 	}
 	ids, err := st.apps.list(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	all, err := st.appsHealth(ctx, s, ids, rem)
+	all, err := st.appsHealth(ctx, s, ids, m.LevelsComplete, rem)
 	if err != nil {
 		return nil, err
 	}
@@ -171,12 +166,26 @@ func (st *statusService) mountStatus(ctx context.Context, s logical.Storage, rem
 	return m, nil
 }
 
+// levelsCounted loads the level counts and reports whether they cover every grant (the grant
+// indexes are built with the thresholds in use).
+func (st *statusService) levelsCounted(ctx context.Context, s logical.Storage) (bool, error) {
+	idx, err := st.sweepState(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	if err := st.grants.counts.load(ctx, s); err != nil {
+		return false, err
+	}
+	return idx.countsComplete(), nil
+}
+
 // appsHealth looks at the given apps (those that still exist), in the given order.
-func (st *statusService) appsHealth(ctx context.Context, s logical.Storage, ids []string, rem remedies) ([]*appHealth, error) {
+// With counted (see levelsCounted) no app's grants are listed.
+func (st *statusService) appsHealth(ctx context.Context, s logical.Storage, ids []string, counted bool, rem remedies) ([]*appHealth, error) {
 	byApp := st.grants.counts.all()
 	out := make([]*appHealth, 0, len(ids))
 	for _, id := range ids {
-		a, err := st.appHealth(ctx, s, id, byApp[id], rem)
+		a, err := st.appHealth(ctx, s, id, byApp[id], counted, rem)
 		if err != nil {
 			return nil, err
 		}
@@ -213,22 +222,28 @@ func (st *statusService) sweepReasons(m *mountStatus, cfg *configEntry, rem reme
 	return out
 }
 
-// appHealth looks at one app: nil when it no longer exists.
-func (st *statusService) appHealth(ctx context.Context, s logical.Storage, appID string, levels map[string]int, rem remedies) (*appHealth, error) {
+// appHealth looks at one app: nil when it no longer exists. With counted (the level counts cover
+// every grant) the app's grants are what its counts add up to; before, they are listed, and those
+// not yet counted are unclassified.
+func (st *statusService) appHealth(ctx context.Context, s logical.Storage, appID string, levels map[string]int, counted bool, rem remedies) (*appHealth, error) {
 	app, err := st.apps.get(ctx, s, appID)
 	if err != nil || app == nil {
 		return nil, err
 	}
-	slots, err := st.grants.list(ctx, s, appID)
-	if err != nil {
-		return nil, err
-	}
-	a := &appHealth{AppID: appID, Type: string(app.appType()), Grants: len(slots), Levels: map[string]int{},
+	a := &appHealth{AppID: appID, Type: string(app.appType()), Levels: map[string]int{},
 		Tokens: map[tokenKind]*tokenEntry{}, Secret: "unknown", Lark: "unknown"}
 	classified := 0
 	for _, l := range gaugeLevels {
 		a.Levels[l] = levels[l]
 		classified += levels[l]
+	}
+	a.Grants = classified
+	if !counted {
+		slots, err := st.grants.list(ctx, s, appID)
+		if err != nil {
+			return nil, err
+		}
+		a.Grants = len(slots)
 	}
 	a.Unclassified = max(0, a.Grants-classified)
 

@@ -55,6 +55,9 @@ func (s *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) erro
 
 func (s *countingStorage) List(ctx context.Context, p string) ([]string, error) {
 	s.count("list")
+	if strings.HasPrefix(p, grantStoragePrefix) {
+		s.count("list:grant")
+	}
 	return s.Storage.List(ctx, p)
 }
 
