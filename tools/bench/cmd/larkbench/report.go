@@ -383,7 +383,7 @@ func renderSweep(s sweepResult, cfg reportConfig) string {
 		}
 	}
 	if len(status) > 0 {
-		fmt.Fprintf(&b, "\n`vault read lark/status` (it lists each app's grant keys; the median of three reads): at %s.\n", strings.Join(status, "; at "))
+		fmt.Fprintf(&b, "\n`vault read lark/status` (the median of three reads, after the memory figures above): at %s.\n", strings.Join(status, "; at "))
 	}
 	if n := len(s.Checkpoints); n >= 2 {
 		first, last := s.Checkpoints[0], s.Checkpoints[n-1]

@@ -88,7 +88,7 @@ type sweepCheckpoint struct {
 	// Rebuild: the sweeps after warning_days changed, until the indexes were built again.
 	Rebuild   *passFigures `json:"rebuild,omitempty"`
 	PassWalls []float64    `json:"pass_wall_seconds"`
-	// Status: one `vault read lark/status` (the median of three), which lists every app's grant keys.
+	// Status: one `vault read lark/status` (the median of three).
 	Status *requestFigures `json:"status_read,omitempty"`
 	memStat
 	Pacing pacing `json:"keepalive"`
@@ -369,10 +369,11 @@ func benchSweep(ctx context.Context, cfg sweepConfig) (*sweepResult, error) {
 				b.grants, warning, total.runs, total.wall.Seconds(), total.pluginCPU.Seconds(), total.vaultCPU.Seconds(), total.read, total.repair)
 		}
 		cp.Swept = b.grants
-		if cp.Status, err = b.statusRead(); err != nil {
+		if cp.memStat, err = b.mem(); err != nil {
 			return nil, err
 		}
-		if cp.memStat, err = b.mem(); err != nil {
+		// After the memory figures: a read that allocates and drops would show in the resident set.
+		if cp.Status, err = b.statusRead(); err != nil {
 			return nil, err
 		}
 		// The due grants must fit a pass as slow as the first.
